@@ -1,0 +1,28 @@
+"""isac-market-env: the FRBank ISAC resource market as a simulator and Gymnasium environments.
+
+The core (physics, model, mechanisms, market, metrics, scenarios) is pure numpy/scipy; the
+Gymnasium environments in ``isac_market_env.envs`` are registered on import.
+"""
+
+from isac_market_env.config import EpisodeConfig, MarketConfig, PhysicsConfig, ScenarioConfig
+from isac_market_env.market import MECHANISMS, EpisodeResult, Market, get_mechanism
+from isac_market_env.scenarios import PRESETS
+from isac_market_env.simulate import make_episode_config, make_market, simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MECHANISMS",
+    "PRESETS",
+    "EpisodeConfig",
+    "EpisodeResult",
+    "Market",
+    "MarketConfig",
+    "PhysicsConfig",
+    "ScenarioConfig",
+    "__version__",
+    "get_mechanism",
+    "make_episode_config",
+    "make_market",
+    "simulate",
+]

@@ -1,0 +1,230 @@
+"""Frozen, validated configuration of the market (units in every field name).
+
+Defaults follow the FRBank paper (Sec. V) and DESIGN.md section 2-3; see docs/model.md for the
+calibration of the value weights. Every config validates itself on construction and raises a
+``ValueError`` that names the offending field, so nothing half-built ever reaches the simulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _check_number(name: str, value: Any, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, integer: bool = False) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is a finite number inside the bounds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if integer and not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        relation = ">" if low_open else ">="
+        raise ValueError(f"{name} must be {relation} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+
+
+def _check_range(name: str, pair: Any, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, integer: bool = False) -> None:
+    """Validate a (min, max) pair: both numbers in bounds and min <= max."""
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise ValueError(f"{name} must be a (min, max) tuple, got {pair!r}")
+    for bound in pair:
+        _check_number(name, bound, low, high, low_open, integer)
+    if pair[0] > pair[1]:
+        raise ValueError(f"{name} must have min <= max, got {pair!r}")
+
+
+def replace_from_mapping(base: T, overrides: Mapping[str, Any]) -> T:
+    """Return ``base`` with ``overrides`` applied; unknown keys are a ValueError naming them.
+
+    This is the only place where a dict enters the configuration (the ``gym.make`` / CLI boundary).
+    Lists are turned into tuples so that range fields can come from JSON.
+    """
+    names = {f.name for f in dataclasses.fields(base)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) for {type(base).__name__}: {', '.join(unknown)}; "
+            f"valid keys: {', '.join(sorted(names))}"
+        )
+    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(base, **clean)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    """Channel, communication value (eq. 10-12) and sensing value (eq. 22-24, 59-64)."""
+
+    subchannel_bandwidth_hz: float = 180e3
+    noise_psd_dbm_per_hz: float = -174.0
+    noise_figure_db: float = 9.0
+    path_loss_at_1km_db: float = 128.1
+    path_loss_slope_db_per_decade: float = 37.6
+    min_distance_m: float = 10.0
+    comm_value_per_mbps: float = 0.1
+    sensing_value_weight: float = 0.2
+    sensing_power_exponent: float = 0.5
+    sensing_bandwidth_exponent: float = 0.5
+    sensing_reference_subchannels: int = 40
+    sensing_capability: float = 1.0
+    sensing_accuracy_cap_per_m: float = 100.0
+    speed_of_light_m_per_s: float = 299_792_458.0
+    rayleigh_fading: bool = False
+
+    def __post_init__(self) -> None:
+        _check_number("subchannel_bandwidth_hz", self.subchannel_bandwidth_hz, 0, low_open=True)
+        _check_number("noise_psd_dbm_per_hz", self.noise_psd_dbm_per_hz)
+        _check_number("noise_figure_db", self.noise_figure_db, 0)
+        _check_number("path_loss_at_1km_db", self.path_loss_at_1km_db)
+        _check_number("path_loss_slope_db_per_decade", self.path_loss_slope_db_per_decade, 0)
+        _check_number("min_distance_m", self.min_distance_m, 0, low_open=True)
+        _check_number("comm_value_per_mbps", self.comm_value_per_mbps, 0, low_open=True)
+        _check_number("sensing_value_weight", self.sensing_value_weight, 0, low_open=True)
+        _check_number("sensing_power_exponent", self.sensing_power_exponent, 0, 1)
+        _check_number("sensing_bandwidth_exponent", self.sensing_bandwidth_exponent, 0, 1)
+        _check_number("sensing_reference_subchannels", self.sensing_reference_subchannels, 1,
+                      integer=True)
+        _check_number("sensing_capability", self.sensing_capability, 0, low_open=True)
+        _check_number("sensing_accuracy_cap_per_m", self.sensing_accuracy_cap_per_m, 0,
+                      low_open=True)
+        _check_number("speed_of_light_m_per_s", self.speed_of_light_m_per_s, 0, low_open=True)
+        if not isinstance(self.rayleigh_fading, bool):
+            raise ValueError(f"rayleigh_fading must be a bool, got {self.rayleigh_fading!r}")
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """Size and parameter ranges of a synthetic market (paper Sec. V, DESIGN.md section 2).
+
+    Each MU draws its parameters uniformly from the ranges; every BS likewise. The resource grid of
+    one request is ``n_bandwidth_levels`` whole-sub-channel bandwidths in
+    ``request_subchannels_range`` times ``n_power_levels`` powers in ``request_power_range_w``.
+    """
+
+    n_bss: int = 5
+    n_mus: int = 50
+    n_targets: int = 8
+    area_side_m: float = 1000.0
+    bs_bandwidth_range_mhz: tuple[float, float] = (80.0, 120.0)
+    bs_power_range_dbw: tuple[float, float] = (10.0, 20.0)
+    bs_tx_antennas_range: tuple[int, int] = (8, 16)
+    mu_rx_antennas_range: tuple[int, int] = (4, 8)
+    participation_range: tuple[float, float] = (0.64, 0.96)
+    rate_requirement_range_mbps: tuple[float, float] = (0.01, 10.0)
+    sensing_requirement_range_per_m: tuple[float, float] = (1.0, 100.0)
+    request_subchannels_range: tuple[int, int] = (10, 80)
+    request_power_range_w: tuple[float, float] = (1.0, 8.0)
+    n_bandwidth_levels: int = 3
+    n_power_levels: int = 3
+
+    def __post_init__(self) -> None:
+        _check_number("n_bss", self.n_bss, 1, integer=True)
+        _check_number("n_mus", self.n_mus, 1, integer=True)
+        _check_number("n_targets", self.n_targets, 1, integer=True)
+        _check_number("area_side_m", self.area_side_m, 0, low_open=True)
+        _check_range("bs_bandwidth_range_mhz", self.bs_bandwidth_range_mhz, 0, low_open=True)
+        _check_range("bs_power_range_dbw", self.bs_power_range_dbw)
+        _check_range("bs_tx_antennas_range", self.bs_tx_antennas_range, 1, integer=True)
+        _check_range("mu_rx_antennas_range", self.mu_rx_antennas_range, 1, integer=True)
+        _check_range("participation_range", self.participation_range, 0, 1)
+        _check_range("rate_requirement_range_mbps", self.rate_requirement_range_mbps, 0)
+        _check_range("sensing_requirement_range_per_m", self.sensing_requirement_range_per_m, 0)
+        _check_range("request_subchannels_range", self.request_subchannels_range, 1, integer=True)
+        _check_range("request_power_range_w", self.request_power_range_w, 0, low_open=True)
+        _check_number("n_bandwidth_levels", self.n_bandwidth_levels, 1, integer=True)
+        _check_number("n_power_levels", self.n_power_levels, 1, integer=True)
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """Contract terms, risk limits, matching parameters and overhead model (DESIGN.md 3-5).
+
+    A rejected bid rises by ``max(bid_increment, bid_increment_fraction * value)`` (the paper's
+    Delta p, per solution). ``overbooking_bandwidth`` / ``overbooking_power`` are O_B, O_P of eq. 37c/37d (one rate for
+    every BS unless ``overbooking_per_bs`` is given as ``(O_B, O_P)`` pairs). ``risk_*`` are
+    rho_1..rho_4 of eq. 37e/37f/38h/38i in their tractable forms eq. 69-74.
+    """
+
+    overbooking_bandwidth: float = 0.2
+    overbooking_power: float = 0.2
+    overbooking_per_bs: tuple[tuple[float, float], ...] | None = None
+    risk_bs_bandwidth: float = 0.95
+    risk_bs_power: float = 0.95
+    risk_client_comm: float = 0.5
+    risk_client_sensing: float = 0.5
+    utility_threshold_comm: float = 0.0
+    utility_threshold_sensing: float = 0.0
+    penalty_client_ratio: float = 0.3
+    penalty_bs_ratio: float = 1.0
+    bid_increment: float = 0.25
+    bid_increment_fraction: float = 0.1
+    reserve_price_per_mhz: float = 0.1
+    reserve_price_per_w: float = 0.1
+    max_rounds: int = 500
+    volunteer_exact_max_contracts: int = 16
+    volunteer_mc_samples: int = 512
+    interaction_delay_range_ms: tuple[float, float] = (1.0, 15.0)
+    mu_tx_power_range_w: tuple[float, float] = (0.2, 0.4)
+    bs_tx_power_range_w: tuple[float, float] = (6.0, 20.0)
+
+    def __post_init__(self) -> None:
+        _check_number("overbooking_bandwidth", self.overbooking_bandwidth, 0)
+        _check_number("overbooking_power", self.overbooking_power, 0)
+        if self.overbooking_per_bs is not None:
+            if not isinstance(self.overbooking_per_bs, tuple):
+                raise ValueError("overbooking_per_bs must be a tuple of (O_B, O_P) pairs")
+            for pair in self.overbooking_per_bs:
+                _check_range("overbooking_per_bs", tuple(pair) if isinstance(pair, list) else pair,
+                              0, None)
+        for name in ("risk_bs_bandwidth", "risk_bs_power", "risk_client_comm",
+                     "risk_client_sensing"):
+            _check_number(name, getattr(self, name), 0, 1, low_open=True)
+        _check_number("utility_threshold_comm", self.utility_threshold_comm)
+        _check_number("utility_threshold_sensing", self.utility_threshold_sensing)
+        _check_number("penalty_client_ratio", self.penalty_client_ratio, 0)
+        _check_number("penalty_bs_ratio", self.penalty_bs_ratio, 0)
+        _check_number("bid_increment", self.bid_increment, 0, low_open=True)
+        _check_number("bid_increment_fraction", self.bid_increment_fraction, 0, 1)
+        _check_number("reserve_price_per_mhz", self.reserve_price_per_mhz, 0)
+        _check_number("reserve_price_per_w", self.reserve_price_per_w, 0)
+        _check_number("max_rounds", self.max_rounds, 1, integer=True)
+        _check_number("volunteer_exact_max_contracts", self.volunteer_exact_max_contracts, 0, 20,
+                      integer=True)
+        _check_number("volunteer_mc_samples", self.volunteer_mc_samples, 1, integer=True)
+        _check_range("interaction_delay_range_ms", self.interaction_delay_range_ms, 0)
+        _check_range("mu_tx_power_range_w", self.mu_tx_power_range_w, 0)
+        _check_range("bs_tx_power_range_w", self.bs_tx_power_range_w, 0)
+
+    def overbooking_rates(self, n_bss: int) -> tuple[list[float], list[float]]:
+        """Per-BS (O_B, O_P) lists; validates that a per-BS setting has one pair per BS."""
+        if self.overbooking_per_bs is None:
+            return [self.overbooking_bandwidth] * n_bss, [self.overbooking_power] * n_bss
+        if len(self.overbooking_per_bs) != n_bss:
+            raise ValueError(
+                f"overbooking_per_bs has {len(self.overbooking_per_bs)} pairs but the market has "
+                f"{n_bss} BSs"
+            )
+        return ([float(p[0]) for p in self.overbooking_per_bs],
+                [float(p[1]) for p in self.overbooking_per_bs])
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """What one ``simulate`` call runs: scenario + market parameters + transaction count."""
+
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    market: MarketConfig = field(default_factory=MarketConfig)
+    n_transactions: int = 20
+
+    def __post_init__(self) -> None:
+        _check_number("n_transactions", self.n_transactions, 1, integer=True)

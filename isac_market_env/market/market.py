@@ -1,0 +1,380 @@
+"""The market simulator: an episode is an offline signing phase plus T practical transactions.
+
+``Market`` is driven step by step (``sign()``, then ``transact()`` T times; the RL envs do this)
+or in one call (``run()``). All randomness flows from one seed split into named streams
+(``SeedSequence.spawn``): the scenario, participation, interaction delays, the Monte Carlo volunteer
+estimate and fading. The participation draws depend only on the seed, so every mechanism sees the
+same present MUs in every transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from isac_market_env.config import EpisodeConfig
+from isac_market_env.market.records import (
+    ContractBook,
+    EpisodeResult,
+    SigningRecord,
+    TransactionRecord,
+)
+from isac_market_env.market.variants import MechanismSpec, get_mechanism
+from isac_market_env.mechanisms.greedy import greedy_allocation
+from isac_market_env.mechanisms.matching import MatchingProblem, MatchingResult, run_matching
+from isac_market_env.mechanisms.optimal import optimal_allocation
+from isac_market_env.mechanisms.volunteers import expected_volunteer_rate, select_volunteers
+from isac_market_env.metrics.overhead import Overhead, draw_overhead
+from isac_market_env.model.clients import COMM, SENSING, ClientBook, build_client_book
+from isac_market_env.scenarios.scenario import Scenario
+
+STREAMS = ("scenario", "participation", "delays", "volunteer_estimate", "fading")
+
+
+@dataclass(frozen=True)
+class EpisodeStreams:
+    """Named child generators of one episode seed."""
+
+    scenario: np.random.Generator
+    participation: np.random.Generator
+    delays: np.random.Generator
+    volunteer_estimate: np.random.Generator
+    fading: np.random.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int | np.random.SeedSequence | None) -> EpisodeStreams:
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        return cls(*(np.random.default_rng(child) for child in root.spawn(len(STREAMS))))
+
+
+def draw_participation(participation: NDArray[np.float64], n_transactions: int,
+                       rng: np.random.Generator) -> NDArray[np.bool_]:
+    """alpha_i ~ Bernoulli(a_i) for every transaction: (n_transactions, n_mus)."""
+    return np.asarray(rng.random((n_transactions, len(participation))) < participation[None, :])
+
+
+class Market:
+    """One episode of one mechanism on one scenario."""
+
+    def __init__(self, scenario: Scenario, config: EpisodeConfig,
+                 mechanism: str | MechanismSpec = "frbank", seed: int | None = None,
+                 streams: EpisodeStreams | None = None,
+                 participation: NDArray[np.bool_] | None = None) -> None:
+        self.scenario = scenario
+        self.config = config
+        self.spec = get_mechanism(mechanism)
+        self.seed = seed
+        self.streams = streams or EpisodeStreams.from_seed(seed)
+        m = config.market
+        self.book = build_client_book(scenario, config.scenario, config.physics, m,
+                                      self.spec.coalitions)
+        # the welfare bound also needs the other client structure (individual sensing requests)
+        self.alt_book: ClientBook | None = None
+        if self.spec.online == "optimal":
+            self.alt_book = build_client_book(scenario, config.scenario, config.physics, m,
+                                              not self.spec.coalitions)
+        if participation is None:
+            participation = draw_participation(scenario.mu_participation, config.n_transactions,
+                                               self.streams.participation)
+        self.participation = np.asarray(participation, dtype=bool)
+        if self.participation.shape != (config.n_transactions, scenario.n_mus):
+            raise ValueError("participation must have shape (n_transactions, n_mus)")
+        self.contracts = ContractBook.empty()
+        self.signing: SigningRecord | None = None
+        self.transactions: list[TransactionRecord] = []
+        self._groups: list[NDArray[np.int64]] | None = None
+        self._volunteer_uniforms = self.streams.volunteer_estimate.random(
+            (m.volunteer_mc_samples, self.book.n_clients))
+
+    # ------------------------------------------------------------------ offline signing phase
+    @property
+    def n_transactions_done(self) -> int:
+        return len(self.transactions)
+
+    @property
+    def done(self) -> bool:
+        return len(self.transactions) >= self.config.n_transactions
+
+    def offline_problem(self) -> MatchingProblem:
+        """The offRFW2M instance of this market (eq. 37, 38) for the mechanism's options."""
+        m, sc, book, spec = self.config.market, self.scenario, self.book, self.spec
+        o_b, o_p = m.overbooking_rates(sc.n_bss)
+        if not spec.overbooking:
+            o_b, o_p = [0.0] * sc.n_bss, [0.0] * sc.n_bss
+        inf = np.full(sc.n_bss, np.inf)
+        kind = book.client_kind
+        return MatchingProblem(
+            n_clients=book.n_clients, n_bss=sc.n_bss, sol_client=book.sol_client,
+            sol_bs=book.sol_bs, sol_bandwidth_hz=book.sol_bandwidth_hz,
+            sol_power_w=book.sol_power_w, sol_value=book.sol_value,
+            sol_start_bid=book.sol_reserve_price, client_presence=book.client_presence_prob,
+            client_risk_limit=(np.where(kind == COMM, m.risk_client_comm, m.risk_client_sensing)
+                               if spec.risk else np.full(book.n_clients, np.inf)),
+            client_utility_threshold=np.where(kind == COMM, m.utility_threshold_comm,
+                                              m.utility_threshold_sensing).astype(np.float64),
+            bs_cap_bandwidth_hz=sc.bs_bandwidth_hz * (1.0 + np.asarray(o_b)),
+            bs_cap_power_w=sc.bs_power_w * (1.0 + np.asarray(o_p)),
+            bs_risk_cap_bandwidth_hz=m.risk_bs_bandwidth * sc.bs_bandwidth_hz if spec.risk else inf,
+            bs_risk_cap_power_w=m.risk_bs_power * sc.bs_power_w if spec.risk else inf,
+            bid_increment=m.bid_increment, bid_increment_fraction=m.bid_increment_fraction,
+            penalty_client_ratio=m.penalty_client_ratio,
+            penalty_bs_ratio=m.penalty_bs_ratio, max_rounds=m.max_rounds,
+        )
+
+    def volunteer_estimate(self, bs: int, clients: NDArray[np.int64],
+                           solutions: NDArray[np.int64], pays: NDArray[np.float64]) -> float:
+        """BS ``bs``'s published E[v] for the tentative contracts (App. B, DESIGN.md 3)."""
+        book, m = self.book, self.config.market
+        return expected_volunteer_rate(
+            book.client_presence_prob[clients], book.sol_bandwidth_hz[solutions],
+            book.sol_power_w[solutions], m.penalty_bs_ratio * pays,
+            float(self.scenario.bs_bandwidth_hz[bs]), float(self.scenario.bs_power_w[bs]),
+            m.volunteer_exact_max_contracts, self._volunteer_uniforms[:, clients])
+
+    def sign(self, problem: MatchingProblem | None = None) -> SigningRecord:
+        """Run the offline signing phase (offRFW2M) and store the contracts."""
+        if self.signing is not None:
+            raise RuntimeError("the signing phase of this episode has already run")
+        if not self.spec.offline:
+            self.signing = SigningRecord(ContractBook.empty(), 0, True, Overhead(), 0.0,
+                                         np.zeros(self.scenario.n_bss),
+                                         np.zeros(self.scenario.n_bss),
+                                         np.zeros(self.scenario.n_bss))
+            return self.signing
+        problem = problem or self.offline_problem()
+        estimator = self.volunteer_estimate if self.spec.overbooking else None
+        return self.record_signing(run_matching(problem, estimator))
+
+    def record_signing(self, result: MatchingResult) -> SigningRecord:
+        """Turn a finished offRFW2M result into the contract book and signing record."""
+        book, m = self.book, self.config.market
+        clients = np.flatnonzero(result.client_solution >= 0)
+        sols = result.client_solution[clients]
+        pay = result.client_payment[clients]
+        self.contracts = ContractBook(
+            client=clients.astype(np.int64), solution=sols, bs=book.sol_bs[sols],
+            bandwidth_hz=book.sol_bandwidth_hz[sols], power_w=book.sol_power_w[sols], pay=pay,
+            penalty_client=m.penalty_client_ratio * pay, penalty_bs=m.penalty_bs_ratio * pay)
+        n_bss = self.scenario.n_bss
+        self.signing = SigningRecord(
+            self.contracts, result.rounds, result.converged,
+            draw_overhead(result.n_exchanges, m, self.streams.delays), result.runtime_ms,
+            result.bs_volunteer_rate,
+            np.bincount(self.contracts.bs, self.contracts.bandwidth_hz, minlength=n_bss),
+            np.bincount(self.contracts.bs, self.contracts.power_w, minlength=n_bss))
+        return self.signing
+
+    # ------------------------------------------------------------------ practical transactions
+    def online_problem(self, clients_mask: NDArray[np.bool_], values: NDArray[np.float64],
+                       sols: NDArray[np.int64], residual_b: NDArray[np.float64],
+                       residual_p: NDArray[np.float64]) -> MatchingProblem:
+        """The onEBW2M instance (eq. 83, 84): realised values, residual supply, no risk."""
+        book, m = self.book, self.config.market
+        ok = values > book.sol_reserve_price[sols]
+        sols, values = sols[ok], values[ok]
+        n = book.n_clients
+        inf = np.full(self.scenario.n_bss, np.inf)
+        return MatchingProblem(
+            n_clients=n, n_bss=self.scenario.n_bss, sol_client=book.sol_client[sols],
+            sol_bs=book.sol_bs[sols], sol_bandwidth_hz=book.sol_bandwidth_hz[sols],
+            sol_power_w=book.sol_power_w[sols], sol_value=values,
+            sol_start_bid=book.sol_reserve_price[sols], client_presence=np.ones(n),
+            client_risk_limit=np.full(n, np.inf), client_utility_threshold=np.zeros(n),
+            bs_cap_bandwidth_hz=residual_b, bs_cap_power_w=residual_p,
+            bs_risk_cap_bandwidth_hz=inf, bs_risk_cap_power_w=inf,
+            bid_increment=m.bid_increment, bid_increment_fraction=m.bid_increment_fraction,
+            penalty_client_ratio=0.0, penalty_bs_ratio=0.0,
+            max_rounds=m.max_rounds)
+
+    def transact(self) -> TransactionRecord:
+        """Run the next practical transaction (DESIGN.md section 4)."""
+        if self.signing is None:
+            self.sign()
+        if self.done:
+            raise RuntimeError("all transactions of this episode have run; start a new episode")
+        t = len(self.transactions)
+        sc, book, m, c = self.scenario, self.book, self.config.market, self.contracts
+        mu_present = self.participation[t]
+        fading = (self.streams.fading.exponential(1.0, sc.n_mus)
+                  if self.config.physics.rayleigh_fading else None)
+        n_clients = book.n_clients
+        client_present = book.client_present(mu_present)
+        value = np.zeros(n_clients)
+        paid = np.zeros(n_clients)
+        received = np.zeros(n_clients)
+        bs_income = np.zeros(sc.n_bss)
+        started = time.perf_counter()
+        # 1. contract execution: absent clients pay PelU; overloaded BSs pick volunteers
+        present_c = client_present[c.client]
+        absent = np.flatnonzero(~present_c)
+        np.add.at(paid, c.client[absent], c.penalty_client[absent])
+        np.add.at(bs_income, c.bs[absent], c.penalty_client[absent])
+        volunteer = np.zeros(len(c), dtype=bool)
+        rdsl_b = np.zeros(sc.n_bss)
+        rdsl_p = np.zeros(sc.n_bss)
+        for j in range(sc.n_bss):
+            idx = np.flatnonzero(present_c & (c.bs == j))
+            if idx.size == 0:
+                continue
+            rdsl_b[j] = c.bandwidth_hz[idx].sum() / sc.bs_bandwidth_hz[j]
+            rdsl_p[j] = c.power_w[idx].sum() / sc.bs_power_w[j]
+            picked = select_volunteers(np.ones(idx.size, dtype=bool), c.bandwidth_hz[idx],
+                                       c.power_w[idx], c.penalty_bs[idx],
+                                       float(sc.bs_bandwidth_hz[j]), float(sc.bs_power_w[j]))
+            volunteer[idx[picked]] = True
+        vol = np.flatnonzero(volunteer)
+        np.add.at(received, c.client[vol], c.penalty_bs[vol])
+        np.add.at(bs_income, c.bs[vol], -c.penalty_bs[vol])
+        served = np.flatnonzero(present_c & ~volunteer)
+        served_value = book.realised_values(c.solution[served], mu_present, fading)
+        residual_b = sc.bs_bandwidth_hz - np.bincount(c.bs[served], c.bandwidth_hz[served],
+                                                      minlength=sc.n_bss)
+        residual_p = sc.bs_power_w - np.bincount(c.bs[served], c.power_w[served],
+                                                 minlength=sc.n_bss)
+        # 2. online trading for present clients with unmet demand
+        has_contract = np.zeros(n_clients, dtype=bool)
+        has_contract[c.client] = True
+        unmet = client_present & ~has_contract
+        unmet[c.client[vol]] = True
+        online_sols = np.zeros(0, dtype=np.int64)
+        online_pay = np.zeros(0)
+        online_values = np.zeros(0)
+        online_bs = online_b = online_p = None
+        n_exchanges, online_rounds, online_converged = 0, 0, True
+        if self.spec.online != "none" and unmet.any():
+            cand = np.flatnonzero(unmet[book.sol_client])
+            cand_values = book.realised_values(cand, mu_present, fading)
+            if self.spec.online == "matching":
+                problem = self.online_problem(unmet, cand_values, cand, residual_b, residual_p)
+                res = run_matching(problem)
+                matched = np.flatnonzero(res.client_solution >= 0)
+                local = res.client_solution[matched]
+                online_pay = res.client_payment[matched]
+                online_values = problem.sol_value[local]
+                # map back to book solutions
+                keep = cand_values > book.sol_reserve_price[cand]
+                online_sols = cand[keep][local]
+                n_exchanges = res.n_exchanges
+                online_rounds, online_converged = res.rounds, res.converged
+            elif self.spec.online == "greedy":
+                g = greedy_allocation(n_clients, book.sol_client[cand], book.sol_bs[cand],
+                                      book.sol_bandwidth_hz[cand], book.sol_power_w[cand],
+                                      cand_values, residual_b, residual_p)
+                matched = np.flatnonzero(g.client_solution >= 0)
+                online_sols = cand[g.client_solution[matched]]
+                online_pay = g.client_payment[matched]
+                online_values = cand_values[g.client_solution[matched]]
+                n_exchanges, online_rounds = g.n_proposals, 1
+            else:  # optimal
+                online_sols, online_values, alt = self._optimal(cand, cand_values, mu_present,
+                                                                fading, residual_b, residual_p)
+                online_pay = np.zeros(len(online_sols))
+                online_bs, online_b, online_p, alt_clients = alt
+        runtime_ms = (time.perf_counter() - started) * 1e3
+        if online_bs is None:
+            online_bs = book.sol_bs[online_sols]
+            online_b = book.sol_bandwidth_hz[online_sols]
+            online_p = book.sol_power_w[online_sols]
+            online_clients = book.sol_client[online_sols]
+        else:
+            online_clients = alt_clients
+        # 3. settle: served contracts and online contracts pay and receive their value
+        alloc_client = np.concatenate([c.client[served], online_clients]).astype(np.int64)
+        alloc_pay = np.concatenate([c.pay[served], online_pay])
+        alloc_value = np.concatenate([served_value, online_values])
+        alloc_bs = np.concatenate([c.bs[served], online_bs]).astype(np.int64)
+        in_book = alloc_client < n_clients
+        np.add.at(value, alloc_client[in_book], alloc_value[in_book])
+        np.add.at(paid, alloc_client[in_book], alloc_pay[in_book])
+        np.add.at(bs_income, alloc_bs, alloc_pay)
+        kind = book.client_kind
+        net = value - paid + received
+        transfer = paid - received
+        extra_value = float(alloc_value[~in_book].sum())  # optimal: individual sensing requests
+        record = TransactionRecord(
+            index=t, mu_present=mu_present, alloc_client=alloc_client,
+            alloc_solution=np.concatenate([c.solution[served], online_sols]).astype(np.int64),
+            alloc_bs=alloc_bs,
+            alloc_bandwidth_hz=np.concatenate([c.bandwidth_hz[served], online_b]),
+            alloc_power_w=np.concatenate([c.power_w[served], online_p]),
+            alloc_pay=alloc_pay, alloc_value=alloc_value,
+            alloc_online=np.r_[np.zeros(len(served), bool), np.ones(len(online_clients), bool)],
+            contract_absent=absent.astype(np.int64), contract_volunteered=vol.astype(np.int64),
+            client_value=value, client_paid=paid, client_received=received, bs_income=bs_income,
+            rdsl_bandwidth=rdsl_b, rdsl_power=rdsl_p, contracts_due=len(c),
+            overhead=draw_overhead(n_exchanges, m, self.streams.delays), runtime_ms=runtime_ms,
+            online_rounds=online_rounds, online_converged=online_converged,
+            mu_utility_comm=float(net[kind == COMM].sum()),
+            mu_utility_sensing=float(net[kind == SENSING].sum()) + extra_value,
+            bs_utility_comm=float(transfer[kind == COMM].sum()),
+            bs_utility_sensing=float(transfer[kind == SENSING].sum()),
+        )
+        self.transactions.append(record)
+        return record
+
+    def _optimal(self, cand: NDArray[np.int64], cand_values: NDArray[np.float64],
+                 mu_present: NDArray[np.bool_], fading: NDArray[np.float64] | None,
+                 residual_b: NDArray[np.float64], residual_p: NDArray[np.float64]
+                 ) -> tuple[NDArray[np.int64], NDArray[np.float64], tuple]:  # type: ignore[type-arg]
+        """Welfare bound over both client structures (coalition or individual sensing).
+
+        Solutions of the alternative structure's sensing clients are appended with client ids
+        offset by ``n_clients``; a coalition and each of its members' own sensing requests are
+        mutually exclusive.
+        """
+        book, alt = self.book, self.alt_book
+        assert alt is not None
+        n = book.n_clients
+        alt_present = alt.client_present(mu_present)
+        alt_cand = np.flatnonzero(alt_present[alt.sol_client]
+                                  & (alt.client_kind[alt.sol_client] == SENSING))
+        alt_values = alt.realised_values(alt_cand, mu_present, fading)
+        sol_client = np.r_[book.sol_client[cand], alt.sol_client[alt_cand] + n]
+        sol_bs = np.r_[book.sol_bs[cand], alt.sol_bs[alt_cand]]
+        sol_b = np.r_[book.sol_bandwidth_hz[cand], alt.sol_bandwidth_hz[alt_cand]]
+        sol_p = np.r_[book.sol_power_w[cand], alt.sol_power_w[alt_cand]]
+        values = np.r_[cand_values, alt_values]
+        res = optimal_allocation(sol_client, sol_bs, sol_b, sol_p, values, residual_b,
+                                 residual_p, self._exclusive_sensing_groups())
+        chosen = res.selected
+        in_book = chosen < len(cand)
+        sols = np.where(in_book, np.r_[cand, alt_cand][chosen], -1)
+        return (sols.astype(np.int64), values[chosen],
+                (sol_bs[chosen], sol_b[chosen], sol_p[chosen], sol_client[chosen]))
+
+    def _exclusive_sensing_groups(self) -> list[NDArray[np.int64]]:
+        """Pairs (sensing client, overlapping sensing client of the other structure + n)."""
+        if self._groups is None:
+            book, alt = self.book, self.alt_book
+            assert alt is not None
+            owner = np.full(book.n_mus, -1)
+            for other in np.flatnonzero(alt.client_kind == SENSING):
+                owner[alt.members(int(other))] = other
+            self._groups = []
+            for k in np.flatnonzero(book.client_kind == SENSING):
+                for other in np.unique(owner[book.members(int(k))]):
+                    self._groups.append(np.array([k, other + book.n_clients]))
+        return self._groups
+
+    # ------------------------------------------------------------------ whole episode
+    def run(self) -> EpisodeResult:
+        """Sign (if not yet done) and run every remaining transaction."""
+        if self.signing is None:
+            self.sign()
+        while not self.done:
+            self.transact()
+        return self.result()
+
+    def result(self) -> EpisodeResult:
+        book = self.book
+        return EpisodeResult(
+            mechanism=self.spec.name, seed=self.seed, scenario=self.scenario, config=self.config,
+            client_kind=book.client_kind,
+            client_members=[book.members(k).tolist() for k in range(book.n_clients)],
+            solutions={"client": book.sol_client, "bs": book.sol_bs,
+                       "bandwidth_hz": book.sol_bandwidth_hz, "power_w": book.sol_power_w,
+                       "expected_value": book.sol_value, "reserve_price": book.sol_reserve_price},
+            signing=self.signing, transactions=list(self.transactions))

@@ -1,0 +1,212 @@
+"""Typed records of an episode: contracts, the signing phase, transactions, the whole episode."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from isac_market_env.metrics.overhead import Overhead
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Overhead):
+        return dataclasses.asdict(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class ContractBook:
+    """Long-term contracts (B, P, Pay, PelU, PelS) signed by offRFW2M, one row per contract."""
+
+    client: IntArray
+    solution: IntArray
+    bs: IntArray
+    bandwidth_hz: FloatArray
+    power_w: FloatArray
+    pay: FloatArray
+    penalty_client: FloatArray
+    penalty_bs: FloatArray
+
+    @classmethod
+    def empty(cls) -> ContractBook:
+        z = np.zeros(0)
+        zi = np.zeros(0, dtype=np.int64)
+        return cls(zi, zi, zi, z, z, z, z, z)
+
+    def __len__(self) -> int:
+        return len(self.client)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, eq=False)
+class SigningRecord:
+    """Outcome of the offline signing phase."""
+
+    contracts: ContractBook
+    rounds: int
+    converged: bool
+    overhead: Overhead
+    runtime_ms: float
+    bs_volunteer_rate: FloatArray
+    booked_bandwidth_hz: FloatArray
+    booked_power_w: FloatArray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "contracts": self.contracts.to_dict(), "rounds": self.rounds,
+            "converged": self.converged, "overhead": _jsonable(self.overhead),
+            "runtime_ms": self.runtime_ms,
+            "bs_volunteer_rate": _jsonable(self.bs_volunteer_rate),
+            "booked_bandwidth_hz": _jsonable(self.booked_bandwidth_hz),
+            "booked_power_w": _jsonable(self.booked_power_w),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class TransactionRecord:
+    """One practical transaction: who was present, what was delivered, who paid whom.
+
+    Allocation rows (``alloc_*``) list every served request with its BS, resources, payment and
+    realised value; ``alloc_online`` marks temporary (online) contracts. Per-client transfers:
+    ``client_paid`` (payments + PelU) and ``client_received`` (PelS); per BS: ``bs_income``.
+    """
+
+    index: int
+    mu_present: NDArray[np.bool_]
+    alloc_client: IntArray
+    alloc_solution: IntArray
+    alloc_bs: IntArray
+    alloc_bandwidth_hz: FloatArray
+    alloc_power_w: FloatArray
+    alloc_pay: FloatArray
+    alloc_value: FloatArray
+    alloc_online: NDArray[np.bool_]
+    contract_absent: IntArray
+    contract_volunteered: IntArray
+    client_value: FloatArray
+    client_paid: FloatArray
+    client_received: FloatArray
+    bs_income: FloatArray
+    rdsl_bandwidth: FloatArray
+    rdsl_power: FloatArray
+    contracts_due: int
+    overhead: Overhead
+    runtime_ms: float
+    online_rounds: int
+    online_converged: bool
+    mu_utility_comm: float
+    mu_utility_sensing: float
+    bs_utility_comm: float
+    bs_utility_sensing: float
+
+    @property
+    def social_welfare(self) -> float:
+        """Sum of all client and BS utilities (eq. 25, 26, 31, 32, 49-52)."""
+        return (self.mu_utility_comm + self.mu_utility_sensing + self.bs_utility_comm
+                + self.bs_utility_sensing)
+
+    @property
+    def delivered_value(self) -> float:
+        return float(self.alloc_value.sum())
+
+    @property
+    def contracts_failed(self) -> int:
+        return len(self.contract_absent) + len(self.contract_volunteered)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["social_welfare"] = self.social_welfare
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class EpisodeResult:
+    """Everything one episode produced; ``summary()`` gives the paper's metrics."""
+
+    mechanism: str
+    seed: int | None
+    scenario: Any  # Scenario (kept untyped here to avoid an import cycle)
+    config: Any  # EpisodeConfig
+    client_kind: IntArray
+    client_members: list[list[int]]
+    solutions: dict[str, Any]
+    signing: SigningRecord | None
+    transactions: list[TransactionRecord] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        """Episode totals and means of SW, utilities, RT, NI, DIBC, ECIBC, RDSL, DRLC."""
+        txs = self.transactions
+        n_tx = max(len(txs), 1)
+        online = Overhead()
+        for tx in txs:
+            online = online + tx.overhead
+        offline = self.signing.overhead if self.signing else Overhead()
+        rt_offline = self.signing.runtime_ms if self.signing else 0.0
+        rt_online = float(sum(tx.runtime_ms for tx in txs))
+        due = sum(tx.contracts_due for tx in txs)
+        failed = sum(tx.contracts_failed for tx in txs)
+        sw = float(sum(tx.social_welfare for tx in txs))
+        mu_c = float(sum(tx.mu_utility_comm for tx in txs))
+        mu_s = float(sum(tx.mu_utility_sensing for tx in txs))
+        bs_c = float(sum(tx.bs_utility_comm for tx in txs))
+        bs_s = float(sum(tx.bs_utility_sensing for tx in txs))
+        rdsl_b = [tx.rdsl_bandwidth for tx in txs]
+        rdsl_p = [tx.rdsl_power for tx in txs]
+        total = offline + online
+        return {
+            "social_welfare": sw,
+            "social_welfare_per_transaction": sw / n_tx,
+            "delivered_value": float(sum(tx.delivered_value for tx in txs)),
+            "mu_utility": mu_c + mu_s,
+            "mu_utility_comm": mu_c,
+            "mu_utility_sensing": mu_s,
+            "bs_utility": bs_c + bs_s,
+            "bs_utility_comm": bs_c,
+            "bs_utility_sensing": bs_s,
+            "rt_ms": rt_offline + rt_online,
+            "rt_offline_ms": rt_offline,
+            "rt_online_ms": rt_online,
+            "ni": float(total.ni),
+            "ni_offline": float(offline.ni),
+            "ni_online": float(online.ni),
+            "dibc_ms": total.dibc_ms,
+            "dibc_online_ms": online.dibc_ms,
+            "ecibc_j": total.ecibc_j,
+            "ecibc_online_j": online.ecibc_j,
+            "drlc": failed / due if due else 0.0,
+            "rdsl_bandwidth": float(np.mean(rdsl_b)) if rdsl_b else 0.0,
+            "rdsl_power": float(np.mean(rdsl_p)) if rdsl_p else 0.0,
+            "n_contracts": float(len(self.signing.contracts)) if self.signing else 0.0,
+            "signing_rounds": float(self.signing.rounds) if self.signing else 0.0,
+            "signing_converged": float(self.signing.converged) if self.signing else 1.0,
+            "n_transactions": float(len(txs)),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe record: scenario, config, every contract and every transaction."""
+        return {
+            "mechanism": self.mechanism,
+            "seed": self.seed,
+            "config": dataclasses.asdict(self.config),
+            "scenario": self.scenario.to_dict(),
+            "clients": {"kind": _jsonable(self.client_kind), "members": self.client_members},
+            "solutions": {k: _jsonable(v) for k, v in self.solutions.items()},
+            "signing": self.signing.to_dict() if self.signing else None,
+            "transactions": [tx.to_dict() for tx in self.transactions],
+            "summary": self.summary(),
+        }
