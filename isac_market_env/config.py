@@ -169,7 +169,8 @@ class MarketConfig:
     bid_increment_fraction: float = 0.1
     reserve_price_per_mhz: float = 0.1
     reserve_price_per_w: float = 0.1
-    max_rounds: int = 500
+    max_rounds: int = 2000
+    max_revivals: int = 10
     volunteer_exact_max_contracts: int = 16
     volunteer_mc_samples: int = 512
     interaction_delay_range_ms: tuple[float, float] = (1.0, 15.0)
@@ -197,6 +198,7 @@ class MarketConfig:
         _check_number("reserve_price_per_mhz", self.reserve_price_per_mhz, 0)
         _check_number("reserve_price_per_w", self.reserve_price_per_w, 0)
         _check_number("max_rounds", self.max_rounds, 1, integer=True)
+        _check_number("max_revivals", self.max_revivals, 0, integer=True)
         _check_number("volunteer_exact_max_contracts", self.volunteer_exact_max_contracts, 0, 20,
                       integer=True)
         _check_number("volunteer_mc_samples", self.volunteer_mc_samples, 1, integer=True)

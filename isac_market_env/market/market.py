@@ -122,6 +122,7 @@ class Market:
             bid_increment=m.bid_increment, bid_increment_fraction=m.bid_increment_fraction,
             penalty_client_ratio=m.penalty_client_ratio,
             penalty_bs_ratio=m.penalty_bs_ratio, max_rounds=m.max_rounds,
+            max_revivals=m.max_revivals,
         )
 
     def volunteer_estimate(self, bs: int, clients: NDArray[np.int64],
@@ -187,7 +188,7 @@ class Market:
             bs_risk_cap_bandwidth_hz=inf, bs_risk_cap_power_w=inf,
             bid_increment=m.bid_increment, bid_increment_fraction=m.bid_increment_fraction,
             penalty_client_ratio=0.0, penalty_bs_ratio=0.0,
-            max_rounds=m.max_rounds)
+            max_rounds=m.max_rounds, max_revivals=m.max_revivals)
 
     def transact(self) -> TransactionRecord:
         """Run the next practical transaction (DESIGN.md section 4)."""
@@ -244,6 +245,7 @@ class Market:
         online_values = np.zeros(0)
         online_bs = online_b = online_p = None
         n_exchanges, online_rounds, online_converged = 0, 0, True
+        welfare_bound = float("nan")
         if self.spec.online != "none" and unmet.any():
             cand = np.flatnonzero(unmet[book.sol_client])
             cand_values = book.realised_values(cand, mu_present, fading)
@@ -269,10 +271,11 @@ class Market:
                 online_values = cand_values[g.client_solution[matched]]
                 n_exchanges, online_rounds = g.n_proposals, 1
             else:  # optimal
-                online_sols, online_values, alt = self._optimal(cand, cand_values, mu_present,
-                                                                fading, residual_b, residual_p)
+                online_sols, online_values, alt, bound = self._optimal(
+                    cand, cand_values, mu_present, fading, residual_b, residual_p)
                 online_pay = np.zeros(len(online_sols))
                 online_bs, online_b, online_p, alt_clients = alt
+                welfare_bound = bound + float(served_value.sum())
         runtime_ms = (time.perf_counter() - started) * 1e3
         if online_bs is None:
             online_bs = book.sol_bs[online_sols]
@@ -311,6 +314,7 @@ class Market:
             mu_utility_sensing=float(net[kind == SENSING].sum()) + extra_value,
             bs_utility_comm=float(transfer[kind == COMM].sum()),
             bs_utility_sensing=float(transfer[kind == SENSING].sum()),
+            welfare_upper_bound=welfare_bound,
         )
         self.transactions.append(record)
         return record
@@ -318,7 +322,7 @@ class Market:
     def _optimal(self, cand: NDArray[np.int64], cand_values: NDArray[np.float64],
                  mu_present: NDArray[np.bool_], fading: NDArray[np.float64] | None,
                  residual_b: NDArray[np.float64], residual_p: NDArray[np.float64]
-                 ) -> tuple[NDArray[np.int64], NDArray[np.float64], tuple]:  # type: ignore[type-arg]
+                 ) -> tuple[NDArray[np.int64], NDArray[np.float64], tuple, float]:  # type: ignore[type-arg]
         """Welfare bound over both client structures (coalition or individual sensing).
 
         Solutions of the alternative structure's sensing clients are appended with client ids
@@ -343,7 +347,8 @@ class Market:
         in_book = chosen < len(cand)
         sols = np.where(in_book, np.r_[cand, alt_cand][chosen], -1)
         return (sols.astype(np.int64), values[chosen],
-                (sol_bs[chosen], sol_b[chosen], sol_p[chosen], sol_client[chosen]))
+                (sol_bs[chosen], sol_b[chosen], sol_p[chosen], sol_client[chosen]),
+                res.upper_bound)
 
     def _exclusive_sensing_groups(self) -> list[NDArray[np.int64]]:
         """Pairs (sensing client, overlapping sensing client of the other structure + n)."""

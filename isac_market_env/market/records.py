@@ -113,6 +113,7 @@ class TransactionRecord:
     mu_utility_sensing: float
     bs_utility_comm: float
     bs_utility_sensing: float
+    welfare_upper_bound: float = float("nan")
 
     @property
     def social_welfare(self) -> float:
@@ -131,6 +132,7 @@ class TransactionRecord:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
         out["social_welfare"] = self.social_welfare
+        out["overhead"] = dataclasses.asdict(self.overhead)
         return out
 
 
@@ -168,7 +170,7 @@ class EpisodeResult:
         rdsl_b = [tx.rdsl_bandwidth for tx in txs]
         rdsl_p = [tx.rdsl_power for tx in txs]
         total = offline + online
-        return {
+        out = {
             "social_welfare": sw,
             "social_welfare_per_transaction": sw / n_tx,
             "delivered_value": float(sum(tx.delivered_value for tx in txs)),
@@ -196,6 +198,10 @@ class EpisodeResult:
             "signing_converged": float(self.signing.converged) if self.signing else 1.0,
             "n_transactions": float(len(txs)),
         }
+        bounds = [tx.welfare_upper_bound for tx in txs]
+        if bounds and np.all(np.isfinite(bounds)):
+            out["welfare_upper_bound"] = float(np.sum(bounds))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record: scenario, config, every contract and every transaction."""

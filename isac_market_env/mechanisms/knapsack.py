@@ -18,6 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from isac_market_env.mechanisms._highs import quiet_stdout
+
 VALUE_TOLERANCE = 1e-9
 CAPACITY_TOLERANCE = 1e-9
 
@@ -196,9 +198,10 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
 def _milp(values: NDArray[np.float64], weights: NDArray[np.float64],
           capacities: NDArray[np.float64]) -> NDArray[np.intp]:
     """Exact MILP (HiGHS, zero gap) for instances too large for the branch and bound."""
-    res = milp(-values, constraints=LinearConstraint(weights, -np.inf, capacities),
-               integrality=np.ones(len(values)), bounds=Bounds(0, 1),
-               options={"mip_rel_gap": 0.0})
+    with quiet_stdout():
+        res = milp(-values, constraints=LinearConstraint(weights, -np.inf, capacities),
+                   integrality=np.ones(len(values)), bounds=Bounds(0, 1),
+                   options={"mip_rel_gap": 0.0})
     if res.x is None:  # pragma: no cover - the empty set is always feasible
         raise RuntimeError(f"knapsack MILP failed: {res.message}")
     return np.flatnonzero(res.x > 0.5)

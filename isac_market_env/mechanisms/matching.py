@@ -4,17 +4,23 @@ One engine serves both (DESIGN.md section 4). Each round:
 
 1. every client that is not held ranks its live solutions by (expected) utility at its current bid
    for that solution (eq. 27/28 offline, eq. 49/50 online) and drops those violating its IR or risk
-   bound (eq. 73/74); it proposes the best one (ties: lowest solution index);
+   bound (eq. 73/74); it proposes the best one (ties: lowest solution index). Held clients do not
+   propose (deferred acceptance);
 2. every BS that received proposals keeps the subset of held + new proposals maximising its
    (expected) utility (eq. 33+34 or 51+52) under its capacity and risk constraints (exact knapsack,
    eq. 37c-37f / 83c-83d); the rest are rejected (held clients can be displaced);
 3. a rejected client raises its bid on that solution by Delta p (``bid_increment``, or
    ``bid_increment_fraction`` of the solution's value if larger), capped at its value; a
    solution whose bid cannot rise (cap reached, or the raise breaks the client's risk bound) is
-   exhausted and leaves the list;
+   capped: it leaves the list until its BS's tentative set changes, after which the client may
+   propose it again at the capped bid, at most ``max_revivals`` times (Alg. 1 keeps such solutions
+   and stops only when a round changes nothing; without this, knapsack choices that are not
+   substitutes leave blocking pairs; the budget guarantees termination when the published E[v]
+   makes preferences depend on the matching);
 4. BSs whose tentative set changed publish a new volunteer estimate E[v] (offline only).
 
-The matching stops when a round has no proposal, or after ``max_rounds`` (reported in the result).
+The matching stops when a round has no proposal (no bid and no tentative set can change), or after
+``max_rounds`` (reported in the result).
 Every proposal is one exchange (it is answered); a displaced held client's notice is one more.
 """
 
@@ -70,6 +76,7 @@ class MatchingProblem:
     penalty_client_ratio: float
     penalty_bs_ratio: float
     max_rounds: int
+    max_revivals: int = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,7 +122,11 @@ def run_matching(problem: MatchingProblem,
                <= p.bs_risk_cap_bandwidth_hz[p.sol_bs] * (1 + 1e-12))
             & (p.client_presence[p.sol_client] * p.sol_power_w
                <= p.bs_risk_cap_power_w[p.sol_bs] * (1 + 1e-12)))
-    alive = (bids <= p.sol_value) & fits
+    alive = (bids <= p.sol_value) & fits  # bid can still rise, or never proposed
+    capped = np.zeros(n_sol, dtype=bool)  # bid cannot rise; re-proposable after a BS change
+    capped_version = np.full(n_sol, -1, dtype=np.int64)
+    revivals = np.zeros(n_sol, dtype=np.int64)
+    bs_version = np.zeros(p.n_bss, dtype=np.int64)
     held = np.full(p.n_clients, -1, dtype=np.int64)  # client -> held solution
     volunteer_rate = np.zeros(p.n_bss)
     sol_presence = p.client_presence[p.sol_client]
@@ -143,10 +154,11 @@ def run_matching(problem: MatchingProblem,
 
     for rounds in range(1, p.max_rounds + 1):  # noqa: B007 - rounds is reported
         # 1. proposals of clients that are not held
-        free_sol = np.flatnonzero(alive & (held[p.sol_client] < 0))
+        revived = (capped & (capped_version != bs_version[p.sol_bs])
+                   & (revivals < p.max_revivals))
+        free_sol = np.flatnonzero((alive | revived) & (held[p.sol_client] < 0))
         if free_sol.size:
-            ok = acceptable(free_sol, bids[free_sol])
-            free_sol = free_sol[ok]
+            free_sol = free_sol[acceptable(free_sol, bids[free_sol])]
         if free_sol.size == 0:
             converged = True
             break
@@ -160,6 +172,7 @@ def run_matching(problem: MatchingProblem,
         first = np.flatnonzero(is_best)
         _, pick = np.unique(clients[first], return_index=True)
         proposals = free_sol[first[pick]]
+        revivals[proposals[capped[proposals]]] += 1
         n_proposals += len(proposals)
         # 2. BS-side selection
         rejected: list[IntArray] = []
@@ -179,6 +192,8 @@ def run_matching(problem: MatchingProblem,
             result = solve_knapsack(values, weights, caps[:, j], incumbent=incumbent)
             knapsack_calls += result.solver not in ("all-fit", "trivial")
             keep = result.selected
+            if np.any(keep[: len(held_here)] == 0) or np.any(keep[len(held_here):]):
+                bs_version[j] += 1
             held[p.sol_client[items[keep]]] = items[keep]
             dropped = items[~keep]
             n_displacements += int(np.count_nonzero(~keep[: len(held_here)]))
@@ -195,7 +210,10 @@ def run_matching(problem: MatchingProblem,
             raised = np.minimum(bids[rej] + step[rej], p.sol_value[rej])
             can_raise = (raised > bids[rej] + 1e-12) & acceptable(rej, raised)
             bids[rej[can_raise]] = raised[can_raise]
-            alive[rej[~can_raise]] = False
+            stuck = rej[~can_raise]
+            alive[stuck] = False
+            capped[stuck] = True
+            capped_version[stuck] = bs_version[p.sol_bs[stuck]]
     matched = held >= 0
     payment = np.zeros(p.n_clients)
     payment[matched] = bids[held[matched]]

@@ -1,0 +1,26 @@
+"""Shared fixtures: small markets that run in milliseconds, and the EUA data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import isac_market_env as ime
+
+SMALL = {"n_bss": 2, "n_targets": 2, "bs_bandwidth_range_mhz": (10.0, 20.0),
+         "bs_power_range_dbw": (8.0, 12.0)}
+EUA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eua"
+
+
+def small_market(mechanism: str = "frbank", seed: int = 0, n_mus: int = 6,
+                 n_transactions: int = 4, **market: object) -> ime.Market:
+    return ime.make_market(mechanism, n_mus=n_mus, n_transactions=n_transactions, seed=seed,
+                           scenario_overrides=SMALL, market_overrides=market)
+
+
+@pytest.fixture(scope="session")
+def eua_dir() -> Path:
+    if not (EUA_DIR / "site-optus-melbCBD.csv").is_file():
+        pytest.skip("EUA data set not found beside the checkout (../shared/data/eua)")
+    return EUA_DIR

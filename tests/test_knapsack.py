@@ -1,0 +1,63 @@
+"""The BS client selection equals the exact MILP optimum (scipy.optimize.milp / HiGHS)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from isac_market_env.mechanisms.knapsack import solve_knapsack
+
+
+def exact_optimum(values: np.ndarray, weights: np.ndarray, caps: np.ndarray) -> float:
+    res = milp(-values, constraints=LinearConstraint(weights, -np.inf, caps),
+               integrality=np.ones(len(values)), bounds=Bounds(0, 1),
+               options={"mip_rel_gap": 0.0})
+    return float(-res.fun)
+
+
+def test_matches_milp_on_random_instances() -> None:
+    rng = np.random.default_rng(2024)
+    for _ in range(250):
+        n = int(rng.integers(1, 30))
+        m = int(rng.integers(1, 5))
+        weights = rng.uniform(0.0, 10.0, (m, n)) * (rng.random((m, n)) < 0.9)
+        caps = rng.uniform(0.2, 0.7, m) * weights.sum(axis=1) + 1e-3
+        values = rng.uniform(-1.0, 10.0, n)
+        result = solve_knapsack(values, weights, caps)
+        assert np.all(weights[:, result.selected].sum(axis=1) <= caps + 1e-6)
+        assert np.isclose(result.value, values[result.selected].sum())
+        assert result.value >= exact_optimum(np.maximum(values, 0), weights, caps) - 1e-6
+
+
+def test_market_like_instances_with_risk_rows() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        n = int(rng.integers(5, 35))
+        a = rng.uniform(0.64, 0.96, n)
+        w = np.vstack([rng.choice([10.0, 45.0, 80.0], n), rng.choice([1.0, 4.5, 8.0], n)])
+        weights = np.vstack([w, a * w])
+        values = 0.02 * w[0] + 0.1 * w[1] + rng.uniform(0, 2, n)
+        caps = np.array([600.0, 60.0, 475.0, 47.5])
+        result = solve_knapsack(values, weights, caps)
+        assert np.isclose(result.value, exact_optimum(values, weights, caps), atol=1e-6)
+
+
+def test_ties_are_broken_deterministically() -> None:
+    values = np.ones(6)
+    weights = np.ones((1, 6))
+    first = solve_knapsack(values, weights, np.array([3.0]))
+    again = solve_knapsack(values, weights, np.array([3.0]))
+    assert first.selected.sum() == 3
+    assert np.array_equal(first.selected, again.selected)
+
+
+def test_incumbent_does_not_change_the_optimum() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        n = 20
+        weights = rng.uniform(1, 10, (2, n))
+        caps = weights.sum(axis=1) * 0.4
+        values = rng.uniform(1, 5, n)
+        base = solve_knapsack(values, weights, caps)
+        hinted = solve_knapsack(values, weights, caps, incumbent=np.zeros(n, dtype=bool))
+        assert np.isclose(base.value, hinted.value)

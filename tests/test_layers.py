@@ -1,0 +1,35 @@
+"""Layering (DESIGN.md 1): nothing below envs/ imports gymnasium; no global numpy RNG."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "isac_market_env"
+CORE = ["physics", "model", "mechanisms", "market", "scenarios", "metrics"]
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_core_does_not_import_gymnasium() -> None:
+    files = [f for layer in CORE for f in (PACKAGE / layer).rglob("*.py")]
+    files += [PACKAGE / "config.py", PACKAGE / "simulate.py"]
+    assert files
+    for path in files:
+        assert not imports_of(path) & {"gymnasium", "gym", "stable_baselines3", "torch"}, path
+
+
+def test_no_global_numpy_random() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        for banned in ("np.random.seed", "np.random.rand(", "np.random.uniform(",
+                       "np.random.randint(", "np.random.choice(", "np.random.normal("):
+            assert banned not in text, f"{path}: {banned}"
