@@ -149,8 +149,9 @@ class MarketConfig:
     """Contract terms, risk limits, matching parameters and overhead model (DESIGN.md 3-5).
 
     A rejected bid rises by ``max(bid_increment, bid_increment_fraction * value)`` (the paper's
-    Delta p, per solution). ``overbooking_bandwidth`` / ``overbooking_power`` are O_B, O_P of eq. 37c/37d (one rate for
-    every BS unless ``overbooking_per_bs`` is given as ``(O_B, O_P)`` pairs). ``risk_*`` are
+    Delta p, per solution). ``overbooking_bandwidth`` / ``overbooking_power`` are O_B, O_P of
+    eq. 37c/37d (one rate for every BS unless ``overbooking_per_bs`` is given as ``(O_B, O_P)``
+    pairs). ``risk_*`` are
     rho_1..rho_4 of eq. 37e/37f/38h/38i in their tractable forms eq. 69-74.
     """
 

@@ -54,5 +54,5 @@ def test_overbooking_per_bs_must_match_bs_count() -> None:
 
 
 def test_missing_eua_directory_names_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(FileNotFoundError, match="site-optus-melbCBD.csv"):
+    with pytest.raises(FileNotFoundError, match=r"site-optus-melbCBD\.csv"):
         ime.simulate("frbank", scenario="eua-melbourne", eua_directory=tmp_path)

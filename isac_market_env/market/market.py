@@ -164,8 +164,10 @@ class Market:
             self.contracts, result.rounds, result.converged,
             draw_overhead(result.n_exchanges, m, self.streams.delays), result.runtime_ms,
             result.bs_volunteer_rate,
-            np.bincount(self.contracts.bs, self.contracts.bandwidth_hz, minlength=n_bss),
-            np.bincount(self.contracts.bs, self.contracts.power_w, minlength=n_bss))
+            np.bincount(self.contracts.bs, self.contracts.bandwidth_hz,
+                        minlength=n_bss).astype(np.float64),
+            np.bincount(self.contracts.bs, self.contracts.power_w,
+                        minlength=n_bss).astype(np.float64))
         return self.signing
 
     # ------------------------------------------------------------------ practical transactions
@@ -322,7 +324,7 @@ class Market:
     def _optimal(self, cand: NDArray[np.int64], cand_values: NDArray[np.float64],
                  mu_present: NDArray[np.bool_], fading: NDArray[np.float64] | None,
                  residual_b: NDArray[np.float64], residual_p: NDArray[np.float64]
-                 ) -> tuple[NDArray[np.int64], NDArray[np.float64], tuple, float]:  # type: ignore[type-arg]
+                 ) -> tuple[NDArray[np.int64], NDArray[np.float64], tuple, float]:
         """Welfare bound over both client structures (coalition or individual sensing).
 
         Solutions of the alternative structure's sensing clients are appended with client ids

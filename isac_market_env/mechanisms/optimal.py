@@ -1,10 +1,11 @@
 """Welfare upper bound: the value-maximising allocation of one transaction (exact MILP, HiGHS).
 
 Not a market: no prices, no interactions. HiGHS stops at a relative gap of ``OPTIMAL_MIP_GAP`` or
-after ``time_limit_s``; ``upper_bound`` is its proven dual bound, so every market's delivered value
-in that transaction is at most ``upper_bound`` whatever the gap. Each client gets at most one solution; clients listed
-together in an exclusivity group share that limit (a coalition and its members' individual sensing
-requests); every BS's bandwidth and power stay within its real supply.
+after ``time_limit_s``; ``upper_bound`` is its proven dual bound, so every market's delivered
+value in that transaction is at most ``upper_bound`` whatever the gap. Each client gets at most
+one solution; clients listed together in an exclusivity group share that limit (a coalition and
+its members' individual sensing requests); every BS's bandwidth and power stay within its real
+supply.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def optimal_allocation(sol_client: NDArray[np.int64], sol_bs: NDArray[np.int64],
         raise RuntimeError(f"optimal allocation MILP failed: {res.message}")
     chosen = np.flatnonzero(res.x > 0.5)
     value = float(sol_value[chosen].sum())
-    bound = getattr(res, "mip_dual_bound", None)
-    upper = value if bound is None or not np.isfinite(bound) else max(value, -float(bound))
-    return OptimalResult(chosen, value, upper, (time.perf_counter() - started) * 1e3)
+    dual = getattr(res, "mip_dual_bound", None)
+    bound_value: float = value
+    if dual is not None and np.isfinite(dual):
+        bound_value = max(value, -float(dual))
+    return OptimalResult(chosen, value, bound_value, (time.perf_counter() - started) * 1e3)

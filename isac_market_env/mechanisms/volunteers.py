@@ -26,7 +26,7 @@ def select_volunteers_batch(present: BoolArray, bandwidth_hz: FloatArray, power_
                             compensation: FloatArray, supply_bandwidth_hz: float,
                             supply_power_w: float) -> BoolArray:
     """The greedy rule applied to many participation cases at once: ``present`` is (cases, n)."""
-    n_cases, n = present.shape
+    n = present.shape[1]
     volunteers = np.zeros_like(present, dtype=bool)
     if n == 0:
         return volunteers

@@ -81,7 +81,8 @@ def find_blocking_pairs(problem: MatchingProblem, result: MatchingResult,
         mine = np.flatnonzero((held >= 0) & (p.sol_bs[np.maximum(held, 0)] == j))
         sols_j = held[mine]
         if len(sols_j) > max_held_per_bs:
-            raise ValueError(f"BS {j} holds {len(sols_j)} clients; brute force is for small markets")
+            raise ValueError(f"BS {j} holds {len(sols_j)} clients; brute force is for small "
+                             "markets")
         prices_j = pay[mine]
         current = bs_value(sols_j, prices_j, j)
         used = weights(sols_j).sum(axis=1) if len(sols_j) else np.zeros(4)

@@ -44,8 +44,8 @@ class ClientBook:
     Client arrays: ``client_kind`` (COMM/SENSING), ``client_members`` (MU indices; a CSR layout in
     ``member_index`` / ``member_start``), ``client_presence_prob`` (E[alpha_i] or E[beta_k] of
     eq. 65). Solution arrays (``sol_*``): client, BS, sub-channels, bandwidth (Hz), power (W), the
-    client's expected value (eq. 12 or ``|c_k| E[V_s^max]``), the sensing gain ``P**w2 * N**w3`` used
-    for realised sensing values, and the reserve price p_min.
+    client's expected value (eq. 12 or ``|c_k| E[V_s^max]``), the sensing gain
+    ``P**w2 * N**w3`` used for realised sensing values, and the reserve price p_min.
     """
 
     n_mus: int

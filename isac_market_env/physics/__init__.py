@@ -1,4 +1,4 @@
-"""Physical layer: large-scale channel, communication value (eq. 10-12), sensing value (eq. 22-24)."""
+"""Physical layer: channel, communication value (eq. 10-12), sensing value (eq. 22-24)."""
 
 from isac_market_env.physics.channel import (
     comm_rate_mbps,

@@ -40,7 +40,7 @@ def gain_to_noise_per_subchannel(mu_xy_m: FloatArray, bs_xy_m: FloatArray,
                                  mu_rx_antennas: NDArray[np.int64],
                                  bs_tx_antennas: NDArray[np.int64],
                                  physics: PhysicsConfig) -> FloatArray:
-    """``xi_ij`` of eq. 7/8 for |h|^2 = 1: array gain N_T N_R over path loss and sub-channel noise."""
+    """``xi_ij`` of eq. 7/8 for |h|^2 = 1: array gain N_T N_R / (path loss x sub-channel noise)."""
     array_gain = mu_rx_antennas[:, None].astype(np.float64) * bs_tx_antennas[None, :]
     loss = path_loss_linear(pairwise_distance_m(mu_xy_m, bs_xy_m), physics)
     return np.asarray(array_gain / loss / noise_power_per_subchannel_w(physics), dtype=np.float64)
