@@ -1,0 +1,232 @@
+"""Command line: ``isac-market compare`` (mechanisms side by side) and ``isac-market experiment``.
+
+Runtime errors (unknown scenario or mechanism, missing EUA directory, bad config) print one line
+and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from isac_market_env.market.variants import MECHANISMS, get_mechanism
+from isac_market_env.scenarios.presets import PRESETS
+from isac_market_env.simulate import simulate
+
+TABLE_METRICS = ("social_welfare", "mu_utility", "bs_utility", "rt_ms", "ni", "dibc_ms",
+                 "ecibc_j", "drlc")
+DEFAULT_MECHANISMS = tuple(MECHANISMS)
+
+
+class Progress:
+    """A dependency-free progress bar on stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self, total: int, label: str, enabled: bool | None = None) -> None:
+        self.total, self.label, self.done = total, label, 0
+        self.started = time.perf_counter()
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def advance(self, note: str = "") -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        elapsed = time.perf_counter() - self.started
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{self.done}/{self.total} {elapsed:5.1f}s {note:<28}")
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def run_one(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: one episode, returns its summary (picklable for the process pool)."""
+    result = simulate(task["mechanism"], scenario=task["scenario"], n_mus=task["n_mus"],
+                      n_transactions=task["n_transactions"], seed=task["seed"],
+                      eua_directory=task.get("eua_directory"),
+                      market_overrides=task.get("market_overrides") or {})
+    return {"mechanism": task["mechanism"], "seed": task["seed"], **result.summary()}
+
+
+def run_tasks(tasks: list[dict[str, Any]], workers: int, label: str,
+              worker: Callable[[dict[str, Any]], dict[str, Any]] = run_one
+              ) -> list[dict[str, Any]]:
+    """Run tasks in a process pool (or inline for one worker) with a progress bar."""
+    progress = Progress(len(tasks), label)
+    results: list[dict[str, Any]] = []
+    if workers <= 1:
+        for task in tasks:
+            results.append(worker(task))
+            progress.advance(f"{task['mechanism']} seed {task['seed']}")
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(worker, task): task for task in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            results.append(future.result())
+            progress.advance(f"{task['mechanism']} seed {task['seed']}")
+    return results
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its Student-t 95% confidence interval (nan for one sample)."""
+    arr = np.asarray(values, dtype=np.float64)
+    mean = float(arr.mean())
+    if len(arr) < 2:
+        return mean, float("nan")
+    half = float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
+    return mean, half
+
+
+def aggregate(summaries: list[dict[str, Any]], mechanisms: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per mechanism: means over seeds, CI half-widths, per-seed values, SW / bound."""
+    bound = {s["seed"]: s.get("welfare_upper_bound", s["social_welfare"])
+             for s in summaries if s["mechanism"] == "optimal"}
+    rows = []
+    for mech in mechanisms:
+        per_seed = sorted((s for s in summaries if s["mechanism"] == mech),
+                          key=lambda s: s["seed"])
+        row: dict[str, Any] = {"mechanism": mech, "n_seeds": len(per_seed)}
+        for key in (*TABLE_METRICS, "ni_online", "rt_online_ms", "rdsl_bandwidth", "rdsl_power"):
+            mean, half = mean_ci95([s[key] for s in per_seed])
+            row[key] = mean
+            row[f"{key}_ci95"] = half
+        ratios = [s["social_welfare"] / bound[s["seed"]] for s in per_seed
+                  if bound.get(s["seed"], 0) > 0]
+        row["welfare_ratio_to_optimal"] = float(np.mean(ratios)) if ratios else None
+        row["per_seed"] = per_seed
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The comparison table as aligned text."""
+    header = ["mechanism", "SW (mean ± 95% CI)", "MU utility", "BS utility", "RT ms", "NI",
+              "DIBC ms", "ECIBC J", "DRLC", "SW/optimal"]
+    lines = []
+    for r in rows:
+        ci = r["social_welfare_ci95"]
+        sw = f"{r['social_welfare']:.1f}" + ("" if math.isnan(ci) else f" ± {ci:.1f}")
+        ratio = r["welfare_ratio_to_optimal"]
+        lines.append([r["mechanism"], sw, f"{r['mu_utility']:.1f}", f"{r['bs_utility']:.1f}",
+                      f"{r['rt_ms']:.1f}", f"{r['ni']:.0f}", f"{r['dibc_ms']:.0f}",
+                      f"{r['ecibc_j']:.2f}", f"{r['drlc']:.3f}",
+                      "n/a" if ratio is None else f"{ratio:.3f}"])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*line) for line in lines]
+    return "\n".join(out)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def parse_mechanisms(text: str | None) -> list[str]:
+    if not text:
+        return list(DEFAULT_MECHANISMS)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        get_mechanism(name)
+    return names
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    mechanisms = parse_mechanisms(args.mechanisms)
+    if args.scenario not in PRESETS:
+        raise ValueError(f"unknown scenario {args.scenario!r}; choose one of {', '.join(PRESETS)}")
+    if args.seeds < 1:
+        raise ValueError("--seeds must be >= 1")
+    tasks = [{"mechanism": mech, "seed": args.seed + k, "scenario": args.scenario,
+              "n_mus": args.n_mus, "n_transactions": args.transactions,
+              "eua_directory": args.eua_dir}
+             for k in range(args.seeds) for mech in mechanisms]
+    # fail fast on configuration errors before starting the pool
+    from isac_market_env.simulate import make_market
+    make_market(mechanisms[0], args.scenario, args.n_mus, args.transactions, args.seed,
+                eua_directory=args.eua_dir)
+    started = time.perf_counter()
+    summaries = run_tasks(tasks, args.workers, "compare")
+    rows = aggregate(summaries, mechanisms)
+    print(f"{args.scenario}: {args.n_mus or PRESETS[args.scenario].config.n_mus} MUs, "
+          f"{args.transactions} transactions, {args.seeds} seed(s) from {args.seed} "
+          f"(same participation draws for every mechanism); "
+          f"wall {time.perf_counter() - started:.1f} s")
+    print(format_table(rows))
+    print("SW, utilities, NI, DIBC, ECIBC: episode totals (signing + all transactions); "
+          "RT: mechanism wall-clock ms; SW/optimal: SW over the certified welfare upper bound.")
+    if args.json:
+        write_atomic(Path(args.json), json.dumps(rows, indent=2, default=float))
+    if args.csv:
+        keys = ["mechanism", *TABLE_METRICS, "welfare_ratio_to_optimal"]
+        path = Path(args.csv)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isac-market", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    compare = sub.add_parser("compare", help="run mechanisms on the same seeded markets")
+    compare.add_argument("--scenario", default="paper-synthetic", help=", ".join(PRESETS))
+    compare.add_argument("--n-mus", type=int, default=None,
+                         help="number of MUs (default: 30 synthetic, 140 EUA)")
+    compare.add_argument("--transactions", type=int, default=5)
+    compare.add_argument("--seeds", type=int, default=2)
+    compare.add_argument("--seed", type=int, default=0, help="first seed")
+    compare.add_argument("--mechanisms", default=None,
+                         help="comma-separated (default: all): " + ",".join(MECHANISMS))
+    compare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    compare.add_argument("--eua-dir", default=None, help="directory of the EUA CSV files")
+    compare.add_argument("--json", default=None, help="write rows as JSON here")
+    compare.add_argument("--csv", default=None, help="write rows as CSV here")
+    compare.set_defaults(func=cmd_compare)
+    try:
+        from isac_market_env.experiments import add_experiment_parser
+    except ImportError:  # pragma: no cover - optional plotting extras missing
+        pass
+    else:
+        add_experiment_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "n_mus", None) is None and getattr(args, "scenario", "") != "eua-melbourne":
+        if args.command == "compare":
+            args.n_mus = 30
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"isac-market: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("isac-market: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
