@@ -105,118 +105,179 @@ def empty_result(problem: MatchingProblem) -> MatchingResult:
                           np.zeros(problem.n_bss), 0, True, 0, 0, 0, 0.0)
 
 
-def run_matching(problem: MatchingProblem,
-                 volunteer_estimator: VolunteerEstimator | None = None) -> MatchingResult:
-    """Run the ascending-price deferred acceptance to convergence (or ``max_rounds``)."""
-    started = time.perf_counter()
-    p = problem
-    n_sol = len(p.sol_client)
-    if n_sol == 0:
-        return empty_result(p)
-    bids = p.sol_start_bid.astype(np.float64).copy()
-    step = np.maximum(p.bid_increment, p.bid_increment_fraction * p.sol_value)
-    # a bundle larger than the BS's published supply can never be accepted
-    fits = ((p.sol_bandwidth_hz <= p.bs_cap_bandwidth_hz[p.sol_bs] * (1 + 1e-12))
-            & (p.sol_power_w <= p.bs_cap_power_w[p.sol_bs] * (1 + 1e-12))
-            & (p.client_presence[p.sol_client] * p.sol_bandwidth_hz
-               <= p.bs_risk_cap_bandwidth_hz[p.sol_bs] * (1 + 1e-12))
-            & (p.client_presence[p.sol_client] * p.sol_power_w
-               <= p.bs_risk_cap_power_w[p.sol_bs] * (1 + 1e-12)))
-    alive = (bids <= p.sol_value) & fits  # bid can still rise, or never proposed
-    capped = np.zeros(n_sol, dtype=bool)  # bid cannot rise; re-proposable after a BS change
-    capped_version = np.full(n_sol, -1, dtype=np.int64)
-    revivals = np.zeros(n_sol, dtype=np.int64)
-    bs_version = np.zeros(p.n_bss, dtype=np.int64)
-    held = np.full(p.n_clients, -1, dtype=np.int64)  # client -> held solution
-    volunteer_rate = np.zeros(p.n_bss)
-    sol_presence = p.client_presence[p.sol_client]
-    sol_risk_limit = p.client_risk_limit[p.sol_client]
-    sol_threshold = p.client_utility_threshold[p.sol_client]
-    risk_on = bool(np.any(np.isfinite(sol_risk_limit)))
-    caps = np.vstack([p.bs_cap_bandwidth_hz, p.bs_cap_power_w, p.bs_risk_cap_bandwidth_hz,
-                      p.bs_risk_cap_power_w])
-    n_proposals = n_displacements = knapsack_calls = 0
-    converged = False
-    rounds = 0
+class AscendingMatching:
+    """The matching as a state machine: one ``play_round`` per round (used by the RL envs).
 
-    def acceptable(sols: IntArray, pay: FloatArray) -> NDArray[np.bool_]:
+    ``rule_proposals()`` gives the proposals the rule makes this round (one per free client);
+    ``play_round(proposals, pays)`` lets the BSs answer them. A caller may replace one client's
+    proposal and price (``pays`` defaults to the rule's current bids); a proposal at a price other
+    than the rule's bid does not move the rule's bid when rejected.
+    """
+
+    def __init__(self, problem: MatchingProblem,
+                 volunteer_estimator: VolunteerEstimator | None = None) -> None:
+        p = self.problem = problem
+        self.estimator = volunteer_estimator
+        self.started = time.perf_counter()
+        self.elapsed_s = 0.0
+        self.bids = p.sol_start_bid.astype(np.float64).copy()
+        self.step = np.maximum(p.bid_increment, p.bid_increment_fraction * p.sol_value)
+        # a bundle larger than the BS's published supply can never be accepted
+        presence = p.client_presence[p.sol_client]
+        self.fits = ((p.sol_bandwidth_hz <= p.bs_cap_bandwidth_hz[p.sol_bs] * (1 + 1e-12))
+                     & (p.sol_power_w <= p.bs_cap_power_w[p.sol_bs] * (1 + 1e-12))
+                     & (presence * p.sol_bandwidth_hz
+                        <= p.bs_risk_cap_bandwidth_hz[p.sol_bs] * (1 + 1e-12))
+                     & (presence * p.sol_power_w <= p.bs_risk_cap_power_w[p.sol_bs] * (1 + 1e-12)))
+        n_sol = len(p.sol_client)
+        self.alive = (self.bids <= p.sol_value) & self.fits  # bid can still rise
+        self.capped = np.zeros(n_sol, dtype=bool)  # re-proposable after a BS change
+        self.capped_version = np.full(n_sol, -1, dtype=np.int64)
+        self.revivals = np.zeros(n_sol, dtype=np.int64)
+        self.bs_version = np.zeros(p.n_bss, dtype=np.int64)
+        self.held = np.full(p.n_clients, -1, dtype=np.int64)  # client -> held solution
+        self.held_pay = np.zeros(p.n_clients)
+        self.volunteer_rate = np.zeros(p.n_bss)
+        self.sol_presence = presence
+        self.sol_risk_limit = p.client_risk_limit[p.sol_client]
+        self.sol_threshold = p.client_utility_threshold[p.sol_client]
+        self.risk_on = bool(np.any(np.isfinite(self.sol_risk_limit)))
+        self.caps = np.vstack([p.bs_cap_bandwidth_hz, p.bs_cap_power_w,
+                               p.bs_risk_cap_bandwidth_hz, p.bs_risk_cap_power_w])
+        self.n_proposals = self.n_displacements = self.knapsack_calls = 0
+        self.rounds = 0
+        self.converged = n_sol == 0
+        self.finished = n_sol == 0
+
+    def utility(self, sols: IntArray, pay: FloatArray) -> FloatArray:
+        """Clients' (expected) utility of ``sols`` at ``pay`` under the published E[v]."""
+        p = self.problem
+        return client_expected_utility(p.sol_value[sols], pay, self.sol_presence[sols],
+                                       self.volunteer_rate[p.sol_bs[sols]],
+                                       p.penalty_client_ratio, p.penalty_bs_ratio)
+
+    def acceptable(self, sols: IntArray, pay: FloatArray) -> NDArray[np.bool_]:
         """IR (pay <= value), positive expected utility and the risk bound at ``pay``."""
-        vol = volunteer_rate[p.sol_bs[sols]]
-        value = p.sol_value[sols]
-        utility = client_expected_utility(value, pay, sol_presence[sols], vol,
-                                          p.penalty_client_ratio, p.penalty_bs_ratio)
-        ok = (pay <= value + 1e-12) & (utility > 0)
-        if risk_on:
-            risk = client_risk(value, pay, sol_presence[sols], vol, sol_threshold[sols],
+        p = self.problem
+        ok = (pay <= p.sol_value[sols] + 1e-12) & (self.utility(sols, pay) > 0)
+        if self.risk_on:
+            risk = client_risk(p.sol_value[sols], pay, self.sol_presence[sols],
+                               self.volunteer_rate[p.sol_bs[sols]], self.sol_threshold[sols],
                                p.penalty_client_ratio, p.penalty_bs_ratio)
-            ok &= risk <= sol_risk_limit[sols] + 1e-12
+            ok &= risk <= self.sol_risk_limit[sols] + 1e-12
         return np.asarray(ok)
 
-    for rounds in range(1, p.max_rounds + 1):  # noqa: B007 - rounds is reported
-        # 1. proposals of clients that are not held
-        revived = (capped & (capped_version != bs_version[p.sol_bs])
-                   & (revivals < p.max_revivals))
-        free_sol = np.flatnonzero((alive | revived) & (held[p.sol_client] < 0))
+    def candidates(self) -> IntArray:
+        """Solutions free clients may propose now at the rule's bid."""
+        p = self.problem
+        revived = (self.capped & (self.capped_version != self.bs_version[p.sol_bs])
+                   & (self.revivals < p.max_revivals))
+        free_sol = np.flatnonzero((self.alive | revived) & (self.held[p.sol_client] < 0))
         if free_sol.size:
-            free_sol = free_sol[acceptable(free_sol, bids[free_sol])]
+            free_sol = free_sol[self.acceptable(free_sol, self.bids[free_sol])]
+        return free_sol
+
+    def rule_proposals(self) -> IntArray:
+        """Each free client's best acceptable solution (ties: lowest index)."""
+        t0 = time.perf_counter()
+        try:
+            return self._rule_proposals()
+        finally:
+            self.elapsed_s += time.perf_counter() - t0
+
+    def _rule_proposals(self) -> IntArray:
+        free_sol = self.candidates()
         if free_sol.size == 0:
-            converged = True
-            break
-        utility = client_expected_utility(
-            p.sol_value[free_sol], bids[free_sol], sol_presence[free_sol],
-            volunteer_rate[p.sol_bs[free_sol]], p.penalty_client_ratio, p.penalty_bs_ratio)
-        clients = p.sol_client[free_sol]
+            return free_sol
+        utility = self.utility(free_sol, self.bids[free_sol])
+        clients = self.problem.sol_client[free_sol]
         starts = np.flatnonzero(np.r_[True, clients[1:] != clients[:-1]])
         best = np.maximum.reduceat(utility, starts)
         is_best = utility >= np.repeat(best, np.diff(np.r_[starts, len(clients)])) - 1e-12
         first = np.flatnonzero(is_best)
         _, pick = np.unique(clients[first], return_index=True)
-        proposals = free_sol[first[pick]]
-        revivals[proposals[capped[proposals]]] += 1
-        n_proposals += len(proposals)
-        # 2. BS-side selection
+        return free_sol[first[pick]]
+
+    def play_round(self, proposals: IntArray, pays: FloatArray | None = None) -> None:
+        """Let the BSs answer ``proposals`` (one per client); no proposals ends the matching."""
+        if self.finished:
+            raise RuntimeError("the matching has finished")
+        t0 = time.perf_counter()
+        p = self.problem
+        if proposals.size == 0:
+            self.converged = self.finished = True
+            self.elapsed_s += time.perf_counter() - t0
+            return
+        self.rounds += 1
+        pays = self.bids[proposals] if pays is None else np.asarray(pays, dtype=np.float64)
+        at_rule_price = pays == self.bids[proposals]
+        held, bids = self.held, self.bids
+        self.revivals[proposals[self.capped[proposals]]] += 1
+        self.n_proposals += len(proposals)
         rejected: list[IntArray] = []
-        changed_bss = np.unique(p.sol_bs[proposals])
-        for j in changed_bss.tolist():
+        for j in np.unique(p.sol_bs[proposals]).tolist():
             held_here = held[held >= 0]
             held_here = held_here[p.sol_bs[held_here] == j]
-            new_here = proposals[p.sol_bs[proposals] == j]
-            items = np.concatenate([held_here, new_here])
-            presence = sol_presence[items]
-            values = bs_expected_contract_value(bids[items], presence, volunteer_rate[j],
+            mask = p.sol_bs[proposals] == j
+            items = np.concatenate([held_here, proposals[mask]])
+            prices = np.concatenate([self.held_pay[p.sol_client[held_here]], pays[mask]])
+            presence = self.sol_presence[items]
+            values = bs_expected_contract_value(prices, presence, self.volunteer_rate[j],
                                                 p.penalty_client_ratio, p.penalty_bs_ratio)
             weights = np.vstack([p.sol_bandwidth_hz[items], p.sol_power_w[items],
                                  presence * p.sol_bandwidth_hz[items],
                                  presence * p.sol_power_w[items]])
             incumbent = np.arange(len(items)) < len(held_here)  # the held set still fits
-            result = solve_knapsack(values, weights, caps[:, j], incumbent=incumbent)
-            knapsack_calls += result.solver not in ("all-fit", "trivial")
+            result = solve_knapsack(values, weights, self.caps[:, j], incumbent=incumbent)
+            self.knapsack_calls += result.solver not in ("all-fit", "trivial")
             keep = result.selected
             if np.any(keep[: len(held_here)] == 0) or np.any(keep[len(held_here):]):
-                bs_version[j] += 1
+                self.bs_version[j] += 1
             held[p.sol_client[items[keep]]] = items[keep]
+            self.held_pay[p.sol_client[items[keep]]] = prices[keep]
             dropped = items[~keep]
-            n_displacements += int(np.count_nonzero(~keep[: len(held_here)]))
+            self.n_displacements += int(np.count_nonzero(~keep[: len(held_here)]))
             held[p.sol_client[dropped]] = -1
-            rejected.append(dropped)
-            if volunteer_estimator is not None:
+            # only rejections at the rule's bid move the rule's bid
+            rule_priced = np.concatenate([np.ones(len(held_here), dtype=bool),
+                                          at_rule_price[mask]])
+            rejected.append(dropped[rule_priced[~keep]])
+            if self.estimator is not None:
                 contracts = held[held >= 0]
                 contracts = contracts[p.sol_bs[contracts] == j]
-                volunteer_rate[j] = volunteer_estimator(j, p.sol_client[contracts], contracts,
-                                                        bids[contracts])
-        # 3. bid raises of rejected solutions
-        if rejected:
+                self.volunteer_rate[j] = self.estimator(j, p.sol_client[contracts], contracts,
+                                                        self.held_pay[p.sol_client[contracts]])
+        if rejected:  # bid raises of rejected solutions
             rej = np.concatenate(rejected)
-            raised = np.minimum(bids[rej] + step[rej], p.sol_value[rej])
-            can_raise = (raised > bids[rej] + 1e-12) & acceptable(rej, raised)
+            raised = np.minimum(bids[rej] + self.step[rej], p.sol_value[rej])
+            can_raise = (raised > bids[rej] + 1e-12) & self.acceptable(rej, raised)
             bids[rej[can_raise]] = raised[can_raise]
             stuck = rej[~can_raise]
-            alive[stuck] = False
-            capped[stuck] = True
-            capped_version[stuck] = bs_version[p.sol_bs[stuck]]
-    matched = held >= 0
-    payment = np.zeros(p.n_clients)
-    payment[matched] = bids[held[matched]]
-    return MatchingResult(held, payment, bids, volunteer_rate, rounds, converged, n_proposals,
-                          n_displacements, knapsack_calls,
-                          (time.perf_counter() - started) * 1e3)
+            self.alive[stuck] = False
+            self.capped[stuck] = True
+            self.capped_version[stuck] = self.bs_version[p.sol_bs[stuck]]
+        if self.rounds >= p.max_rounds:
+            self.finished = True
+        self.elapsed_s += time.perf_counter() - t0
+
+    def run(self) -> MatchingResult:
+        """Play rule rounds until the matching finishes."""
+        while not self.finished:
+            self.play_round(self.rule_proposals())
+        return self.result()
+
+    def result(self) -> MatchingResult:
+        matched = self.held >= 0
+        payment = np.where(matched, self.held_pay, 0.0)
+        return MatchingResult(self.held.copy(), payment, self.bids.copy(),
+                              self.volunteer_rate.copy(), self.rounds, self.converged,
+                              self.n_proposals, self.n_displacements, self.knapsack_calls,
+                              self.elapsed_s * 1e3)
+
+
+def run_matching(problem: MatchingProblem,
+                 volunteer_estimator: VolunteerEstimator | None = None) -> MatchingResult:
+    """Run the ascending-price deferred acceptance to convergence (or ``max_rounds``)."""
+    if len(problem.sol_client) == 0:
+        return empty_result(problem)
+    return AscendingMatching(problem, volunteer_estimator).run()

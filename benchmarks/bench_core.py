@@ -1,0 +1,97 @@
+"""Speed of the core simulator (issue targets in brackets).
+
+* offline signing, paper-synthetic, 100 MUs: median over seeds        [<= 50 ms]
+* one practical transaction (participation, volunteers, onEBW2M)       [<= 5 ms median]
+* eua-melbourne episode with 100 transactions                          [<= 1 s]
+* growth of the offline matching time with MUs (5 BSs) and BSs (200 MUs)
+
+Usage: python benchmarks/bench_core.py [--quick] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import isac_market_env as ime
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - start) * 1e3, out
+
+
+def signing_ms(n_mus: int, seed: int, n_bss: int = 5) -> tuple[float, int, bool]:
+    market = ime.make_market("frbank", n_mus=n_mus, n_transactions=1, seed=seed,
+                             scenario_overrides={"n_bss": n_bss})
+    ms, signing = timed(market.sign)
+    return ms, signing.rounds, signing.converged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer seeds, smaller sweeps")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--budget-s", type=float, default=120.0,
+                        help="stop a sweep once one point takes longer than this")
+    args = parser.parse_args()
+    seeds = range(3 if args.quick else 7)
+    out: dict[str, object] = {"machine": platform.processor() or platform.machine(),
+                              "python": platform.python_version()}
+
+    sign = [signing_ms(100, s) for s in seeds]
+    out["signing_100_mus_ms"] = [round(x[0], 1) for x in sign]
+    out["signing_100_mus_rounds"] = [x[1] for x in sign]
+    print(f"offline signing, 100 MUs, 5 BSs: median {statistics.median(x[0] for x in sign):.0f} ms "
+          f"(rounds {[x[1] for x in sign]}, converged {all(x[2] for x in sign)}) [target 50 ms]")
+
+    tx_ms = []
+    for s in seeds:
+        market = ime.make_market("frbank", n_mus=100, n_transactions=10, seed=s)
+        market.sign()
+        for _ in range(10):
+            ms, _tx = timed(market.transact)
+            tx_ms.append(ms)
+    out["transaction_100_mus_ms"] = [round(x, 2) for x in tx_ms]
+    print(f"one transaction, 100 MUs: median {statistics.median(tx_ms):.1f} ms, "
+          f"p90 {sorted(tx_ms)[int(0.9 * len(tx_ms))]:.1f} ms [target 5 ms]")
+
+    eua_runs = []
+    for s in list(seeds)[:2]:
+        ms, result = timed(lambda s=s: ime.simulate("frbank", scenario="eua-melbourne",
+                                                    n_transactions=100, seed=s))
+        eua_runs.append((ms, result.summary()))
+    out["eua_episode_100_tx_ms"] = [round(x[0]) for x in eua_runs]
+    print(f"eua-melbourne episode, 100 transactions: {[round(x[0]) for x in eua_runs]} ms "
+          f"(signing {[round(x[1]['rt_offline_ms']) for x in eua_runs]} ms) [target 1000 ms]")
+
+    sweep_mus = [50, 100, 200, 500] if args.quick else [50, 100, 200, 500, 1000, 2000]
+    growth = []
+    for n in sweep_mus:
+        ms, rounds, conv = signing_ms(n, 0)
+        growth.append({"n_mus": n, "n_bss": 5, "ms": round(ms), "rounds": rounds,
+                       "converged": conv})
+        print(f"  signing {n:5d} MUs, 5 BSs: {ms:9.0f} ms, {rounds} rounds, converged {conv}")
+        if ms > args.budget_s * 1e3:
+            print("  (stopping the sweep: over the time budget)")
+            break
+    for b in [5, 10, 20] if args.quick else [5, 10, 20, 50]:
+        ms, rounds, conv = signing_ms(200, 0, n_bss=b)
+        growth.append({"n_mus": 200, "n_bss": b, "ms": round(ms), "rounds": rounds,
+                       "converged": conv})
+        print(f"  signing   200 MUs, {b:2d} BSs: {ms:9.0f} ms, {rounds} rounds, converged {conv}")
+        if ms > args.budget_s * 1e3:
+            print("  (stopping the sweep: over the time budget)")
+            break
+    out["signing_growth"] = growth
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
