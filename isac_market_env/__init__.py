@@ -11,7 +11,12 @@ from isac_market_env.simulate import make_episode_config, make_market, simulate
 
 __version__ = "0.1.0"
 
+from isac_market_env.envs import ENV_IDS, register_envs
+
+register_envs()
+
 __all__ = [
+    "ENV_IDS",
     "MECHANISMS",
     "PRESETS",
     "EpisodeConfig",

@@ -185,8 +185,11 @@ class MarketConfig:
             if not isinstance(self.overbooking_per_bs, tuple):
                 raise ValueError("overbooking_per_bs must be a tuple of (O_B, O_P) pairs")
             for pair in self.overbooking_per_bs:
-                _check_range("overbooking_per_bs", tuple(pair) if isinstance(pair, list) else pair,
-                              0, None)
+                if not isinstance(pair, tuple | list) or len(pair) != 2:
+                    raise ValueError(f"overbooking_per_bs entries must be (O_B, O_P) pairs, "
+                                     f"got {pair!r}")
+                for rate in pair:
+                    _check_number("overbooking_per_bs", rate, 0)
         for name in ("risk_bs_bandwidth", "risk_bs_power", "risk_client_comm",
                      "risk_client_sensing"):
             _check_number(name, getattr(self, name), 0, 1, low_open=True)

@@ -10,7 +10,7 @@ same present MUs in every transaction.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,54 @@ from isac_market_env.model.clients import COMM, SENSING, ClientBook, build_clien
 from isac_market_env.scenarios.scenario import Scenario
 
 STREAMS = ("scenario", "participation", "delays", "volunteer_estimate", "fading")
+
+
+@dataclass(eq=False)
+class PendingTransaction:
+    """A transaction between contract execution and online trading (internal state)."""
+
+    index: int
+    mu_present: NDArray[np.bool_]
+    fading: NDArray[np.float64] | None
+    paid: NDArray[np.float64]
+    received: NDArray[np.float64]
+    bs_income: NDArray[np.float64]
+    rdsl_b: NDArray[np.float64]
+    rdsl_p: NDArray[np.float64]
+    absent: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    volunteered: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    served: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    served_value: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    residual_b: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    residual_p: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    candidates: NDArray[np.int64] | None = None
+    candidate_values: NDArray[np.float64] | None = None
+    online_problem: MatchingProblem | None = None
+    online_solutions: NDArray[np.int64] | None = None  # book index of each problem solution
+    runtime_ms: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class OnlineOutcome:
+    """What the online step allocated (rows: solution, client, BS, B, P, pay, value)."""
+
+    solutions: NDArray[np.int64]
+    clients: NDArray[np.int64]
+    bs: NDArray[np.int64]
+    bandwidth_hz: NDArray[np.float64]
+    power_w: NDArray[np.float64]
+    pay: NDArray[np.float64]
+    values: NDArray[np.float64]
+    n_exchanges: int
+    rounds: int
+    converged: bool
+    runtime_ms: float
+    welfare_bound: float = float("nan")
+
+    @classmethod
+    def empty(cls) -> OnlineOutcome:
+        zi, zf = np.zeros(0, dtype=np.int64), np.zeros(0)
+        return cls(zi, zi, zi, zf, zf, zf, zf, 0, 0, True, 0.0)
 
 
 @dataclass(frozen=True)
@@ -171,13 +219,11 @@ class Market:
         return self.signing
 
     # ------------------------------------------------------------------ practical transactions
-    def online_problem(self, clients_mask: NDArray[np.bool_], values: NDArray[np.float64],
-                       sols: NDArray[np.int64], residual_b: NDArray[np.float64],
+    def online_problem(self, values: NDArray[np.float64], sols: NDArray[np.int64],
+                       residual_b: NDArray[np.float64],
                        residual_p: NDArray[np.float64]) -> MatchingProblem:
         """The onEBW2M instance (eq. 83, 84): realised values, residual supply, no risk."""
         book, m = self.book, self.config.market
-        ok = values > book.sol_reserve_price[sols]
-        sols, values = sols[ok], values[ok]
         n = book.n_clients
         inf = np.full(self.scenario.n_bss, np.inf)
         return MatchingProblem(
@@ -194,137 +240,149 @@ class Market:
 
     def transact(self) -> TransactionRecord:
         """Run the next practical transaction (DESIGN.md section 4)."""
+        pending = self.prepare_transaction()
+        return self.complete_transaction(pending, self.run_online(pending))
+
+    def prepare_transaction(self) -> PendingTransaction:
+        """Participation, contract execution, PelU, volunteers; builds the online market."""
         if self.signing is None:
             self.sign()
         if self.done:
             raise RuntimeError("all transactions of this episode have run; start a new episode")
+        sc, book, c = self.scenario, self.book, self.contracts
         t = len(self.transactions)
-        sc, book, m, c = self.scenario, self.book, self.config.market, self.contracts
         mu_present = self.participation[t]
         fading = (self.streams.fading.exponential(1.0, sc.n_mus)
                   if self.config.physics.rayleigh_fading else None)
-        n_clients = book.n_clients
-        client_present = book.client_present(mu_present)
-        value = np.zeros(n_clients)
-        paid = np.zeros(n_clients)
-        received = np.zeros(n_clients)
-        bs_income = np.zeros(sc.n_bss)
         started = time.perf_counter()
+        client_present = book.client_present(mu_present)
+        pt = PendingTransaction(index=t, mu_present=mu_present, fading=fading,
+                                paid=np.zeros(book.n_clients),
+                                received=np.zeros(book.n_clients),
+                                bs_income=np.zeros(sc.n_bss), rdsl_b=np.zeros(sc.n_bss),
+                                rdsl_p=np.zeros(sc.n_bss))
         # 1. contract execution: absent clients pay PelU; overloaded BSs pick volunteers
         present_c = client_present[c.client]
-        absent = np.flatnonzero(~present_c)
-        np.add.at(paid, c.client[absent], c.penalty_client[absent])
-        np.add.at(bs_income, c.bs[absent], c.penalty_client[absent])
+        pt.absent = np.flatnonzero(~present_c)
+        np.add.at(pt.paid, c.client[pt.absent], c.penalty_client[pt.absent])
+        np.add.at(pt.bs_income, c.bs[pt.absent], c.penalty_client[pt.absent])
         volunteer = np.zeros(len(c), dtype=bool)
-        rdsl_b = np.zeros(sc.n_bss)
-        rdsl_p = np.zeros(sc.n_bss)
         for j in range(sc.n_bss):
             idx = np.flatnonzero(present_c & (c.bs == j))
             if idx.size == 0:
                 continue
-            rdsl_b[j] = c.bandwidth_hz[idx].sum() / sc.bs_bandwidth_hz[j]
-            rdsl_p[j] = c.power_w[idx].sum() / sc.bs_power_w[j]
+            pt.rdsl_b[j] = c.bandwidth_hz[idx].sum() / sc.bs_bandwidth_hz[j]
+            pt.rdsl_p[j] = c.power_w[idx].sum() / sc.bs_power_w[j]
             picked = select_volunteers(np.ones(idx.size, dtype=bool), c.bandwidth_hz[idx],
                                        c.power_w[idx], c.penalty_bs[idx],
                                        float(sc.bs_bandwidth_hz[j]), float(sc.bs_power_w[j]))
             volunteer[idx[picked]] = True
-        vol = np.flatnonzero(volunteer)
-        np.add.at(received, c.client[vol], c.penalty_bs[vol])
-        np.add.at(bs_income, c.bs[vol], -c.penalty_bs[vol])
-        served = np.flatnonzero(present_c & ~volunteer)
-        served_value = book.realised_values(c.solution[served], mu_present, fading)
-        residual_b = sc.bs_bandwidth_hz - np.bincount(c.bs[served], c.bandwidth_hz[served],
-                                                      minlength=sc.n_bss)
-        residual_p = sc.bs_power_w - np.bincount(c.bs[served], c.power_w[served],
-                                                 minlength=sc.n_bss)
-        # 2. online trading for present clients with unmet demand
-        has_contract = np.zeros(n_clients, dtype=bool)
-        has_contract[c.client] = True
-        unmet = client_present & ~has_contract
-        unmet[c.client[vol]] = True
-        online_sols = np.zeros(0, dtype=np.int64)
-        online_pay = np.zeros(0)
-        online_values = np.zeros(0)
-        online_bs = online_b = online_p = None
-        n_exchanges, online_rounds, online_converged = 0, 0, True
-        welfare_bound = float("nan")
+        pt.volunteered = np.flatnonzero(volunteer)
+        np.add.at(pt.received, c.client[pt.volunteered], c.penalty_bs[pt.volunteered])
+        np.add.at(pt.bs_income, c.bs[pt.volunteered], -c.penalty_bs[pt.volunteered])
+        pt.served = np.flatnonzero(present_c & ~volunteer)
+        served = pt.served
+        pt.served_value = book.realised_values(c.solution[served], mu_present, fading)
+        pt.residual_b = sc.bs_bandwidth_hz - np.bincount(c.bs[served], c.bandwidth_hz[served],
+                                                         minlength=sc.n_bss)
+        pt.residual_p = sc.bs_power_w - np.bincount(c.bs[served], c.power_w[served],
+                                                    minlength=sc.n_bss)
+        # 2. the online market: present clients with unmet demand (no contract, volunteers)
+        unmet = client_present.copy()
+        unmet[c.client] = False
+        unmet[c.client[pt.volunteered]] = True
         if self.spec.online != "none" and unmet.any():
-            cand = np.flatnonzero(unmet[book.sol_client])
-            cand_values = book.realised_values(cand, mu_present, fading)
+            pt.candidates = np.flatnonzero(unmet[book.sol_client])
+            pt.candidate_values = book.realised_values(pt.candidates, mu_present, fading)
             if self.spec.online == "matching":
-                problem = self.online_problem(unmet, cand_values, cand, residual_b, residual_p)
-                res = run_matching(problem)
-                matched = np.flatnonzero(res.client_solution >= 0)
-                local = res.client_solution[matched]
-                online_pay = res.client_payment[matched]
-                online_values = problem.sol_value[local]
-                # map back to book solutions
-                keep = cand_values > book.sol_reserve_price[cand]
-                online_sols = cand[keep][local]
-                n_exchanges = res.n_exchanges
-                online_rounds, online_converged = res.rounds, res.converged
-            elif self.spec.online == "greedy":
-                g = greedy_allocation(n_clients, book.sol_client[cand], book.sol_bs[cand],
-                                      book.sol_bandwidth_hz[cand], book.sol_power_w[cand],
-                                      cand_values, residual_b, residual_p)
-                matched = np.flatnonzero(g.client_solution >= 0)
-                online_sols = cand[g.client_solution[matched]]
-                online_pay = g.client_payment[matched]
-                online_values = cand_values[g.client_solution[matched]]
-                n_exchanges, online_rounds = g.n_proposals, 1
-            else:  # optimal
-                online_sols, online_values, alt, bound = self._optimal(
-                    cand, cand_values, mu_present, fading, residual_b, residual_p)
-                online_pay = np.zeros(len(online_sols))
-                online_bs, online_b, online_p, alt_clients = alt
-                welfare_bound = bound + float(served_value.sum())
-        runtime_ms = (time.perf_counter() - started) * 1e3
-        if online_bs is None:
-            online_bs = book.sol_bs[online_sols]
-            online_b = book.sol_bandwidth_hz[online_sols]
-            online_p = book.sol_power_w[online_sols]
-            online_clients = book.sol_client[online_sols]
-        else:
-            online_clients = alt_clients
-        # 3. settle: served contracts and online contracts pay and receive their value
-        alloc_client = np.concatenate([c.client[served], online_clients]).astype(np.int64)
-        alloc_pay = np.concatenate([c.pay[served], online_pay])
-        alloc_value = np.concatenate([served_value, online_values])
-        alloc_bs = np.concatenate([c.bs[served], online_bs]).astype(np.int64)
-        in_book = alloc_client < n_clients
+                keep = pt.candidate_values > book.sol_reserve_price[pt.candidates]
+                pt.online_solutions = pt.candidates[keep]
+                pt.online_problem = self.online_problem(
+                    pt.candidate_values[keep], pt.online_solutions, pt.residual_b, pt.residual_p)
+        pt.runtime_ms = (time.perf_counter() - started) * 1e3
+        return pt
+
+    def online_outcome(self, pending: PendingTransaction,
+                       result: MatchingResult) -> OnlineOutcome:
+        """Translate a finished onEBW2M result into the transaction's online allocations."""
+        assert pending.online_problem is not None and pending.online_solutions is not None
+        book = self.book
+        matched = np.flatnonzero(result.client_solution >= 0)
+        local = result.client_solution[matched]
+        sols = pending.online_solutions[local]
+        return OnlineOutcome(sols, book.sol_client[sols], book.sol_bs[sols],
+                             book.sol_bandwidth_hz[sols], book.sol_power_w[sols],
+                             result.client_payment[matched],
+                             pending.online_problem.sol_value[local], result.n_exchanges,
+                             result.rounds, result.converged, result.runtime_ms)
+
+    def run_online(self, pending: PendingTransaction) -> OnlineOutcome:
+        """The mechanism's online step: onEBW2M, greedy, the welfare bound, or nothing."""
+        book = self.book
+        if pending.online_problem is not None:
+            return self.online_outcome(pending, run_matching(pending.online_problem))
+        cand, values = pending.candidates, pending.candidate_values
+        if cand is None or values is None:
+            return OnlineOutcome.empty()
+        if self.spec.online == "greedy":
+            g = greedy_allocation(book.n_clients, book.sol_client[cand], book.sol_bs[cand],
+                                  book.sol_bandwidth_hz[cand], book.sol_power_w[cand], values,
+                                  pending.residual_b, pending.residual_p)
+            matched = np.flatnonzero(g.client_solution >= 0)
+            sols = cand[g.client_solution[matched]]
+            return OnlineOutcome(sols, book.sol_client[sols], book.sol_bs[sols],
+                                 book.sol_bandwidth_hz[sols], book.sol_power_w[sols],
+                                 g.client_payment[matched], values[g.client_solution[matched]],
+                                 g.n_proposals, 1, True, g.runtime_ms)
+        return self._optimal(pending)
+
+    def complete_transaction(self, pending: PendingTransaction,
+                             online: OnlineOutcome) -> TransactionRecord:
+        """Settle served contracts and online contracts; record the transaction."""
+        book, c, pt = self.book, self.contracts, pending
+        served = pt.served
+        value = np.zeros(book.n_clients)
+        alloc_client = np.concatenate([c.client[served], online.clients]).astype(np.int64)
+        alloc_pay = np.concatenate([c.pay[served], online.pay])
+        alloc_value = np.concatenate([pt.served_value, online.values])
+        alloc_bs = np.concatenate([c.bs[served], online.bs]).astype(np.int64)
+        in_book = alloc_client < book.n_clients
         np.add.at(value, alloc_client[in_book], alloc_value[in_book])
-        np.add.at(paid, alloc_client[in_book], alloc_pay[in_book])
-        np.add.at(bs_income, alloc_bs, alloc_pay)
+        np.add.at(pt.paid, alloc_client[in_book], alloc_pay[in_book])
+        np.add.at(pt.bs_income, alloc_bs, alloc_pay)
         kind = book.client_kind
-        net = value - paid + received
-        transfer = paid - received
+        net = value - pt.paid + pt.received
+        transfer = pt.paid - pt.received
         extra_value = float(alloc_value[~in_book].sum())  # optimal: individual sensing requests
+        bound = (online.welfare_bound + float(pt.served_value.sum())
+                 if np.isfinite(online.welfare_bound) else float("nan"))
         record = TransactionRecord(
-            index=t, mu_present=mu_present, alloc_client=alloc_client,
-            alloc_solution=np.concatenate([c.solution[served], online_sols]).astype(np.int64),
+            index=pt.index, mu_present=pt.mu_present, alloc_client=alloc_client,
+            alloc_solution=np.concatenate([c.solution[served], online.solutions]).astype(
+                np.int64),
             alloc_bs=alloc_bs,
-            alloc_bandwidth_hz=np.concatenate([c.bandwidth_hz[served], online_b]),
-            alloc_power_w=np.concatenate([c.power_w[served], online_p]),
+            alloc_bandwidth_hz=np.concatenate([c.bandwidth_hz[served], online.bandwidth_hz]),
+            alloc_power_w=np.concatenate([c.power_w[served], online.power_w]),
             alloc_pay=alloc_pay, alloc_value=alloc_value,
-            alloc_online=np.r_[np.zeros(len(served), bool), np.ones(len(online_clients), bool)],
-            contract_absent=absent.astype(np.int64), contract_volunteered=vol.astype(np.int64),
-            client_value=value, client_paid=paid, client_received=received, bs_income=bs_income,
-            rdsl_bandwidth=rdsl_b, rdsl_power=rdsl_p, contracts_due=len(c),
-            overhead=draw_overhead(n_exchanges, m, self.streams.delays), runtime_ms=runtime_ms,
-            online_rounds=online_rounds, online_converged=online_converged,
+            alloc_online=np.r_[np.zeros(len(served), bool), np.ones(len(online.clients), bool)],
+            contract_absent=pt.absent.astype(np.int64),
+            contract_volunteered=pt.volunteered.astype(np.int64),
+            client_value=value, client_paid=pt.paid, client_received=pt.received,
+            bs_income=pt.bs_income, rdsl_bandwidth=pt.rdsl_b, rdsl_power=pt.rdsl_p,
+            contracts_due=len(c),
+            overhead=draw_overhead(online.n_exchanges, self.config.market, self.streams.delays),
+            runtime_ms=pt.runtime_ms + online.runtime_ms,
+            online_rounds=online.rounds, online_converged=online.converged,
             mu_utility_comm=float(net[kind == COMM].sum()),
             mu_utility_sensing=float(net[kind == SENSING].sum()) + extra_value,
             bs_utility_comm=float(transfer[kind == COMM].sum()),
             bs_utility_sensing=float(transfer[kind == SENSING].sum()),
-            welfare_upper_bound=welfare_bound,
+            welfare_upper_bound=bound,
         )
         self.transactions.append(record)
         return record
 
-    def _optimal(self, cand: NDArray[np.int64], cand_values: NDArray[np.float64],
-                 mu_present: NDArray[np.bool_], fading: NDArray[np.float64] | None,
-                 residual_b: NDArray[np.float64], residual_p: NDArray[np.float64]
-                 ) -> tuple[NDArray[np.int64], NDArray[np.float64], tuple, float]:
+    def _optimal(self, pending: PendingTransaction) -> OnlineOutcome:
         """Welfare bound over both client structures (coalition or individual sensing).
 
         Solutions of the alternative structure's sensing clients are appended with client ids
@@ -332,25 +390,25 @@ class Market:
         mutually exclusive.
         """
         book, alt = self.book, self.alt_book
-        assert alt is not None
-        n = book.n_clients
-        alt_present = alt.client_present(mu_present)
+        assert alt is not None and pending.candidates is not None
+        assert pending.candidate_values is not None
+        cand, n = pending.candidates, book.n_clients
+        alt_present = alt.client_present(pending.mu_present)
         alt_cand = np.flatnonzero(alt_present[alt.sol_client]
                                   & (alt.client_kind[alt.sol_client] == SENSING))
-        alt_values = alt.realised_values(alt_cand, mu_present, fading)
+        alt_values = alt.realised_values(alt_cand, pending.mu_present, pending.fading)
         sol_client = np.r_[book.sol_client[cand], alt.sol_client[alt_cand] + n]
         sol_bs = np.r_[book.sol_bs[cand], alt.sol_bs[alt_cand]]
         sol_b = np.r_[book.sol_bandwidth_hz[cand], alt.sol_bandwidth_hz[alt_cand]]
         sol_p = np.r_[book.sol_power_w[cand], alt.sol_power_w[alt_cand]]
-        values = np.r_[cand_values, alt_values]
-        res = optimal_allocation(sol_client, sol_bs, sol_b, sol_p, values, residual_b,
-                                 residual_p, self._exclusive_sensing_groups())
+        values = np.r_[pending.candidate_values, alt_values]
+        res = optimal_allocation(sol_client, sol_bs, sol_b, sol_p, values, pending.residual_b,
+                                 pending.residual_p, self._exclusive_sensing_groups())
         chosen = res.selected
-        in_book = chosen < len(cand)
-        sols = np.where(in_book, np.r_[cand, alt_cand][chosen], -1)
-        return (sols.astype(np.int64), values[chosen],
-                (sol_bs[chosen], sol_b[chosen], sol_p[chosen], sol_client[chosen]),
-                res.upper_bound)
+        sols = np.where(chosen < len(cand), np.r_[cand, alt_cand][chosen], -1).astype(np.int64)
+        return OnlineOutcome(sols, sol_client[chosen], sol_bs[chosen], sol_b[chosen],
+                             sol_p[chosen], np.zeros(len(chosen)), values[chosen], 0, 0, True,
+                             res.runtime_ms, res.upper_bound)
 
     def _exclusive_sensing_groups(self) -> list[NDArray[np.int64]]:
         """Pairs (sensing client, overlapping sensing client of the other structure + n)."""

@@ -1,0 +1,86 @@
+"""Reference and heuristic policies for ``ISACMarket-Bidding-v0`` / ``ISACMarket-Overbooking-v0``.
+
+Each has SB3's ``predict(observation, state=None, episode_start=None, deterministic=True) ->
+(action, state)`` and accepts a single observation or a batch (vectorised envs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from isac_market_env.envs.bidding import GLOBAL_FEATURES, SLOT_FEATURES
+from isac_market_env.envs.overbooking import N_GLOBAL_FEATURES
+
+RULE_CHOICE_FEATURE = 4
+
+
+class _Policy:
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, observation: np.ndarray, state: Any = None,
+                episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        obs = np.asarray(observation, dtype=np.float64)
+        if obs.ndim == 1:
+            return self._act(obs), state
+        return np.stack([self._act(row) for row in obs]), state
+
+
+class FRBankBiddingPolicy(_Policy):
+    """FRBank's own bidding: propose the rule's choice at the rule's ascending bid (level 0).
+
+    Run in ``ISACMarket-Bidding-v0`` it reproduces ``simulate("frbank", seed=s)`` exactly.
+    """
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        n_slots = (len(obs) - GLOBAL_FEATURES) // SLOT_FEATURES
+        choice = obs[: n_slots * SLOT_FEATURES].reshape(n_slots, SLOT_FEATURES)[
+            :, RULE_CHOICE_FEATURE]
+        slot = int(np.argmax(choice)) if choice.max() > 0.5 else n_slots
+        return np.array([slot, 0], dtype=np.int64)
+
+
+class FixedOverbookingPolicy(_Policy):
+    """The same overbooking rate for every BS and resource (paper default 0.2)."""
+
+    def __init__(self, rate: float = 0.2, max_overbooking: float = 0.6) -> None:
+        if not 0 <= rate <= max_overbooking:
+            raise ValueError(f"rate must be in [0, {max_overbooking}], got {rate}")
+        self.fraction = rate / max_overbooking if max_overbooking > 0 else 0.0
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        n_actions = 2 * ((len(obs) - N_GLOBAL_FEATURES) // 6)
+        return np.full(n_actions, self.fraction, dtype=np.float32)
+
+
+class NewsvendorOverbookingPolicy(_Policy):
+    """Book so that the expected present demand matches supply: ``1 + O = 1 / p``.
+
+    ``p`` is the MUs' mean participation probability for the coming period (an observation).
+    Volunteering costs PelS = Pay while idle supply costs the same Pay in lost revenue, so the
+    newsvendor's critical ratio is 1/2 and the median (~ mean) presence is the right quantile;
+    ``safety`` shrinks the rate for risk-averse BSs.
+    """
+
+    def __init__(self, max_overbooking: float = 0.6, safety: float = 0.0) -> None:
+        self.max_overbooking = max_overbooking
+        self.safety = safety
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        n_bss = (len(obs) - N_GLOBAL_FEATURES) // 6
+        p = float(np.clip(obs[-3], 0.05, 1.0))
+        rate = np.clip(1.0 / p - 1.0 - self.safety, 0.0, self.max_overbooking)
+        fraction = rate / self.max_overbooking if self.max_overbooking > 0 else 0.0
+        return np.full(2 * n_bss, fraction, dtype=np.float32)
+
+
+def make_policy(name: str, **kwargs: Any) -> _Policy:
+    """``frbank`` (bidding), ``fixed`` or ``newsvendor`` (overbooking)."""
+    table = {"frbank": FRBankBiddingPolicy, "fixed": FixedOverbookingPolicy,
+             "newsvendor": NewsvendorOverbookingPolicy}
+    if name not in table:
+        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(table)}")
+    return table[name](**kwargs)

@@ -1,0 +1,338 @@
+"""``ISACMarket-Bidding-v0``: learn one MU's bidding in offRFW2M and onEBW2M."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from isac_market_env.envs.common import (
+    REWARDS,
+    check_kwargs,
+    episode_config,
+    render_ansi,
+    render_map,
+    validate_action,
+)
+from isac_market_env.market.market import Market, PendingTransaction
+from isac_market_env.market.variants import get_mechanism
+from isac_market_env.mechanisms.matching import AscendingMatching
+from isac_market_env.model.clients import request_grid
+from isac_market_env.simulate import make_market
+
+SLOT_FEATURES = 6
+GLOBAL_FEATURES = 6
+
+
+class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
+    """One focal MU bids for communication in the FRBank market; everyone else follows FRBank.
+
+    ## Description
+    An episode is one market episode: the offline signing phase (offRFW2M) and
+    ``n_transactions`` practical transactions (volunteers, onEBW2M). The focal MU's
+    communication client is controlled by the agent; its sensing coalition and all other clients
+    follow FRBank's rule. A step is one matching round in which the focal client is free (not
+    tentatively accepted) and has a solution it may propose; rounds in which it is held, and
+    transactions where it does not trade online, are played by the rule in between.
+
+    ## Action space
+    ``MultiDiscrete([K + 1, L])``: the slot of the solution to propose (K = n_bss x request grid;
+    slot K, or a slot that is not available this round, means "no proposal this round") and the
+    bid level: 0 = the rule's current ascending bid for that solution, l >= 1 =
+    ``reserve + (value - reserve) * l / (L - 1)``. ``info["action_mask"]`` lists available
+    slots. A proposal at a price of the agent's own does not move the rule's bid when rejected.
+
+    ## Observation space
+    ``Box(-1, 2, (6 K + 6,), float32)``. Per slot: available; value / v*; the rule's bid / v*;
+    the focal client's (expected) utility at that bid / v*; 1 if it is the rule's choice this
+    round; the BS's published volunteer probability. Global: phase (0 signing, 1 online), round /
+    max_rounds, transaction index / T, the focal MU's participation probability, 1 if it holds a
+    long-term contract, and its payment / v*. v* is the focal client's largest solution value.
+
+    ## Info
+    ``phase``, ``transaction``, ``action_mask``, ``rule_slot``; after the first transaction the
+    last transaction's ``social_welfare``, ``mu_utility``, ``bs_utility``, ``ni``, ``drlc`` (and
+    ``rt_ms`` with ``include_runtime=True``).
+
+    ## Reward
+    ``reward="social_welfare"`` (default): the social welfare of the transactions completed
+    since the previous step (the return is the episode's SW; signing steps earn 0).
+    ``reward="utility"``: the focal MU's own communication utility over the same transactions.
+    Both times ``reward_scale``.
+
+    ## Episode end
+    Terminates after the last transaction. A reset whose focal client never gets to choose
+    returns an observation from which the first step plays the whole episode.
+
+    ## Arguments
+    ``scenario``, ``n_mus`` (20), ``n_transactions`` (10), ``focal_mu`` (0), ``n_bid_levels``
+    (L = 6), ``mechanism`` ("frbank"), ``reward``, ``reward_scale`` (1.0), ``render_mode``
+    ("ansi" | "rgb_array"), ``scenario_overrides`` / ``market_overrides`` /
+    ``physics_overrides``, ``eua_directory``, ``include_runtime`` (False: wall-clock RT in
+    ``info`` would make identical seeds give different infos). ``reset(seed=s)`` builds the
+    market of ``simulate(mechanism, seed=s)``: with the rule's actions every transaction's SW
+    equals it exactly.
+
+    ## Version history
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
+    ARGUMENTS: ClassVar[set[str]] = {
+        "scenario", "n_mus", "n_transactions", "focal_mu", "n_bid_levels", "mechanism", "reward",
+        "reward_scale", "render_mode", "scenario_overrides", "market_overrides",
+        "physics_overrides", "eua_directory", "include_runtime"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        check_kwargs("ISACMarket-Bidding-v0", kwargs, self.ARGUMENTS)
+        self.scenario_name: str = kwargs.get("scenario", "paper-synthetic")
+        self.n_transactions = int(kwargs.get("n_transactions", 10))
+        self.focal_mu = int(kwargs.get("focal_mu", 0))
+        self.n_levels = int(kwargs.get("n_bid_levels", 6))
+        self.mechanism = get_mechanism(kwargs.get("mechanism", "frbank"))
+        self.reward_kind = kwargs.get("reward", "social_welfare")
+        self.reward_scale = float(kwargs.get("reward_scale", 1.0))
+        self.render_mode = kwargs.get("render_mode")
+        self.include_runtime = bool(kwargs.get("include_runtime", False))
+        self.eua_directory = kwargs.get("eua_directory")
+        if self.reward_kind not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward_kind!r}")
+        if self.render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        if self.mechanism.online not in ("matching", "none") or (
+                not self.mechanism.offline and self.mechanism.online != "matching"):
+            raise ValueError("mechanism must use the ascending-price matching "
+                             "(frbank, cononline, conoffline, hybrid, hybrido and -nor variants)")
+        if self.n_levels < 2:
+            raise ValueError(f"n_bid_levels must be >= 2, got {self.n_levels}")
+        if not np.isfinite(self.reward_scale):
+            raise ValueError("reward_scale must be finite")
+        self.config = episode_config(self.scenario_name, kwargs.get("n_mus", 20),
+                                     self.n_transactions, kwargs)
+        if not 0 <= self.focal_mu < self.config.scenario.n_mus:
+            raise ValueError(f"focal_mu must be in [0, {self.config.scenario.n_mus}), "
+                             f"got {self.focal_mu}")
+        subchannels, power = request_grid(self.config.scenario)
+        self.n_slots = self.config.scenario.n_bss * len(subchannels) * len(power)
+        self.action_space = spaces.MultiDiscrete([self.n_slots + 1, self.n_levels])
+        self.observation_space = spaces.Box(-1.0, 2.0, (SLOT_FEATURES * self.n_slots
+                                                         + GLOBAL_FEATURES,), np.float32)
+        self.market: Market | None = None
+        self._done = True
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        episode_seed = int(seed) if seed is not None else int(
+            self.np_random.integers(0, 2**31 - 1))
+        self.market = make_market(self.mechanism, self.scenario_name, seed=episode_seed,
+                                  config=self.config, eua_directory=self.eua_directory)
+        book = self.market.book
+        self.focal = self.focal_mu  # the MU's communication client has the MU's index
+        self.focal_book_sols = np.flatnonzero(book.sol_client == self.focal)
+        self.value_scale = float(max(book.sol_value[self.focal_book_sols].max(initial=0.0),
+                                     1e-9))
+        self._accrued = 0.0
+        self._done = False
+        self.phase = "signing"
+        self.pending: PendingTransaction | None = None
+        self.matching: AscendingMatching | None = None
+        if self.mechanism.offline:
+            estimator = (self.market.volunteer_estimate if self.mechanism.overbooking else None)
+            self.matching = AscendingMatching(self.market.offline_problem(), estimator)
+            self.problem_sols = self.focal_book_sols.copy()  # offline: problem index = book
+        else:
+            self.market.sign()
+            self._next_transaction()
+        self._advance()
+        return self._observation(), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._done or self.market is None:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        slot, level = (int(x) for x in validate_action(action, self.action_space))
+        if self.matching is not None and not self.matching.finished:
+            self._play_focal_round(slot, level)
+        self._advance()
+        reward = self._accrued * self.reward_scale
+        self._accrued = 0.0
+        terminated = self.market.done and self.matching is None
+        self._done = terminated
+        return self._observation(), float(reward), terminated, False, self._info()
+
+    def render(self) -> str | np.ndarray | None:
+        if self.market is None:
+            return None
+        if self.render_mode == "ansi":
+            return render_ansi(self.market, f"ISACMarket-Bidding-v0, phase {self.phase}, "
+                                            f"focal MU {self.focal_mu}")
+        if self.render_mode == "rgb_array":
+            return render_map(self.market)
+        return None
+
+    def rule_slot(self) -> int:
+        """The slot FRBank's rule would propose this round (n_slots: no proposal)."""
+        if self.matching is None or self.matching.finished:
+            return self.n_slots
+        proposals = self.matching.rule_proposals()
+        mine = proposals[self.matching.problem.sol_client[proposals] == self.focal]
+        if mine.size == 0:
+            return self.n_slots
+        hit = np.flatnonzero(self.problem_sols == mine[0])
+        return int(hit[0]) if hit.size else self.n_slots
+
+    # ------------------------------------------------------------------ internals
+    def _available(self) -> np.ndarray:
+        """Per slot: the focal client may propose it this round (live or revived solution)."""
+        out = np.zeros(self.n_slots, dtype=bool)
+        m = self.matching
+        if m is None or m.finished or m.held[self.focal] >= 0:
+            return out
+        p = m.problem
+        sols = self.problem_sols
+        valid = sols >= 0
+        s = sols[valid]
+        revived = (m.capped[s] & (m.capped_version[s] != m.bs_version[p.sol_bs[s]])
+                   & (m.revivals[s] < p.max_revivals))
+        ok = np.zeros(len(sols), dtype=bool)
+        ok[valid] = (m.alive[s] | revived) & m.fits[s]
+        out[: len(sols)] = ok
+        return out
+
+    def _decision_point(self) -> bool:
+        return bool(self._available().any())
+
+    def _play_focal_round(self, slot: int, level: int) -> None:
+        m = self.matching
+        assert m is not None
+        proposals = m.rule_proposals()
+        others = proposals[m.problem.sol_client[proposals] != self.focal]
+        available = self._available()
+        if slot < self.n_slots and available[slot]:
+            sol = int(self.problem_sols[slot])
+            rule_bid = m.bids[sol]
+            if level == 0:
+                price = rule_bid
+            else:
+                reserve = m.problem.sol_start_bid[sol]
+                value = m.problem.sol_value[sol]
+                price = reserve + (value - reserve) * level / (self.n_levels - 1)
+            order = np.argsort(np.r_[others, sol], kind="stable")
+            props = np.r_[others, sol][order]
+            pays = np.r_[m.bids[others], price][order]
+            m.play_round(props, pays)
+        else:
+            m.play_round(others)
+
+    def _advance(self) -> None:
+        """Play rule rounds and whole transactions until the focal client must choose."""
+        market = self.market
+        assert market is not None
+        while True:
+            m = self.matching
+            if m is not None:
+                while not m.finished and not self._decision_point():
+                    m.play_round(m.rule_proposals())
+                if not m.finished:
+                    return
+                self._finish_matching()
+                continue
+            if market.done:
+                return
+            self._next_transaction()
+
+    def _finish_matching(self) -> None:
+        market = self.market
+        assert market is not None and self.matching is not None
+        result = self.matching.result()
+        self.matching = None
+        if self.phase == "signing":
+            market.record_signing(result)
+            self.phase = "online"
+            if not market.done:
+                self._next_transaction()
+            return
+        assert self.pending is not None
+        self._complete(market.online_outcome(self.pending, result))
+
+    def _next_transaction(self) -> None:
+        market = self.market
+        assert market is not None
+        self.phase = "online"
+        self.pending = market.prepare_transaction()
+        problem = self.pending.online_problem
+        if problem is not None and np.any(problem.sol_client == self.focal):
+            self.matching = AscendingMatching(problem)
+            online_sols = self.pending.online_solutions
+            assert online_sols is not None
+            book_to_problem = {int(b): k for k, b in enumerate(online_sols)}
+            self.problem_sols = np.array([book_to_problem.get(int(b), -1)
+                                          for b in self.focal_book_sols], dtype=np.int64)
+            return
+        self._complete(market.run_online(self.pending))
+
+    def _complete(self, outcome: Any) -> None:
+        market = self.market
+        assert market is not None and self.pending is not None
+        record = market.complete_transaction(self.pending, outcome)
+        self.pending = None
+        if self.reward_kind == "social_welfare":
+            self._accrued += record.social_welfare
+        else:
+            self._accrued += float(record.client_value[self.focal] - record.client_paid[self.focal]
+                                   + record.client_received[self.focal])
+
+    def _observation(self) -> np.ndarray:
+        obs = np.zeros(SLOT_FEATURES * self.n_slots + GLOBAL_FEATURES, dtype=np.float32)
+        market, m = self.market, self.matching
+        if market is None:
+            return obs
+        slots = obs[: SLOT_FEATURES * self.n_slots].reshape(self.n_slots, SLOT_FEATURES)
+        vs = self.value_scale
+        if m is not None and not m.finished:
+            available = self._available()
+            sols = self.problem_sols
+            k = len(sols)
+            valid = sols >= 0
+            s = sols[valid]
+            idx = np.flatnonzero(valid)
+            slots[:k, 0] = available[:k]
+            slots[idx, 1] = m.problem.sol_value[s] / vs
+            slots[idx, 2] = m.bids[s] / vs
+            slots[idx, 3] = m.utility(s, m.bids[s]) / vs
+            slots[idx, 5] = m.volunteer_rate[m.problem.sol_bs[s]]
+            rule = self.rule_slot()
+            if rule < self.n_slots:
+                slots[rule, 4] = 1.0
+        contracts = market.contracts
+        mine = np.flatnonzero(contracts.client == self.focal)
+        glob = obs[SLOT_FEATURES * self.n_slots:]
+        glob[0] = 0.0 if self.phase == "signing" else 1.0
+        glob[1] = (m.rounds / m.problem.max_rounds) if m is not None else 0.0
+        glob[2] = market.n_transactions_done / max(self.n_transactions, 1)
+        glob[3] = market.scenario.mu_participation[self.focal_mu]
+        glob[4] = float(mine.size > 0)
+        glob[5] = contracts.pay[mine[0]] / vs if mine.size else 0.0
+        return np.clip(obs, -1.0, 2.0)
+
+    def _info(self) -> dict[str, Any]:
+        market = self.market
+        assert market is not None
+        info: dict[str, Any] = {"phase": self.phase,
+                                "transaction": market.n_transactions_done,
+                                "action_mask": self._available(),
+                                "rule_slot": self.rule_slot()}
+        if market.transactions:
+            tx = market.transactions[-1]
+            info.update(social_welfare=tx.social_welfare,
+                        mu_utility=tx.mu_utility_comm + tx.mu_utility_sensing,
+                        bs_utility=tx.bs_utility_comm + tx.bs_utility_sensing,
+                        ni=tx.overhead.ni,
+                        drlc=(tx.contracts_failed / tx.contracts_due if tx.contracts_due
+                              else 0.0))
+            if self.include_runtime:
+                info["rt_ms"] = tx.runtime_ms
+        return info

@@ -1,0 +1,232 @@
+"""``ISACMarket-Overbooking-v0``: learn the BSs' overbooking rates under drifting participation."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from isac_market_env.envs.common import (
+    REWARDS,
+    check_kwargs,
+    episode_config,
+    render_ansi,
+    render_map,
+    validate_action,
+)
+from isac_market_env.market.market import EpisodeStreams, Market
+from isac_market_env.market.variants import get_mechanism
+from isac_market_env.scenarios.presets import build_scenario
+from isac_market_env.scenarios.scenario import Scenario
+
+N_BS_FEATURES = 6
+N_GLOBAL_FEATURES = 4
+
+
+class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
+    """The FRBank market over a run of contract periods; the agent sets the overbooking rates.
+
+    ## Description
+    An episode is ``n_periods`` contract periods on one market (BSs, MUs, targets fixed). Each step
+    is one period: the agent sets every BS's bandwidth and power overbooking rates (eq. 37c/37d),
+    then the mechanism signs long-term contracts (offRFW2M) and runs ``transactions_per_period``
+    practical transactions (volunteers, onEBW2M). Between periods the MUs' participation
+    probabilities drift: a market-wide shift ``s`` follows ``s <- 0.8 s + N(0, drift_std)`` and
+    every MU adds its own ``N(0, drift_std / 4)`` step, clipped to [0.05, 0.99]; so the rate that
+    pays changes over the episode.
+
+    ## Action space
+    ``Box(0, 1, (2 * n_bss,), float32)``: ``[O_B_1..O_B_n, O_P_1..O_P_n] / max_overbooking``.
+
+    ## Observation space
+    ``Box(-1, 5, (6 * n_bss + 4,), float32)``, per BS: bandwidth and power supply over the
+    largest BS's; last period's mean RDSL for bandwidth and power; the share of its contracts that
+    defaulted (DRLC); the rate it last used (/ max_overbooking). Global: the MUs' realised
+    participation rate last period, the MUs' mean participation probability for the coming
+    period (known to the market, as a_i is in the paper), the period index / n_periods, and
+    last period's SW / ``sw_scale``.
+
+    ## Info
+    ``period``, the rates used, ``participation_mean``, ``phase`` and the period's episode
+    summary (``social_welfare``, ``mu_utility``, ``bs_utility``, ``ni``, ``dibc_ms``, ``ecibc_j``,
+    ``drlc``, ``rdsl_*``, ...; ``rt_*`` only with ``include_runtime=True``).
+
+    ## Reward
+    ``reward="social_welfare"`` (default): the period's social welfare (sum of all utilities =
+    delivered value), so the return is the episode's SW. ``reward="utility"``: the BSs' total
+    utility. Both times ``reward_scale``.
+
+    ## Episode end
+    Terminates after ``n_periods`` steps; never truncates.
+
+    ## Arguments
+    ``scenario`` (preset name), ``n_mus`` (default 20), ``n_periods`` (10),
+    ``transactions_per_period`` (W = 20), ``mechanism`` ("frbank"; any mechanism with offline
+    contracts and overbooking), ``max_overbooking`` (0.6), ``drift_std`` (0.08),
+    ``reward`` and ``reward_scale`` (1.0), ``render_mode`` ("ansi" or "rgb_array"),
+    ``scenario_overrides`` / ``market_overrides`` / ``physics_overrides`` (dicts, validated), and
+    ``eua_directory``, ``include_runtime`` (False: wall-clock RT in ``info`` would make identical
+    seeds give different infos). Period k of a seed uses market seed ``[seed, k]`` (period 0:
+    ``seed`` itself, so a one-period episode with no drift equals
+    ``simulate(mechanism, seed=seed)``).
+
+    ## Version history
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}  # noqa: RUF012
+    ARGUMENTS: ClassVar[set[str]] = {
+                 "scenario", "n_mus", "n_periods", "transactions_per_period", "mechanism",
+                 "max_overbooking", "drift_std", "reward", "reward_scale", "render_mode",
+                 "scenario_overrides", "market_overrides", "physics_overrides", "eua_directory",
+                 "sw_scale", "include_runtime"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        check_kwargs("ISACMarket-Overbooking-v0", kwargs, self.ARGUMENTS)
+        self.scenario_name: str = kwargs.get("scenario", "paper-synthetic")
+        self.n_periods = int(kwargs.get("n_periods", 10))
+        self.window = int(kwargs.get("transactions_per_period", 20))
+        self.max_overbooking = float(kwargs.get("max_overbooking", 0.6))
+        self.drift_std = float(kwargs.get("drift_std", 0.08))
+        self.reward_kind = kwargs.get("reward", "social_welfare")
+        self.reward_scale = float(kwargs.get("reward_scale", 1.0))
+        self.sw_scale = float(kwargs.get("sw_scale", 1000.0))
+        self.eua_directory = kwargs.get("eua_directory")
+        self.render_mode = kwargs.get("render_mode")
+        self.include_runtime = bool(kwargs.get("include_runtime", False))
+        self.spec_mechanism = get_mechanism(kwargs.get("mechanism", "frbank"))
+        if self.reward_kind not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward_kind!r}")
+        if self.render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        if not self.spec_mechanism.offline or not self.spec_mechanism.overbooking:
+            raise ValueError("mechanism must sign contracts with overbooking "
+                             "(frbank, hybrido, frbank-nor, hybrido-nor)")
+        for name, value in (("n_periods", self.n_periods), ("transactions_per_period",
+                                                           self.window)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        for name, fvalue in (("max_overbooking", self.max_overbooking),
+                             ("drift_std", self.drift_std), ("reward_scale", self.reward_scale),
+                             ("sw_scale", self.sw_scale)):
+            if not np.isfinite(fvalue) or fvalue < 0:
+                raise ValueError(f"{name} must be finite and >= 0, got {fvalue}")
+        self.config = episode_config(self.scenario_name, kwargs.get("n_mus", 20), self.window,
+                                     kwargs)
+        n_bss = self.config.scenario.n_bss
+        self.action_space = spaces.Box(0.0, 1.0, (2 * n_bss,), np.float32)
+        self.observation_space = spaces.Box(-1.0, 5.0, (N_BS_FEATURES * n_bss + N_GLOBAL_FEATURES,),
+                                            np.float32)
+        self.market: Market | None = None
+        self.base_scenario: Scenario | None = None
+        self._period = 0
+        self._done = True
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.episode_seed = (int(seed) if seed is not None
+                             else int(self.np_random.integers(0, 2**31 - 1)))
+        streams = EpisodeStreams.from_seed(self.episode_seed)
+        self.base_scenario = build_scenario(self.scenario_name, self.config.scenario,
+                                            streams.scenario, self.eua_directory)
+        self._period_streams = [streams]
+        self._drift_rng = np.random.default_rng([self.episode_seed, 1_000_003])
+        self._shift = 0.0
+        self.participation = self.base_scenario.mu_participation.copy()
+        self._period = 0
+        self._done = False
+        self._last: dict[str, Any] = {}
+        self._last_rates = np.zeros(2 * self.base_scenario.n_bss)
+        self.market = None
+        return self._observation(), {"period": 0, "participation_mean": float(
+            self.participation.mean())}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._done or self.base_scenario is None:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        act = validate_action(action, self.action_space).astype(np.float64)
+        n_bss = self.base_scenario.n_bss
+        rates = act * self.max_overbooking
+        pairs = tuple((float(rates[j]), float(rates[n_bss + j])) for j in range(n_bss))
+        market_cfg = self.config.market.__class__(
+            **{**self.config.market.__dict__, "overbooking_per_bs": pairs})
+        config = self.config.__class__(scenario=self.config.scenario,
+                                       physics=self.config.physics, market=market_cfg,
+                                       n_transactions=self.window)
+        scenario = self.base_scenario.with_participation(self.participation)
+        streams = (self._period_streams[0] if self._period == 0
+                   else EpisodeStreams.from_seed(np.random.SeedSequence(
+                       [self.episode_seed, self._period])))
+        self.market = Market(scenario, config, self.spec_mechanism, seed=self.episode_seed,
+                             streams=streams)
+        summary = self.market.run().summary()
+        reward_value = (summary["social_welfare"] if self.reward_kind == "social_welfare"
+                        else summary["bs_utility"])
+        self._last = self._period_features(summary)
+        self._last_rates = act
+        self._period += 1
+        self._drift()
+        terminated = self._period >= self.n_periods
+        self._done = terminated
+        info = {"period": self._period, "overbooking_bandwidth": rates[:n_bss].tolist(),
+                "overbooking_power": rates[n_bss:].tolist(),
+                "participation_mean": float(scenario.mu_participation.mean()),
+                "phase": "contract_period",
+                **{k: v for k, v in summary.items()
+                   if self.include_runtime or not k.startswith("rt_")}}
+        return (self._observation(), float(reward_value * self.reward_scale), terminated, False,
+                info)
+
+    def render(self) -> str | np.ndarray | None:
+        if self.market is None:
+            return None
+        if self.render_mode == "ansi":
+            return render_ansi(self.market, f"ISACMarket-Overbooking-v0, period {self._period}")
+        if self.render_mode == "rgb_array":
+            return render_map(self.market)
+        return None
+
+    # ------------------------------------------------------------------ internals
+    def _drift(self) -> None:
+        assert self.base_scenario is not None
+        rng = self._drift_rng
+        self._shift = 0.8 * self._shift + rng.normal(0.0, self.drift_std)
+        own = rng.normal(0.0, self.drift_std / 4.0, self.base_scenario.n_mus)
+        self.participation = np.clip(self.base_scenario.mu_participation + self._shift + own,
+                                     0.05, 0.99)
+
+    def _period_features(self, summary: dict[str, float]) -> dict[str, Any]:
+        assert self.market is not None and self.base_scenario is not None
+        sc, c = self.market.scenario, self.market.contracts
+        n_bss = sc.n_bss
+        txs = self.market.transactions
+        rdsl_b = np.mean([tx.rdsl_bandwidth for tx in txs], axis=0)
+        rdsl_p = np.mean([tx.rdsl_power for tx in txs], axis=0)
+        failed = np.zeros(n_bss)
+        for tx in txs:
+            np.add.at(failed, c.bs[tx.contract_absent], 1.0)
+            np.add.at(failed, c.bs[tx.contract_volunteered], 1.0)
+        due = np.bincount(c.bs, minlength=n_bss) * len(txs)
+        return {"rdsl_b": rdsl_b, "rdsl_p": rdsl_p,
+                "drlc": np.divide(failed, due, out=np.zeros(n_bss), where=due > 0),
+                "presence": float(np.mean([tx.mu_present.mean() for tx in txs])),
+                "sw": summary["social_welfare"]}
+
+    def _observation(self) -> np.ndarray:
+        assert self.base_scenario is not None
+        sc = self.base_scenario
+        n_bss = sc.n_bss
+        last = self._last
+        per_bs = np.column_stack([
+            sc.bs_bandwidth_hz / sc.bs_bandwidth_hz.max(), sc.bs_power_w / sc.bs_power_w.max(),
+            last.get("rdsl_b", np.zeros(n_bss)), last.get("rdsl_p", np.zeros(n_bss)),
+            last.get("drlc", np.zeros(n_bss)), self._last_rates[:n_bss]])
+        glob = np.array([last.get("presence", 0.0), float(self.participation.mean()),
+                         self._period / self.n_periods,
+                         last.get("sw", 0.0) / self.sw_scale if self.sw_scale > 0 else 0.0])
+        obs = np.concatenate([per_bs.reshape(-1), glob]).astype(np.float32)
+        return np.clip(obs, -1.0, 5.0)

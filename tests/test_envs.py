@@ -1,0 +1,186 @@
+"""Gymnasium/SB3 conventions and the reference-policy reproduction for both environments."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import isac_market_env as ime
+from baselines import FixedOverbookingPolicy, FRBankBiddingPolicy, NewsvendorOverbookingPolicy
+
+SMALL = {
+    "ISACMarket-Bidding-v0": {"n_mus": 10, "n_transactions": 3},
+    "ISACMarket-Overbooking-v0": {"n_mus": 10, "n_periods": 3, "transactions_per_period": 3},
+}
+
+
+def make(env_id: str, **extra: object) -> gym.Env:
+    return gym.make(env_id, **{**SMALL[env_id], **extra})
+
+
+def rollout(env: gym.Env, seed: int, policy=None) -> tuple[list[float], list[np.ndarray]]:  # type: ignore[no-untyped-def]
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    rewards, observations = [], [obs]
+    done = False
+    while not done:
+        if policy is None:
+            action = _random_action(env, rng)
+        else:
+            action, _ = policy.predict(obs)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        rewards.append(reward)
+        observations.append(obs)
+        done = terminated or truncated
+    return rewards, observations
+
+
+def _random_action(env: gym.Env, rng: np.random.Generator) -> np.ndarray:
+    space = env.action_space
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return rng.integers(0, space.nvec)
+    return rng.uniform(space.low, space.high).astype(space.dtype)
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_gymnasium_check_env(env_id: str) -> None:
+    env = make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped, skip_render_check=False)
+    ours = [w for w in caught if "isac_market_env" in str(w.filename)]
+    assert not ours, [str(w.message) for w in ours]
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_sb3_check_env(env_id: str) -> None:
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_checker.check_env(make(env_id).unwrapped, warn=True)
+    assert not [w for w in caught if "isac_market_env" in str(w.filename)]
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_seeded_determinism(env_id: str) -> None:
+    a_rewards, a_obs = rollout(make(env_id), seed=5)
+    b_rewards, b_obs = rollout(make(env_id), seed=5)
+    assert a_rewards == b_rewards
+    assert all(np.array_equal(x, y) for x, y in zip(a_obs, b_obs, strict=True))
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_pickling_mid_episode(env_id: str) -> None:
+    env = make(env_id)
+    env.reset(seed=2)  # a live episode: the market is built, the signing phase is under way
+    clone = pickle.loads(pickle.dumps(env))
+    action = _random_action(env, np.random.default_rng(1))
+    first = env.step(action)
+    second = clone.step(action)
+    assert np.array_equal(first[0], second[0]) and first[1] == second[1]
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_async_vector_env(env_id: str) -> None:
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", **SMALL[env_id])
+    try:
+        obs, _ = vec.reset(seed=[0, 1])
+        assert obs.shape[0] == 2
+        actions = np.stack([vec.single_action_space.sample() for _ in range(2)])
+        obs, rewards, _, _, _ = vec.step(actions)
+        assert rewards.shape == (2,)
+    finally:
+        vec.close()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_bidding_reference_policy_reproduces_simulate(seed: int) -> None:
+    env = make("ISACMarket-Bidding-v0")
+    rewards, _ = rollout(env, seed, FRBankBiddingPolicy())
+    reference = ime.simulate("frbank", n_mus=10, n_transactions=3, seed=seed)
+    env_sw = [tx.social_welfare for tx in env.unwrapped.market.transactions]
+    assert env_sw == [tx.social_welfare for tx in reference.transactions]  # bit for bit
+    assert np.array_equal(env.unwrapped.market.contracts.pay, reference.signing.contracts.pay)
+    assert sum(rewards) == pytest.approx(reference.summary()["social_welfare"], rel=1e-12)
+
+
+def test_overbooking_fixed_policy_reproduces_simulate() -> None:
+    env = make("ISACMarket-Overbooking-v0", n_periods=1, drift_std=0.0)
+    rewards, _ = rollout(env, 4, FixedOverbookingPolicy(0.2))
+    reference = ime.simulate("frbank", n_mus=10, n_transactions=3, seed=4)
+    assert rewards == [reference.summary()["social_welfare"]]
+
+
+def test_overbooking_return_is_episode_sw_and_policies_run() -> None:
+    for policy in (FixedOverbookingPolicy(0.2), NewsvendorOverbookingPolicy()):
+        env = make("ISACMarket-Overbooking-v0")
+        obs, _ = env.reset(seed=1)
+        total, sw, done = 0.0, 0.0, False
+        while not done:
+            action, _ = policy.predict(obs)
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += reward
+            sw += info["social_welfare"]
+            done = terminated or truncated
+        assert total == pytest.approx(sw)
+        assert info["period"] == 3
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+@pytest.mark.parametrize("bad", ["nan", "inf", "shape", "bounds"])
+def test_bad_actions_raise(env_id: str, bad: str) -> None:
+    env = make(env_id)
+    env.reset(seed=0)
+    space = env.action_space
+    good = np.asarray(space.sample(), dtype=np.float64)
+    action = {"nan": np.where(np.arange(good.size) == 0, np.nan, good),
+              "inf": np.where(np.arange(good.size) == 0, np.inf, good),
+              "shape": np.append(good, 0.0),
+              "bounds": good + 1000.0}[bad]
+    with pytest.raises(ValueError, match="action"):
+        env.step(action)
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_step_after_termination_raises(env_id: str) -> None:
+    env = make(env_id)
+    rollout(env, 0)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(env.action_space.sample())
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_bad_kwargs_name_the_key(env_id: str) -> None:
+    with pytest.raises(ValueError, match="n_muss"):
+        gym.make(env_id, n_muss=3)
+    with pytest.raises(ValueError, match="reward"):
+        gym.make(env_id, reward="profit")
+    with pytest.raises(ValueError, match="bandwith"):
+        gym.make(env_id, market_overrides={"bandwith": 1.0})
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_render_modes(env_id: str) -> None:
+    for mode in ("ansi", "rgb_array"):
+        env = make(env_id, render_mode=mode)
+        rollout(env, 0)
+        frame = env.render()
+        if mode == "ansi":
+            assert isinstance(frame, str) and "BS 0" in frame
+        else:
+            assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
+
+
+def test_utility_reward_is_focal_utility() -> None:
+    env = make("ISACMarket-Bidding-v0", reward="utility")
+    rewards, _ = rollout(env, 3, FRBankBiddingPolicy())
+    market = env.unwrapped.market
+    focal = env.unwrapped.focal
+    own = sum(tx.client_value[focal] - tx.client_paid[focal] + tx.client_received[focal]
+              for tx in market.transactions)
+    assert sum(rewards) == pytest.approx(own)
