@@ -54,7 +54,8 @@ class Progress:
 
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
     """Worker: one episode, returns its summary (picklable for the process pool)."""
-    result = simulate(task["mechanism"], scenario=task["scenario"], n_mus=task["n_mus"],
+    n_mus = task["n_mus"] if task["scenario"] != "eua-melbourne" or task["n_mus"] else None
+    result = simulate(task["mechanism"], scenario=task["scenario"], n_mus=n_mus,
                       n_transactions=task["n_transactions"], seed=task["seed"],
                       eua_directory=task.get("eua_directory"),
                       market_overrides=task.get("market_overrides") or {})

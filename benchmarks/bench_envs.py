@@ -1,0 +1,68 @@
+"""Speed of the environments with a random policy (issue targets in brackets).
+
+* ISACMarket-Bidding-v0, paper-synthetic, 50 MUs: env steps per second      [>= 2,000]
+* ISACMarket-Overbooking-v0, W = 20: contract periods per second            [>= 20]
+
+Also prints where the time goes (cProfile, top functions) with --profile.
+Usage: python benchmarks/bench_envs.py [--n-mus 50] [--seconds 30] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+
+import gymnasium as gym
+import numpy as np
+
+import isac_market_env  # noqa: F401  (registers the ids)
+
+
+def run(env_id: str, seconds: float, **kwargs: object) -> tuple[int, int, float]:
+    env = gym.make(env_id, **kwargs)
+    rng = np.random.default_rng(0)
+    steps = episodes = 0
+    started = time.perf_counter()
+    seed = 0
+    while time.perf_counter() - started < seconds:
+        env.reset(seed=seed)
+        seed += 1
+        done = False
+        while not done:
+            space = env.action_space
+            action = (rng.integers(0, space.nvec) if isinstance(space, gym.spaces.MultiDiscrete)
+                      else rng.uniform(space.low, space.high).astype(np.float32))
+            _, _, terminated, truncated, _ = env.step(action)
+            steps += 1
+            done = terminated or truncated
+        episodes += 1
+    return steps, episodes, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n-mus", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    for n_mus in sorted({20, args.n_mus}):
+        steps, episodes, elapsed = run("ISACMarket-Bidding-v0", args.seconds, n_mus=n_mus,
+                                       n_transactions=10)
+        print(f"Bidding-v0, {n_mus} MUs, 10 transactions: {steps / elapsed:7.1f} steps/s, "
+              f"{episodes / elapsed * 60:6.1f} episodes/min ({steps} steps) [target 2000/s]")
+        steps, episodes, elapsed = run("ISACMarket-Overbooking-v0", args.seconds, n_mus=n_mus,
+                                       n_periods=5, transactions_per_period=20)
+        print(f"Overbooking-v0, {n_mus} MUs, W = 20: {steps / elapsed:7.2f} periods/s "
+              f"({steps} periods) [target 20/s]")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run("ISACMarket-Bidding-v0", args.seconds / 2, n_mus=args.n_mus, n_transactions=10)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
+if __name__ == "__main__":
+    main()

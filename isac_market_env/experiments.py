@@ -1,0 +1,286 @@
+"""``isac-market experiment fig2|fig3|fig5|table1``: regenerate the paper's evaluation.
+
+Every run (mechanism, scenario, MUs, seed, overrides) is cached as one JSON file under
+``OUT/runs/`` written atomically, so an interrupted experiment resumes from the runs already done
+and fig2/fig3 share their runs. Each experiment writes ``OUT/<name>.csv`` (means and 95% CIs over
+seeds) and ``OUT/<name>.png`` (needs matplotlib: ``pip install isac-market-env[plot]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from isac_market_env.cli import mean_ci95, run_one, run_tasks, write_atomic
+
+PAPER_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy"]
+LABELS = {"frbank": "FRBank", "cononline": "ConOnline", "conoffline": "ConOffline",
+          "hybrid": "Hybrid", "hybrido": "HybridO", "greedy": "Greedy",
+          "frbank-nor": "FRBankNoR", "hybrido-nor": "HybridONoR",
+          "conoffline-nor": "ConOfflineNoR", "optimal": "Optimal"}
+# Paper, Table I (EUA Melbourne CBD): Alg. 1-6
+PAPER_TABLE1 = {
+    "social_welfare": [5025.82, 3108.15, 2867.33, 3304.16, 3084.43, 1940.89],
+    "rt_ms": [6705.7, 389286.8, 0.7, 27832.5, 11712.7, 1505.6],
+    "ni": [2878, 37820, None, 11803, 8207, 280],
+    "dibc_ms": [23291, 302678, None, 94909, 64740, 2231],
+    "ecibc_j": [304.53, 3972.40, None, 1251.95, 868.92, 29.89],
+}
+
+
+def task_key(task: dict[str, Any]) -> str:
+    text = json.dumps({k: task[k] for k in sorted(task) if k != "eua_directory"},
+                      sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def cached_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: run one task unless its result file exists; write it atomically."""
+    path = Path(task["cache_dir"]) / f"{task_key(task)}.json"
+    if path.is_file():
+        return dict(json.loads(path.read_text()))
+    inner = {k: v for k, v in task.items() if k != "cache_dir"}
+    summary = run_one(inner)
+    summary.update({k: v for k, v in inner.items() if k not in summary})
+    write_atomic(path, json.dumps(summary, default=float))
+    return summary
+
+
+def run_all(tasks: list[dict[str, Any]], out: Path, workers: int, label: str
+            ) -> list[dict[str, Any]]:
+    cache = out / "runs"
+    cache.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        task["cache_dir"] = str(cache)
+    done = sum((cache / f"{task_key(t)}.json").is_file() for t in tasks)
+    if done:
+        print(f"{label}: {done}/{len(tasks)} runs already done, resuming")
+    return run_tasks(tasks, workers, label, worker=cached_run)
+
+
+def grouped(rows: list[dict[str, Any]], keys: tuple[str, ...], metrics: tuple[str, ...]
+            ) -> list[dict[str, Any]]:
+    """Mean and 95% CI half-width of ``metrics`` over seeds, per distinct ``keys`` value."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    out = []
+    for key, members in sorted(groups.items(), key=lambda kv: [str(x) for x in kv[0]]):
+        entry: dict[str, Any] = dict(zip(keys, key, strict=True))
+        entry["n_seeds"] = len(members)
+        for metric in metrics:
+            mean, half = mean_ci95([m[metric] for m in members])
+            entry[metric], entry[f"{metric}_ci95"] = mean, half
+        out.append(entry)
+    return out
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ValueError("plots need matplotlib: pip install 'isac-market-env[plot]'") from error
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    tmp.replace(path)
+
+
+def _curves(ax: Any, table: list[dict[str, Any]], x: str, metric: str,
+            mechanisms: list[str], log: bool = False, **filters: Any) -> None:
+    for mech in mechanisms:
+        pts = [r for r in table if r["mechanism"] == mech
+               and all(r[k] == v for k, v in filters.items())]
+        if not pts:
+            continue
+        pts.sort(key=lambda r: r[x])
+        xs = [r[x] for r in pts]
+        ys = np.array([r[metric] for r in pts])
+        err = np.nan_to_num(np.array([r[f"{metric}_ci95"] for r in pts]))
+        ax.errorbar(xs, ys, yerr=err, marker="o", ms=3, capsize=2, label=LABELS.get(mech, mech))
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+
+
+def fig2_tasks(args: argparse.Namespace, mechanisms: list[str]) -> list[dict[str, Any]]:
+    return [{"mechanism": mech, "scenario": scenario, "n_mus": n, "seed": args.seed + k,
+             "n_transactions": args.transactions}
+            for scenario in ("paper-synthetic", "paper-synthetic-7bs")
+            for n in args.mus for mech in mechanisms for k in range(args.seeds)]
+
+
+def experiment_fig2(args: argparse.Namespace, out: Path) -> None:
+    rows = run_all(fig2_tasks(args, PAPER_MECHANISMS), out, args.workers, "fig2")
+    metrics = ("social_welfare", "bs_utility", "mu_utility")
+    table = grouped(rows, ("scenario", "n_mus", "mechanism"), metrics)
+    write_csv(out / "fig2.csv", table)
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for r, scenario in enumerate(("paper-synthetic", "paper-synthetic-7bs")):
+        for c, (metric, title) in enumerate(zip(metrics, ("Social welfare", "Utility of BSs",
+                                                          "Utility of MUs"), strict=True)):
+            ax = axes[r, c]
+            _curves(ax, table, "n_mus", metric, PAPER_MECHANISMS, scenario=scenario)
+            ax.set_title(f"{title} ({'5' if r == 0 else '7'} BSs)")
+            ax.set_xlabel("number of MUs")
+    axes[0, 0].legend(fontsize=8)
+    _save(fig, out / "fig2.png")
+
+
+def experiment_fig3(args: argparse.Namespace, out: Path) -> None:
+    mechanisms = [m for m in PAPER_MECHANISMS if m != "conoffline"]
+    rows = run_all(fig2_tasks(args, PAPER_MECHANISMS), out, args.workers, "fig3")
+    metrics = ("rt_ms", "ni", "dibc_ms", "ecibc_j", "rt_online_ms", "ni_online",
+               "dibc_online_ms", "ecibc_online_j")
+    table = grouped(rows, ("scenario", "n_mus", "mechanism"), metrics)
+    write_csv(out / "fig3.csv", table)
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7))
+    titles = ("RT (ms)", "NI", "DIBC (ms)", "ECIBC (J)")
+    for r, scenario in enumerate(("paper-synthetic", "paper-synthetic-7bs")):
+        for c, (metric, title) in enumerate(zip(metrics[:4], titles, strict=True)):
+            ax = axes[r, c]
+            _curves(ax, table, "n_mus", metric, mechanisms, log=True, scenario=scenario)
+            ax.set_title(f"{title}, {'5' if r == 0 else '7'} BSs")
+            ax.set_xlabel("number of MUs")
+    axes[0, 0].legend(fontsize=8)
+    _save(fig, out / "fig3.png")
+
+
+def experiment_fig5(args: argparse.Namespace, out: Path) -> None:
+    rates = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    tasks = [{"mechanism": mech, "scenario": "paper-synthetic", "n_mus": args.fig5_mus,
+              "seed": args.seed + k, "n_transactions": args.transactions,
+              "market_overrides": {"overbooking_bandwidth": rate, "overbooking_power": rate}}
+             for rate in rates for mech in ("hybrido", "frbank") for k in range(args.seeds)]
+    risk_mechs = ["frbank", "frbank-nor", "hybrido", "hybrido-nor", "conoffline",
+                  "conoffline-nor"]
+    tasks += [{"mechanism": mech, "scenario": "paper-synthetic", "n_mus": n,
+               "seed": args.seed + k, "n_transactions": args.transactions}
+              for n in args.mus for mech in risk_mechs for k in range(args.seeds)]
+    rows = run_all(tasks, out, args.workers, "fig5")
+    for row in rows:
+        over = row.get("market_overrides") or {}
+        row["overbooking_rate"] = over.get("overbooking_bandwidth", None)
+    rdsl = grouped([r for r in rows if r["overbooking_rate"] is not None],
+                   ("overbooking_rate", "mechanism"), ("rdsl_bandwidth", "rdsl_power"))
+    drlc = grouped([r for r in rows if r["overbooking_rate"] is None],
+                   ("n_mus", "mechanism"), ("drlc",))
+    write_csv(out / "fig5a.csv", rdsl)
+    write_csv(out / "fig5b.csv", drlc)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for mech in ("hybrido", "frbank"):
+        for metric, style in (("rdsl_bandwidth", "-"), ("rdsl_power", "--")):
+            pts = sorted((r for r in rdsl if r["mechanism"] == mech),
+                         key=lambda r: r["overbooking_rate"])
+            axes[0].plot([r["overbooking_rate"] for r in pts], [r[metric] for r in pts], style,
+                         marker="o", ms=3,
+                         label=f"{LABELS[mech]} {metric.split('_')[1]}")
+    axes[0].axhline(1.0, color="grey", lw=0.8)
+    axes[0].set_xlabel("overbooking rate")
+    axes[0].set_title("RDSL (present contracted demand / supply)")
+    axes[0].legend(fontsize=8)
+    axes[0].grid(alpha=0.3)
+    _curves(axes[1], drlc, "n_mus", "drlc", risk_mechs)
+    axes[1].set_title("DRLC (failed / due contract executions)")
+    axes[1].set_xlabel("number of MUs")
+    axes[1].legend(fontsize=8)
+    _save(fig, out / "fig5.png")
+
+
+def experiment_table1(args: argparse.Namespace, out: Path) -> None:
+    tasks = [{"mechanism": mech, "scenario": "eua-melbourne", "n_mus": 140,
+              "seed": args.seed + k, "n_transactions": args.transactions,
+              "eua_directory": args.eua_dir}
+             for mech in PAPER_MECHANISMS for k in range(args.seeds)]
+    rows = run_all(tasks, out, args.workers, "table1")
+    metrics = ("social_welfare", "rt_ms", "ni", "dibc_ms", "ecibc_j", "rt_online_ms",
+               "ni_online", "dibc_online_ms", "ecibc_online_j", "mu_utility", "bs_utility",
+               "drlc")
+    table = grouped(rows, ("mechanism",), metrics)
+    order = {m: i for i, m in enumerate(PAPER_MECHANISMS)}
+    table.sort(key=lambda r: order[r["mechanism"]])
+    for r in table:
+        i = order[r["mechanism"]]
+        for metric, values in PAPER_TABLE1.items():
+            r[f"paper_{metric}"] = values[i]
+    write_csv(out / "table1.csv", table)
+    lines = ["| metric | " + " | ".join(LABELS[r["mechanism"]] for r in table) + " |",
+             "|---|" + "---|" * len(table)]
+    for metric in ("social_welfare", "rt_ms", "ni", "dibc_ms", "ecibc_j", "ni_online"):
+        ours = " | ".join(f"{r[metric]:.1f}" for r in table)
+        lines.append(f"| {metric} (ours) | {ours} |")
+        if metric in PAPER_TABLE1:
+            paper = " | ".join("N/A" if v is None else f"{v}" for v in PAPER_TABLE1[metric])
+            lines.append(f"| {metric} (paper) | {paper} |")
+    write_atomic(out / "table1.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = [LABELS[r["mechanism"]] for r in table]
+    axes[0].bar(names, [r["social_welfare"] for r in table],
+                yerr=np.nan_to_num([r["social_welfare_ci95"] for r in table]))
+    axes[0].set_title("EUA Melbourne CBD: social welfare")
+    axes[1].bar(names, [max(r["ni"], 1e-9) for r in table])
+    axes[1].set_yscale("log")
+    axes[1].set_title("EUA Melbourne CBD: NI (log)")
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+    _save(fig, out / "table1.png")
+
+
+EXPERIMENTS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
+    "fig2": experiment_fig2, "fig3": experiment_fig3, "fig5": experiment_fig5,
+    "table1": experiment_table1,
+}
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    if args.seeds < 1 or args.transactions < 1:
+        raise ValueError("--seeds and --transactions must be >= 1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    EXPERIMENTS[args.name](args, out)
+    print(f"{args.name}: written to {out}")
+    return 0
+
+
+def add_experiment_parser(sub: Any) -> None:
+    parser = sub.add_parser("experiment", help="regenerate the paper's figures and Table I")
+    parser.add_argument("name", choices=sorted(EXPERIMENTS))
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument("--transactions", type=int, default=5)
+    parser.add_argument("--mus", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[20, 40, 60, 80, 100], help="MU counts for the sweeps")
+    parser.add_argument("--fig5-mus", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--eua-dir", default=None)
+    parser.set_defaults(func=cmd_experiment)
