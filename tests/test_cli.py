@@ -1,0 +1,66 @@
+"""Command-line smoke tests on tiny markets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from isac_market_env.cli import main
+
+TINY = ["--n-mus", "6", "--transactions", "1", "--workers", "1"]
+
+
+def test_compare_prints_table_and_writes_json(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rows.json"
+    code = main(["compare", *TINY, "--seeds", "2", "--mechanisms", "frbank,greedy,optimal",
+                 "--json", str(out), "--csv", str(tmp_path / "rows.csv")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "frbank" in text and "SW (mean ± 95% CI)" in text
+    rows = json.loads(out.read_text())
+    assert [r["mechanism"] for r in rows] == ["frbank", "greedy", "optimal"]
+    for row in rows:
+        assert {"social_welfare", "mu_utility", "bs_utility", "rt_ms", "ni", "dibc_ms",
+                "ecibc_j", "drlc", "welfare_ratio_to_optimal", "per_seed"} <= set(row)
+        assert len(row["per_seed"]) == 2
+        assert row["welfare_ratio_to_optimal"] <= 1.0 + 1e-9
+    assert (tmp_path / "rows.csv").read_text().startswith("mechanism,")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["compare", "--scenario", "mars"], "unknown scenario"),
+    (["compare", "--mechanisms", "frbank,nope"], "unknown mechanism"),
+    (["compare", "--scenario", "eua-melbourne", "--eua-dir", "/nonexistent"], "EUA"),
+    (["compare", "--seeds", "0"], "--seeds"),
+])
+def test_runtime_errors_are_one_line_exit_2(argv: list[str], message: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_experiment_writes_outputs_and_resumes(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    argv = ["experiment", "fig5", "--out", str(tmp_path), "--seeds", "1", "--transactions", "1",
+            "--mus", "5", "--fig5-mus", "5", "--workers", "1"]
+    assert main(argv) == 0
+    for name in ("fig5.png", "fig5a.csv", "fig5b.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    runs = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(runs) == 2 * 6 + 6
+    assert main(argv) == 0  # everything cached: resumes without rerunning
+    assert "already done, resuming" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "isac_market_env", "compare", "--scenario",
+                           "nowhere"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "unknown scenario" in done.stderr
