@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_experiment_parser(sub)
+    from isac_market_env.evaluate import add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return parser
 
 

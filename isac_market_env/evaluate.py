@@ -1,0 +1,109 @@
+"""``isac-market evaluate``: any SB3 model or rule-based policy on the same held-out seeds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from isac_market_env.cli import mean_ci95, write_atomic
+
+RULES = ("frbank", "fixed", "newsvendor")
+HELD_OUT_FIRST_SEED = 1_000_000  # training and evaluation seeds never overlap
+
+
+def load_policy(spec: str, env_id: str) -> Any:
+    """A rule-based policy by name, or an SB3 model from a .zip path."""
+    if spec in RULES:
+        from baselines import make_policy
+
+        if spec == "frbank" and env_id != "ISACMarket-Bidding-v0":
+            raise ValueError("the frbank policy bids: use it with ISACMarket-Bidding-v0")
+        if spec != "frbank" and env_id != "ISACMarket-Overbooking-v0":
+            raise ValueError(f"the {spec} policy sets overbooking rates: use it with "
+                             "ISACMarket-Overbooking-v0")
+        return make_policy(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"policy must be one of {', '.join(RULES)} or an SB3 model "
+                                f"file; {spec} does not exist")
+    try:
+        from stable_baselines3 import PPO, SAC
+    except ImportError as error:  # pragma: no cover
+        raise ValueError("loading a model needs the [train] extra") from error
+    for cls in (PPO, SAC):
+        try:
+            return cls.load(path, device="cpu")
+        except (ValueError, KeyError, TypeError, RuntimeError):
+            continue
+    raise ValueError(f"{spec} is not a PPO or SAC model")
+
+
+def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, Any]
+             ) -> list[dict[str, float]]:
+    """One episode per seed; returns per-episode return and summed info metrics."""
+    rows = []
+    for seed in seeds:
+        env = gym.make(env_id, **env_kwargs)
+        obs, _ = env.reset(seed=seed)
+        done, ret = False, 0.0
+        totals: dict[str, float] = {}
+        steps = 0
+        while not done:
+            action, _ = policy.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            ret += float(reward)
+            steps += 1
+            done = terminated or truncated
+            if env_id == "ISACMarket-Overbooking-v0":
+                for key in ("social_welfare", "mu_utility", "bs_utility", "ni", "drlc"):
+                    totals[key] = totals.get(key, 0.0) + float(info[key])
+        if env_id == "ISACMarket-Bidding-v0":
+            summary = env.unwrapped.market.result().summary()
+            focal = env.unwrapped.focal
+            market = env.unwrapped.market
+            totals = {key: summary[key] for key in ("social_welfare", "mu_utility",
+                                                    "bs_utility", "ni", "drlc")}
+            totals["focal_utility"] = float(sum(
+                tx.client_value[focal] - tx.client_paid[focal] + tx.client_received[focal]
+                for tx in market.transactions))
+        else:
+            totals["drlc"] /= max(steps, 1)
+        rows.append({"seed": seed, "return": ret, "steps": steps, **totals})
+        env.close()
+    return rows
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    env_kwargs = json.loads(Path(args.config).read_text()) if args.config else {}
+    policy = load_policy(args.policy, args.env)
+    seeds = [args.first_seed + k for k in range(args.seeds)]
+    rows = evaluate(policy, args.env, seeds, env_kwargs)
+    metrics = [k for k in rows[0] if k not in ("seed", "steps")]
+    print(f"{args.policy} on {args.env}, {len(seeds)} held-out seeds from {args.first_seed}:")
+    summary: dict[str, Any] = {"policy": args.policy, "env": args.env, "seeds": seeds,
+                               "env_kwargs": env_kwargs, "per_seed": rows}
+    for metric in metrics:
+        mean, half = mean_ci95([r[metric] for r in rows])
+        summary[metric], summary[f"{metric}_ci95"] = mean, half
+        ci = "" if np.isnan(half) else f" ± {half:.3f}"
+        print(f"  {metric:16s} {mean:12.3f}{ci}")
+    if args.json:
+        write_atomic(Path(args.json), json.dumps(summary, indent=2, default=float))
+    return 0
+
+
+def add_evaluate_parser(sub: Any) -> None:
+    parser = sub.add_parser("evaluate", help="evaluate a model or rule on held-out seeds")
+    parser.add_argument("--policy", required=True, help="model .zip, or frbank|fixed|newsvendor")
+    parser.add_argument("--env", required=True,
+                        choices=("ISACMarket-Bidding-v0", "ISACMarket-Overbooking-v0"))
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=HELD_OUT_FIRST_SEED)
+    parser.add_argument("--config", default=None, help="JSON file of gym.make kwargs")
+    parser.add_argument("--json", default=None)
+    parser.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,1 @@
+"""Training scripts (stable-baselines3) for the ISACMarket environments."""
