@@ -63,9 +63,10 @@ def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, A
                 for key in ("social_welfare", "mu_utility", "bs_utility", "ni", "drlc"):
                     totals[key] = totals.get(key, 0.0) + float(info[key])
         if env_id == "ISACMarket-Bidding-v0":
-            summary = env.unwrapped.market.result().summary()
-            focal = env.unwrapped.focal
-            market = env.unwrapped.market
+            inner: Any = env.unwrapped
+            market = inner.market
+            summary = market.result().summary()
+            focal = inner.focal
             totals = {key: summary[key] for key in ("social_welfare", "mu_utility",
                                                     "bs_utility", "ni", "drlc")}
             totals["focal_utility"] = float(sum(

@@ -26,7 +26,7 @@ LABELS = {"frbank": "FRBank", "cononline": "ConOnline", "conoffline": "ConOfflin
           "frbank-nor": "FRBankNoR", "hybrido-nor": "HybridONoR",
           "conoffline-nor": "ConOfflineNoR", "optimal": "Optimal"}
 # Paper, Table I (EUA Melbourne CBD): Alg. 1-6
-PAPER_TABLE1 = {
+PAPER_TABLE1: dict[str, list[float | None]] = {
     "social_welfare": [5025.82, 3108.15, 2867.33, 3304.16, 3084.43, 1940.89],
     "rt_ms": [6705.7, 389286.8, 0.7, 27832.5, 11712.7, 1505.6],
     "ni": [2878, 37820, None, 11803, 8207, 280],

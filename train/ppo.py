@@ -27,8 +27,8 @@ def _sb3() -> Any:
     try:
         import stable_baselines3
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise SystemExit("training needs the [train] extra: pip install "
-                         "'isac-market-env[train]' (and torch==2.13.0 for the CPU build)") from error
+        raise SystemExit("training needs the [train] extra: pip install 'isac-market-env[train]'"
+                         " (and torch==2.13.0 for the CPU build)") from error
     return stable_baselines3
 
 
