@@ -3,9 +3,9 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import isac_market_env as ime  # noqa: E402
+import isac_market_env as ime
 
 fig, ax = plt.subplots(figsize=(7, 4))
 for mechanism in ("frbank", "hybrid", "greedy"):
