@@ -105,6 +105,7 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
     tmp.replace(path)
