@@ -15,6 +15,7 @@ import argparse
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         model = algo_cls("MlpPolicy", venv, **kwargs)
         remaining = args.timesteps
     per_env = max(1, args.n_envs)
+    # the evaluation env is a DummyVecEnv on purpose (one episode at a time, same process)
+    warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
     callbacks = CallbackList([
         CheckpointCallback(max(args.checkpoint_freq // per_env, 1), str(out / "checkpoints"),
                            name_prefix="model"),
