@@ -79,28 +79,64 @@ def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, A
     return rows
 
 
+def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and 95% CI half-width of every per-episode metric."""
+    out: dict[str, float] = {}
+    for metric in (k for k in rows[0] if k not in ("seed", "steps")):
+        out[metric], out[f"{metric}_ci95"] = mean_ci95([r[metric] for r in rows])
+    return out
+
+
+def paired_differences(rows: list[dict[str, float]], reference: list[dict[str, float]]
+                       ) -> dict[str, float]:
+    """Mean and 95% CI of the per-seed difference ``rows - reference`` (same seeds, paired)."""
+    out: dict[str, float] = {}
+    for metric in (k for k in rows[0] if k not in ("seed", "steps")):
+        diffs = [a[metric] - b[metric] for a, b in zip(rows, reference, strict=True)]
+        out[metric], out[f"{metric}_ci95"] = mean_ci95(diffs)
+    return out
+
+
+def _fmt(mean: float, half: float) -> str:
+    return f"{mean:12.3f}" + ("" if np.isnan(half) else f" ± {half:.3f}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     env_kwargs = json.loads(Path(args.config).read_text()) if args.config else {}
-    policy = load_policy(args.policy, args.env)
+    specs = [s.strip() for s in args.policy.split(",") if s.strip()]
+    if not specs:
+        raise ValueError("--policy names no policy")
+    policies = [load_policy(spec, args.env) for spec in specs]
     seeds = [args.first_seed + k for k in range(args.seeds)]
-    rows = evaluate(policy, args.env, seeds, env_kwargs)
-    metrics = [k for k in rows[0] if k not in ("seed", "steps")]
-    print(f"{args.policy} on {args.env}, {len(seeds)} held-out seeds from {args.first_seed}:")
-    summary: dict[str, Any] = {"policy": args.policy, "env": args.env, "seeds": seeds,
-                               "env_kwargs": env_kwargs, "per_seed": rows}
-    for metric in metrics:
-        mean, half = mean_ci95([r[metric] for r in rows])
-        summary[metric], summary[f"{metric}_ci95"] = mean, half
-        ci = "" if np.isnan(half) else f" ± {half:.3f}"
-        print(f"  {metric:16s} {mean:12.3f}{ci}")
+    results: list[dict[str, Any]] = []
+    for spec, policy in zip(specs, policies, strict=True):
+        rows = evaluate(policy, args.env, seeds, env_kwargs)
+        stats = summarise(rows)
+        entry: dict[str, Any] = {"policy": spec, **stats, "per_seed": rows}
+        print(f"{spec} on {args.env}, {len(seeds)} held-out seeds from {args.first_seed}:")
+        for metric in (k for k in stats if not k.endswith("_ci95")):
+            print(f"  {metric:16s} {_fmt(stats[metric], stats[metric + '_ci95'])}")
+        if results:
+            diff = paired_differences(rows, results[0]["per_seed"])
+            entry["paired_difference_to_first"] = diff
+            print(f"  paired difference to {specs[0]} (same seeds):")
+            for metric in ("return", "social_welfare"):
+                print(f"    {metric:14s} {_fmt(diff[metric], diff[metric + '_ci95'])}")
+        results.append(entry)
     if args.json:
-        write_atomic(Path(args.json), json.dumps(summary, indent=2, default=float))
+        payload: dict[str, Any] = {"env": args.env, "seeds": seeds, "env_kwargs": env_kwargs,
+                                   "policies": results}
+        if len(results) == 1:  # one policy: its fields at the top level
+            payload.update(results[0])
+        write_atomic(Path(args.json), json.dumps(payload, indent=2, default=float))
     return 0
 
 
 def add_evaluate_parser(sub: Any) -> None:
     parser = sub.add_parser("evaluate", help="evaluate a model or rule on held-out seeds")
-    parser.add_argument("--policy", required=True, help="model .zip, or frbank|fixed|newsvendor")
+    parser.add_argument("--policy", required=True,
+                        help="model .zip or frbank|fixed|newsvendor; several, comma-separated, "
+                        "are run on the same seeds and compared with the first (paired CIs)")
     parser.add_argument("--env", required=True,
                         choices=("ISACMarket-Bidding-v0", "ISACMarket-Overbooking-v0"))
     parser.add_argument("--seeds", type=int, default=20)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("stable_baselines3")
@@ -44,9 +45,18 @@ def test_train_save_load_evaluate(env_id: str, tmp_path: Path) -> None:
 def test_evaluate_rule_policies(tmp_path: Path) -> None:
     config = tmp_path / "env.json"
     config.write_text(json.dumps(CONFIGS["ISACMarket-Overbooking-v0"]))
-    for policy in ("fixed", "newsvendor"):
-        assert cli_main(["evaluate", "--policy", policy, "--env", "ISACMarket-Overbooking-v0",
-                         "--seeds", "2", "--config", str(config)]) == 0
+    out = tmp_path / "paired.json"
+    assert cli_main(["evaluate", "--policy", "fixed,newsvendor,fixed", "--env",
+                     "ISACMarket-Overbooking-v0", "--seeds", "2", "--config", str(config),
+                     "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [p["policy"] for p in report["policies"]] == ["fixed", "newsvendor", "fixed"]
+    fixed, newsvendor, again = report["policies"]
+    # same seeds for every policy: differences are per-seed, and a policy against itself is 0
+    assert again["paired_difference_to_first"]["social_welfare"] == 0.0
+    expected = np.mean([a["social_welfare"] - b["social_welfare"]
+                        for a, b in zip(newsvendor["per_seed"], fixed["per_seed"], strict=True)])
+    assert newsvendor["paired_difference_to_first"]["social_welfare"] == pytest.approx(expected)
     bidding = tmp_path / "bid.json"
     bidding.write_text(json.dumps(CONFIGS["ISACMarket-Bidding-v0"]))
     assert cli_main(["evaluate", "--policy", "frbank", "--env", "ISACMarket-Bidding-v0",
