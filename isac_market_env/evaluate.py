@@ -16,17 +16,32 @@ RULES = ("frbank", "fixed", "newsvendor")
 HELD_OUT_FIRST_SEED = 1_000_000  # training and evaluation seeds never overlap
 
 
-def load_policy(spec: str, env_id: str) -> Any:
-    """A rule-based policy by name, or an SB3 model from a .zip path."""
-    if spec in RULES:
+def load_policy(spec: str, env_id: str, env_kwargs: dict[str, Any] | None = None) -> Any:
+    """A rule-based policy by name (``fixed:RATE`` for another fixed rate), or an SB3 model.
+
+    The overbooking rules are told the env's ``max_overbooking`` so that their rates are exact.
+    """
+    name, _, argument = spec.partition(":")
+    if name in RULES:
         from baselines import make_policy
 
-        if spec == "frbank" and env_id != "ISACMarket-Bidding-v0":
+        if name == "frbank" and env_id != "ISACMarket-Bidding-v0":
             raise ValueError("the frbank policy bids: use it with ISACMarket-Bidding-v0")
-        if spec != "frbank" and env_id != "ISACMarket-Overbooking-v0":
-            raise ValueError(f"the {spec} policy sets overbooking rates: use it with "
+        if name != "frbank" and env_id != "ISACMarket-Overbooking-v0":
+            raise ValueError(f"the {name} policy sets overbooking rates: use it with "
                              "ISACMarket-Overbooking-v0")
-        return make_policy(spec)
+        if argument and name != "fixed":
+            raise ValueError(f"only the fixed policy takes an argument (fixed:RATE), got {spec}")
+        if name == "frbank":
+            return make_policy(name)
+        kwargs: dict[str, Any] = {
+            "max_overbooking": float((env_kwargs or {}).get("max_overbooking", 0.6))}
+        if argument:
+            try:
+                kwargs["rate"] = float(argument)
+            except ValueError as error:
+                raise ValueError(f"fixed:RATE needs a number, got {spec}") from error
+        return make_policy(name, **kwargs)
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"policy must be one of {', '.join(RULES)} or an SB3 model "
@@ -106,7 +121,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     specs = [s.strip() for s in args.policy.split(",") if s.strip()]
     if not specs:
         raise ValueError("--policy names no policy")
-    policies = [load_policy(spec, args.env) for spec in specs]
+    policies = [load_policy(spec, args.env, env_kwargs) for spec in specs]
     seeds = [args.first_seed + k for k in range(args.seeds)]
     results: list[dict[str, Any]] = []
     for spec, policy in zip(specs, policies, strict=True):
@@ -135,8 +150,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def add_evaluate_parser(sub: Any) -> None:
     parser = sub.add_parser("evaluate", help="evaluate a model or rule on held-out seeds")
     parser.add_argument("--policy", required=True,
-                        help="model .zip or frbank|fixed|newsvendor; several, comma-separated, "
-                        "are run on the same seeds and compared with the first (paired CIs)")
+                        help="model .zip or frbank|fixed[:RATE]|newsvendor; several, "
+                        "comma-separated, run on the same seeds and compared with the first "
+                        "(paired CIs)")
     parser.add_argument("--env", required=True,
                         choices=("ISACMarket-Bidding-v0", "ISACMarket-Overbooking-v0"))
     parser.add_argument("--seeds", type=int, default=20)

@@ -63,3 +63,21 @@ def test_evaluate_rule_policies(tmp_path: Path) -> None:
                      "--seeds", "2", "--config", str(bidding)]) == 0
     assert cli_main(["evaluate", "--policy", "frbank", "--env",
                      "ISACMarket-Overbooking-v0", "--seeds", "1"]) == 2
+
+
+def test_fixed_rate_argument_and_env_max_overbooking() -> None:
+    from isac_market_env.evaluate import load_policy
+
+    obs = np.zeros(6 * 5 + 4, dtype=np.float32)
+    # the action is the rate over the env's max_overbooking, so the rate itself is exact
+    policy = load_policy("fixed:0.1", "ISACMarket-Overbooking-v0", {"max_overbooking": 0.4})
+    action, _ = policy.predict(obs)
+    assert np.allclose(action * 0.4, 0.1)
+    assert np.allclose(load_policy("fixed", "ISACMarket-Overbooking-v0").predict(obs)[0] * 0.6,
+                       0.2)
+    with pytest.raises(ValueError, match="needs a number"):
+        load_policy("fixed:abc", "ISACMarket-Overbooking-v0")
+    with pytest.raises(ValueError, match="only the fixed policy"):
+        load_policy("newsvendor:0.1", "ISACMarket-Overbooking-v0")
+    with pytest.raises(ValueError, match="rate must be in"):
+        load_policy("fixed:0.9", "ISACMarket-Overbooking-v0")
