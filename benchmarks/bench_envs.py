@@ -4,15 +4,17 @@
 * ISACMarket-Overbooking-v0, W = 20: contract periods per second            [>= 20]
 
 Also prints where the time goes (cProfile, top functions) with --profile.
-Usage: python benchmarks/bench_envs.py [--n-mus 50] [--seconds 30] [--profile]
+Usage: python benchmarks/bench_envs.py [--n-mus 50] [--seconds 30] [--profile] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import pstats
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -46,16 +48,26 @@ def main() -> None:
     parser.add_argument("--n-mus", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    out: list[dict[str, object]] = []
     for n_mus in sorted({20, args.n_mus}):
         steps, episodes, elapsed = run("ISACMarket-Bidding-v0", args.seconds, n_mus=n_mus,
                                        n_transactions=10)
         print(f"Bidding-v0, {n_mus} MUs, 10 transactions: {steps / elapsed:7.1f} steps/s, "
-              f"{episodes / elapsed * 60:6.1f} episodes/min ({steps} steps) [target 2000/s]")
+              f"{episodes / elapsed * 60:6.1f} episodes/min, {steps / episodes:.1f} steps per "
+              f"episode [target 2000/s]")
+        out.append({"env": "ISACMarket-Bidding-v0", "n_mus": n_mus, "n_transactions": 10,
+                    "steps_per_s": steps / elapsed, "episodes_per_min": episodes / elapsed * 60,
+                    "steps_per_episode": steps / episodes})
         steps, episodes, elapsed = run("ISACMarket-Overbooking-v0", args.seconds, n_mus=n_mus,
                                        n_periods=5, transactions_per_period=20)
         print(f"Overbooking-v0, {n_mus} MUs, W = 20: {steps / elapsed:7.2f} periods/s "
               f"({steps} periods) [target 20/s]")
+        out.append({"env": "ISACMarket-Overbooking-v0", "n_mus": n_mus,
+                    "transactions_per_period": 20, "periods_per_s": steps / elapsed})
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
