@@ -50,12 +50,27 @@ def load_policy(spec: str, env_id: str, env_kwargs: dict[str, Any] | None = None
         from stable_baselines3 import PPO, SAC
     except ImportError as error:  # pragma: no cover
         raise ValueError("loading a model needs the [train] extra") from error
-    for cls in (PPO, SAC):
+    classes: list[Any] = [PPO, SAC]
+    try:
+        from sb3_contrib import MaskablePPO
+
+        classes.insert(0, MaskablePPO)
+    except ImportError:  # pragma: no cover - sb3-contrib is optional
+        pass
+    for cls in classes:
         try:
             return cls.load(path, device="cpu")
-        except (ValueError, KeyError, TypeError, RuntimeError):
+        except (ValueError, KeyError, TypeError, RuntimeError, AttributeError):
             continue
-    raise ValueError(f"{spec} is not a PPO or SAC model")
+    raise ValueError(f"{spec} is not a PPO, MaskablePPO or SAC model")
+
+
+def _predict(policy: Any, obs: np.ndarray, env: gym.Env[Any, Any]) -> Any:
+    """The policy's deterministic action; maskable models get the env's action masks."""
+    if type(policy).__name__ == "MaskablePPO":
+        masks = env.get_wrapper_attr("action_masks")()
+        return policy.predict(obs, deterministic=True, action_masks=masks)[0]
+    return policy.predict(obs, deterministic=True)[0]
 
 
 def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, Any]
@@ -69,7 +84,7 @@ def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, A
         totals: dict[str, float] = {}
         steps = 0
         while not done:
-            action, _ = policy.predict(obs, deterministic=True)
+            action = _predict(policy, obs, env)
             obs, reward, terminated, truncated, info = env.step(action)
             ret += float(reward)
             steps += 1

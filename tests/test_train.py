@@ -19,12 +19,17 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("env_id", sorted(CONFIGS))
-def test_train_save_load_evaluate(env_id: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("env_id", "algo"), [("ISACMarket-Bidding-v0", "ppo"),
+                                             ("ISACMarket-Bidding-v0", "maskable-ppo"),
+                                             ("ISACMarket-Overbooking-v0", "ppo")])
+def test_train_save_load_evaluate(env_id: str, algo: str, tmp_path: Path) -> None:
+    if algo == "maskable-ppo":
+        pytest.importorskip("sb3_contrib")
     config = tmp_path / "env.json"
     config.write_text(json.dumps(CONFIGS[env_id]))
     out = tmp_path / "run"
-    args = ["--env", env_id, "--timesteps", "256", "--n-envs", "2", "--n-steps", "64",
+    args = ["--env", env_id, "--algo", algo, "--timesteps", "256", "--n-envs", "2",
+            "--n-steps", "64",
             "--config", str(config), "--out", str(out), "--eval-freq", "128",
             "--eval-episodes", "1", "--checkpoint-freq", "128", "--no-progress"]
     assert train_main(args) == 0
@@ -39,7 +44,7 @@ def test_train_save_load_evaluate(env_id: str, tmp_path: Path) -> None:
     data = json.loads(report.read_text())
     assert len(data["per_seed"]) == 2 and "social_welfare_ci95" in data
     # resume: continues from the newest checkpoint up to the new total
-    assert train_main([*args[:3], "384", *args[4:], "--resume"]) == 0
+    assert train_main([*args[:5], "384", *args[6:], "--resume"]) == 0
 
 
 def test_evaluate_rule_policies(tmp_path: Path) -> None:
@@ -81,3 +86,20 @@ def test_fixed_rate_argument_and_env_max_overbooking() -> None:
         load_policy("newsvendor:0.1", "ISACMarket-Overbooking-v0")
     with pytest.raises(ValueError, match="rate must be in"):
         load_policy("fixed:0.9", "ISACMarket-Overbooking-v0")
+
+
+def test_action_masks_follow_the_available_slots() -> None:
+    import gymnasium as gym
+
+    env = gym.make("ISACMarket-Bidding-v0", n_mus=6, n_transactions=2)
+    inner = env.unwrapped
+    _, info = env.reset(seed=3)
+    for _ in range(5):
+        masks = env.get_wrapper_attr("action_masks")()
+        n_slots = inner.n_slots  # type: ignore[attr-defined]
+        assert masks.shape == (int(env.action_space.nvec.sum()),)  # type: ignore[attr-defined]
+        assert np.array_equal(masks[:n_slots], info["action_mask"])
+        assert masks[n_slots] and masks[n_slots + 1:].all()  # "no proposal" and every level
+        _, _, terminated, _, info = env.step(np.array([info["rule_slot"], 0]))
+        if terminated:
+            break

@@ -3,6 +3,9 @@
     python -m train.ppo --env ISACMarket-Overbooking-v0 --timesteps 20000 --n-envs 2 \
         --seed 0 --out runs/overbooking-ppo [--algo ppo|sac] [--config env.json] [--resume]
 
+``--algo maskable-ppo`` (sb3-contrib's MaskablePPO, Bidding-v0 only) samples only the slots the
+focal client may propose, from the env's ``action_masks()``.
+
 Writes into ``--out``: ``run.json`` (arguments, env kwargs, package versions), TensorBoard logs
 (``tb/``), periodic evaluation (``eval/``, ``best_model.zip``), checkpoints
 (``checkpoints/``) and ``final_model.zip``. ``--resume`` continues from the newest checkpoint
@@ -12,6 +15,7 @@ with the saved step count. The env config (JSON) holds ``gym.make`` keyword argu
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
@@ -46,6 +50,28 @@ def make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int
                             env_kwargs=env_kwargs, vec_env_cls=vec_cls)
 
 
+def _version(module: str) -> str | None:
+    try:
+        return str(importlib.import_module(module).__version__)
+    except ImportError:
+        return None
+
+
+def algorithm(name: str) -> tuple[Any, Any]:
+    """The SB3 algorithm class and its evaluation callback for ``--algo``."""
+    if name == "maskable-ppo":
+        try:
+            from sb3_contrib import MaskablePPO
+            from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise SystemExit("maskable-ppo needs sb3-contrib (in the [train] extra)") from error
+        return MaskablePPO, MaskableEvalCallback
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    return (PPO if name == "ppo" else SAC), EvalCallback
+
+
 def latest_checkpoint(directory: Path) -> tuple[Path, int] | None:
     best: tuple[Path, int] | None = None
     for path in directory.glob("model_*_steps.zip"):
@@ -59,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.ppo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", required=True, choices=isac_market_env.ENV_IDS)
-    parser.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
+    parser.add_argument("--algo", choices=("ppo", "sac", "maskable-ppo"), default="ppo")
     parser.add_argument("--timesteps", type=int, default=20_000)
     parser.add_argument("--n-envs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -79,12 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sb3 = _sb3()
-    from stable_baselines3 import PPO, SAC
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
     if args.algo == "sac" and args.env != "ISACMarket-Overbooking-v0":
         raise SystemExit("SAC needs a continuous action space: use it with "
                          "ISACMarket-Overbooking-v0")
+    if args.algo == "maskable-ppo" and args.env != "ISACMarket-Bidding-v0":
+        raise SystemExit("maskable-ppo needs action masks: use it with ISACMarket-Bidding-v0")
+    algo_cls, eval_callback_cls = algorithm(args.algo)
     env_kwargs: dict[str, Any] = json.loads(Path(args.config).read_text()) if args.config else {}
     gym.make(args.env, **env_kwargs).close()  # validate the kwargs before starting workers
     out = Path(args.out or f"runs/{args.env}-{args.algo}")
@@ -95,10 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv[1:] if argv is None else argv, "args": vars(args),
         "env_kwargs": env_kwargs, "isac_market_env": isac_market_env.__version__,
         "stable_baselines3": sb3.__version__, "torch": torch.__version__,
-        "gymnasium": gym.__version__}, indent=2))
+        "gymnasium": gym.__version__, "sb3_contrib": _version("sb3_contrib")}, indent=2))
     venv = make_vec_env(args.env, env_kwargs, args.n_envs, args.seed, not args.no_subprocess)
     eval_env = make_vec_env(args.env, env_kwargs, 1, args.seed + 10_000, False)
-    algo_cls = PPO if args.algo == "ppo" else SAC
     resume = latest_checkpoint(out / "checkpoints") if args.resume else None
     if resume is not None:
         model = algo_cls.load(resume[0], env=venv, tensorboard_log=str(out / "tb"))
@@ -107,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         kwargs: dict[str, Any] = {"seed": args.seed, "learning_rate": args.learning_rate,
                                   "tensorboard_log": str(out / "tb"), "verbose": 0}
-        if args.algo == "ppo":
+        if args.algo != "sac":
             kwargs.update(n_steps=args.n_steps, batch_size=min(64, args.n_steps * args.n_envs))
         model = algo_cls("MlpPolicy", venv, **kwargs)
         remaining = args.timesteps
@@ -117,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     callbacks = CallbackList([
         CheckpointCallback(max(args.checkpoint_freq // per_env, 1), str(out / "checkpoints"),
                            name_prefix="model"),
-        EvalCallback(eval_env, n_eval_episodes=args.eval_episodes,
+        eval_callback_cls(eval_env, n_eval_episodes=args.eval_episodes,
                      eval_freq=max(args.eval_freq // per_env, 1),
                      best_model_save_path=str(out), log_path=str(out / "eval"),
                      deterministic=True, verbose=0),

@@ -42,7 +42,7 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     slot K, or a slot that is not available this round, means "no proposal this round") and the
     bid level: 0 = the rule's current ascending bid for that solution, l >= 1 =
     ``reserve + (value - reserve) * l / (L - 1)``. ``info["action_mask"]`` lists available
-    slots. A proposal at a price of the agent's own does not move the rule's bid when rejected.
+    slots; ``action_masks()`` gives the mask in sb3-contrib's ``MaskablePPO`` layout. A proposal at a price of the agent's own does not move the rule's bid when rejected.
 
     ## Observation space
     ``Box(-1, 2, (6 K + 6,), float32)``. Per slot: available; value / v*; the rule's bid / v*;
@@ -172,6 +172,11 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.render_mode == "rgb_array":
             return render_map(self.market)
         return None
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions for sb3-contrib's ``MaskablePPO``: the K + 1 slot flags (available slots
+        and "no proposal") followed by the L bid levels (all valid)."""
+        return np.concatenate([self._available(), [True], np.ones(self.n_levels, dtype=bool)])
 
     def rule_slot(self) -> int:
         """The slot FRBank's rule would propose this round (n_slots: no proposal)."""
