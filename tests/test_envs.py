@@ -98,9 +98,10 @@ def test_async_vector_env(env_id: str) -> None:
         vec.close()
 
 
+@pytest.mark.parametrize("slot_order", ["fixed", "ranked"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_bidding_reference_policy_reproduces_simulate(seed: int) -> None:
-    env = make("ISACMarket-Bidding-v0")
+def test_bidding_reference_policy_reproduces_simulate(seed: int, slot_order: str) -> None:
+    env = make("ISACMarket-Bidding-v0", slot_order=slot_order)
     rewards, _ = rollout(env, seed, FRBankBiddingPolicy())
     reference = ime.simulate("frbank", n_mus=10, n_transactions=3, seed=seed)
     env_sw = [tx.social_welfare for tx in env.unwrapped.market.transactions]
@@ -184,3 +185,35 @@ def test_utility_reward_is_focal_utility() -> None:
     own = sum(tx.client_value[focal] - tx.client_paid[focal] + tx.client_received[focal]
               for tx in market.transactions)
     assert sum(rewards) == pytest.approx(own)
+
+
+def test_ranked_slot_order_puts_the_rule_first_and_checks() -> None:
+    env = make("ISACMarket-Bidding-v0", slot_order="ranked")
+    check_env(env.unwrapped)
+    fixed = make("ISACMarket-Bidding-v0")
+    obs, info = env.reset(seed=5)
+    obs_fixed, info_fixed = fixed.reset(seed=5)
+    n_slots = env.unwrapped.n_slots
+    decisions = 0
+    done = False
+    while not done:
+        # same market state, same slot features, only re-ordered: slot 0 is the rule's choice
+        if info["rule_slot"] < n_slots:
+            decisions += 1
+            assert info["rule_slot"] == 0 and info["action_mask"][0]
+        rows = obs[:-6].reshape(n_slots, -1)
+        rows_fixed = obs_fixed[:-6].reshape(n_slots, -1)
+        assert sorted(map(tuple, rows.tolist())) == sorted(map(tuple, rows_fixed.tolist()))
+        assert info["action_mask"].sum() == info_fixed["action_mask"].sum()
+        # a non-rule choice: the second-ranked slot, or its position in the fixed order
+        second = 1 if info["action_mask"][1] else n_slots
+        view = env.unwrapped._view
+        fixed_slot = int(view[second]) if second < n_slots else n_slots
+        obs, _, done, _, info = env.step(np.array([second, 2]))
+        obs_fixed, _, done_fixed, _, info_fixed = fixed.step(np.array([fixed_slot, 2]))
+        assert done == done_fixed
+    assert decisions > 0
+    assert ([tx.social_welfare for tx in env.unwrapped.market.transactions]
+            == [tx.social_welfare for tx in fixed.unwrapped.market.transactions])
+    with pytest.raises(ValueError, match="slot_order"):
+        make("ISACMarket-Bidding-v0", slot_order="sorted")

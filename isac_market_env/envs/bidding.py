@@ -24,6 +24,7 @@ from isac_market_env.simulate import make_market
 
 SLOT_FEATURES = 6
 GLOBAL_FEATURES = 6
+SLOT_ORDERS = ("fixed", "ranked")
 
 
 class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -42,14 +43,20 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     slot K, or a slot that is not available this round, means "no proposal this round") and the
     bid level: 0 = the rule's current ascending bid for that solution, l >= 1 =
     ``reserve + (value - reserve) * l / (L - 1)``. ``info["action_mask"]`` lists available
-    slots; ``action_masks()`` gives the mask in sb3-contrib's ``MaskablePPO`` layout. A proposal at a price of the agent's own does not move the rule's bid when rejected.
+    slots; ``action_masks()`` gives the mask in sb3-contrib's ``MaskablePPO`` layout. With
+    ``slot_order="fixed"`` (default) slot k is always the same (BS, bandwidth, power) solution;
+    with ``slot_order="ranked"`` the slots are re-sorted every round: slot 0 is the rule's choice,
+    then the other available solutions by the focal client's utility at the rule's bid, so that a
+    policy learns "which rank" rather than "which of K positions". A proposal at a price of the
+    agent's own does not move the rule's bid when rejected.
 
     ## Observation space
-    ``Box(-1, 2, (6 K + 6,), float32)``. Per slot: available; value / v*; the rule's bid / v*;
-    the focal client's (expected) utility at that bid / v*; 1 if it is the rule's choice this
-    round; the BS's published volunteer probability. Global: phase (0 signing, 1 online), round /
-    max_rounds, transaction index / T, the focal MU's participation probability, 1 if it holds a
-    long-term contract, and its payment / v*. v* is the focal client's largest solution value.
+    ``Box(-1, 2, (6 K + 6,), float32)``. Per slot, in the action's slot order: available;
+    value / v*; the rule's bid / v*; the focal client's (expected) utility at that bid / v*; 1 if
+    it is the rule's choice this round; the BS's published volunteer probability. Global: phase
+    (0 signing, 1 online), round / max_rounds, transaction index / T, the focal MU's
+    participation probability, 1 if it holds a long-term contract, and its payment / v*. v* is
+    the focal client's largest solution value.
 
     ## Info
     ``phase``, ``transaction``, ``action_mask``, ``rule_slot``; after the first transaction the
@@ -68,12 +75,12 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Arguments
     ``scenario``, ``n_mus`` (20), ``n_transactions`` (10), ``focal_mu`` (0), ``n_bid_levels``
-    (L = 6), ``mechanism`` ("frbank"), ``reward``, ``reward_scale`` (1.0), ``render_mode``
-    ("ansi" | "rgb_array"), ``scenario_overrides`` / ``market_overrides`` /
-    ``physics_overrides``, ``eua_directory``, ``include_runtime`` (False: wall-clock RT in
-    ``info`` would make identical seeds give different infos). ``reset(seed=s)`` builds the
-    market of ``simulate(mechanism, seed=s)``: with the rule's actions every transaction's SW
-    equals it exactly.
+    (L = 6), ``slot_order`` ("fixed" | "ranked"), ``mechanism`` ("frbank"), ``reward``,
+    ``reward_scale`` (1.0), ``render_mode`` ("ansi" | "rgb_array"), ``scenario_overrides`` /
+    ``market_overrides`` / ``physics_overrides``, ``eua_directory``, ``include_runtime``
+    (False: wall-clock RT in ``info`` would make identical seeds give different infos).
+    ``reset(seed=s)`` builds the market of ``simulate(mechanism, seed=s)``: with the rule's
+    actions every transaction's SW equals it exactly.
 
     ## Version history
     * v0: initial release.
@@ -81,7 +88,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
     ARGUMENTS: ClassVar[set[str]] = {
-        "scenario", "n_mus", "n_transactions", "focal_mu", "n_bid_levels", "mechanism", "reward",
+        "scenario", "n_mus", "n_transactions", "focal_mu", "n_bid_levels", "slot_order",
+        "mechanism", "reward",
         "reward_scale", "render_mode", "scenario_overrides", "market_overrides",
         "physics_overrides", "eua_directory", "include_runtime"}
 
@@ -91,6 +99,9 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.n_transactions = int(kwargs.get("n_transactions", 10))
         self.focal_mu = int(kwargs.get("focal_mu", 0))
         self.n_levels = int(kwargs.get("n_bid_levels", 6))
+        self.slot_order = kwargs.get("slot_order", "fixed")
+        if self.slot_order not in SLOT_ORDERS:
+            raise ValueError(f"slot_order must be one of {SLOT_ORDERS}, got {self.slot_order!r}")
         self.mechanism = get_mechanism(kwargs.get("mechanism", "frbank"))
         self.reward_kind = kwargs.get("reward", "social_welfare")
         self.reward_scale = float(kwargs.get("reward_scale", 1.0))
@@ -121,6 +132,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
                                                          + GLOBAL_FEATURES,), np.float32)
         self.market: Market | None = None
         self._done = True
+        self._view = np.arange(self.n_slots)
+        self._rule = self.n_slots
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None,
@@ -148,6 +161,7 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
             self.market.sign()
             self._next_transaction()
         self._advance()
+        self._order_slots()
         return self._observation(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -155,8 +169,9 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
             raise RuntimeError("step() called on a finished episode; call reset() first")
         slot, level = (int(x) for x in validate_action(action, self.action_space))
         if self.matching is not None and not self.matching.finished:
-            self._play_focal_round(slot, level)
+            self._play_focal_round(int(self._view[slot]) if slot < self.n_slots else slot, level)
         self._advance()
+        self._order_slots()
         reward = self._accrued * self.reward_scale
         self._accrued = 0.0
         terminated = self.market.done and self.matching is None
@@ -176,7 +191,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     def action_masks(self) -> np.ndarray:
         """Valid actions for sb3-contrib's ``MaskablePPO``: the K + 1 slot flags (available slots
         and "no proposal") followed by the L bid levels (all valid)."""
-        return np.concatenate([self._available(), [True], np.ones(self.n_levels, dtype=bool)])
+        return np.concatenate([self._available()[self._view], [True],
+                               np.ones(self.n_levels, dtype=bool)])
 
     def rule_slot(self) -> int:
         """The slot FRBank's rule would propose this round (n_slots: no proposal)."""
@@ -190,6 +206,22 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         return int(hit[0]) if hit.size else self.n_slots
 
     # ------------------------------------------------------------------ internals
+    def _order_slots(self) -> None:
+        """Fix this decision point's slot order: ``_view[k]`` is the solution slot shown as k."""
+        self._view = np.arange(self.n_slots)
+        self._rule = self.rule_slot()
+        m = self.matching
+        if self.slot_order == "fixed" or m is None or m.finished:
+            return
+        sols = self.problem_sols
+        utility = np.full(self.n_slots, -np.inf)
+        valid = np.flatnonzero(sols >= 0)
+        utility[valid] = m.utility(sols[valid], m.bids[sols[valid]])
+        is_rule = np.arange(self.n_slots) == self._rule
+        # rule's choice first, then available slots by utility, then the rest (stable by index)
+        self._view = np.lexsort((np.arange(self.n_slots), -utility, ~self._available(),
+                                 ~is_rule))
+
     def _available(self) -> np.ndarray:
         """Per slot: the focal client may propose it this round (live or revived solution)."""
         out = np.zeros(self.n_slots, dtype=bool)
@@ -290,6 +322,11 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
             self._accrued += float(record.client_value[self.focal] - record.client_paid[self.focal]
                                    + record.client_received[self.focal])
 
+    def _shown_rule_slot(self) -> int:
+        """The rule's choice as the agent sees it (its position in this round's slot order)."""
+        rule = self._rule
+        return rule if rule == self.n_slots else int(np.flatnonzero(self._view == rule)[0])
+
     def _observation(self) -> np.ndarray:
         obs = np.zeros(SLOT_FEATURES * self.n_slots + GLOBAL_FEATURES, dtype=np.float32)
         market, m = self.market, self.matching
@@ -309,9 +346,9 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
             slots[idx, 2] = m.bids[s] / vs
             slots[idx, 3] = m.utility(s, m.bids[s]) / vs
             slots[idx, 5] = m.volunteer_rate[m.problem.sol_bs[s]]
-            rule = self.rule_slot()
-            if rule < self.n_slots:
-                slots[rule, 4] = 1.0
+            if self._rule < self.n_slots:
+                slots[self._rule, 4] = 1.0
+            slots[:] = slots[self._view]
         contracts = market.contracts
         mine = np.flatnonzero(contracts.client == self.focal)
         glob = obs[SLOT_FEATURES * self.n_slots:]
@@ -328,8 +365,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         assert market is not None
         info: dict[str, Any] = {"phase": self.phase,
                                 "transaction": market.n_transactions_done,
-                                "action_mask": self._available(),
-                                "rule_slot": self.rule_slot()}
+                                "action_mask": self._available()[self._view],
+                                "rule_slot": self._shown_rule_slot()}
         if market.transactions:
             tx = market.transactions[-1]
             info.update(social_welfare=tx.social_welfare,
