@@ -4,6 +4,7 @@
 * one practical transaction (participation, volunteers, onEBW2M)       [<= 5 ms median]
 * eua-melbourne episode with 100 transactions                          [<= 1 s]
 * growth of the offline matching time with MUs (5 BSs) and BSs (200 MUs)
+* what the bid step buys: signing time, rounds and episode SW against ``bid_increment_fraction``
 
 Usage: python benchmarks/bench_core.py [--quick] [--json OUT]
 """
@@ -89,6 +90,25 @@ def main() -> None:
             print("  (stopping the sweep: over the time budget)")
             break
     out["signing_growth"] = growth
+
+    steps = []
+    for fraction in (0.05, 0.1, 0.2, 0.4):
+        runs = []
+        for s in list(seeds)[:2]:
+            market = ime.make_market("frbank", n_mus=100, n_transactions=5, seed=s,
+                                     market_overrides={"bid_increment_fraction": fraction})
+            ms, signing = timed(market.sign)
+            while not market.done:
+                market.transact()
+            runs.append((ms, signing.rounds, market.result().summary()["social_welfare"]))
+        row = {"bid_increment_fraction": fraction,
+               "signing_ms": round(statistics.mean(r[0] for r in runs)),
+               "rounds": round(statistics.mean(r[1] for r in runs)),
+               "social_welfare_5_tx": round(statistics.mean(r[2] for r in runs), 1)}
+        steps.append(row)
+        print(f"  bid step {fraction:4.2f} x value: signing {row['signing_ms']:6d} ms, "
+              f"{row['rounds']} rounds, SW over 5 transactions {row['social_welfare_5_tx']}")
+    out["bid_step"] = steps
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
 
