@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from isac_market_env.mechanisms.knapsack import solve_knapsack
+from isac_market_env.mechanisms.knapsack import MAX_SEARCH_DEPTH, solve_knapsack
 
 
 def exact_optimum(values: np.ndarray, weights: np.ndarray, caps: np.ndarray) -> float:
@@ -61,3 +62,16 @@ def test_incumbent_does_not_change_the_optimum() -> None:
         base = solve_knapsack(values, weights, caps)
         hinted = solve_knapsack(values, weights, caps, incumbent=np.zeros(n, dtype=bool))
         assert np.isclose(base.value, hinted.value)
+
+
+def test_instances_deeper_than_the_search_go_to_highs() -> None:
+    """A BS facing more proposals than the recursive search may descend (markets of 2,000 MUs)."""
+    rng = np.random.default_rng(3)
+    n = MAX_SEARCH_DEPTH + 200
+    weights = rng.uniform(1.0, 10.0, (2, n))
+    values = rng.uniform(0.0, 10.0, n)
+    caps = 0.1 * weights.sum(axis=1)
+    result = solve_knapsack(values, weights, caps)
+    assert result.solver == "milp"
+    assert np.all(weights[:, result.selected].sum(axis=1) <= caps + 1e-6)
+    assert result.value == pytest.approx(exact_optimum(values, weights, caps), rel=1e-6)

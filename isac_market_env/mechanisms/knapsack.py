@@ -5,7 +5,7 @@ subject to linear capacity constraints: booked bandwidth and power within the ov
 (37c, 37d) and, with risk control, expected demand within rho * supply (69, 70). The paper solves
 this by DP; we solve it exactly by depth-first branch and bound (include-first in a fixed order, an
 incumbent replaced only by a strictly better set, so ties are broken deterministically). Instances
-that exceed ``node_limit`` are handed to HiGHS (``scipy.optimize.milp``). The answer is optimal
+that exceed ``node_limit`` or ``MAX_SEARCH_DEPTH`` items are handed to HiGHS (``scipy.optimize.milp``). The answer is optimal
 to a relative ``RELATIVE_GAP`` = 1e-6 of the BS's utility.
 """
 
@@ -26,6 +26,9 @@ VALUE_TOLERANCE = 1e-9
 # are broken by the fixed search order).
 RELATIVE_GAP = 1e-6
 CAPACITY_TOLERANCE = 1e-9
+# The branch and bound recurses once per item; larger instances (a BS facing ~1,000 proposals in a
+# market of thousands of MUs) go straight to HiGHS, well inside Python's default recursion limit.
+MAX_SEARCH_DEPTH = 800
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,10 @@ def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
         selected[idx] = True
         return KnapsackResult(selected, float(values[idx].sum()), 0, "all-fit")
     start = None if incumbent is None else np.asarray(incumbent, dtype=bool)[idx]
-    v, w = values[idx], weights[:, idx]
-    chosen, nodes = _branch_and_bound(v, w, slack, node_limit, start)
-    solver = "branch-and-bound"
+    chosen: NDArray[np.intp] | None = None
+    nodes, solver = 0, "branch-and-bound"
+    if idx.size <= MAX_SEARCH_DEPTH:
+        chosen, nodes = _branch_and_bound(values[idx], weights[:, idx], slack, node_limit, start)
     if chosen is None:
         chosen = _milp(values[idx], weights[:, idx], slack)
         solver = "milp"
