@@ -5,8 +5,9 @@ subject to linear capacity constraints: booked bandwidth and power within the ov
 (37c, 37d) and, with risk control, expected demand within rho * supply (69, 70). The paper solves
 this by DP; we solve it exactly by depth-first branch and bound (include-first in a fixed order, an
 incumbent replaced only by a strictly better set, so ties are broken deterministically). Instances
-that exceed ``node_limit`` or ``MAX_SEARCH_DEPTH`` items are handed to HiGHS (``scipy.optimize.milp``). The answer is optimal
-to a relative ``RELATIVE_GAP`` = 1e-6 of the BS's utility.
+that exceed ``node_limit`` search nodes or ``MAX_SEARCH_DEPTH`` items are handed to HiGHS
+(``scipy.optimize.milp``). The answer is optimal to a relative ``RELATIVE_GAP`` = 1e-6 of the BS's
+utility.
 """
 
 from __future__ import annotations
