@@ -152,7 +152,9 @@ class MarketConfig:
     Delta p, per solution). ``overbooking_bandwidth`` / ``overbooking_power`` are O_B, O_P of
     eq. 37c/37d (one rate for every BS unless ``overbooking_per_bs`` is given as ``(O_B, O_P)``
     pairs). ``risk_*`` are
-    rho_1..rho_4 of eq. 37e/37f/38h/38i in their tractable forms eq. 69-74.
+    rho_1..rho_4 of eq. 37e/37f/38h/38i in their tractable forms eq. 69-74. ``max_rounds`` is a
+    safety cap on matching rounds (the matching ends on its own; hitting the cap is reported as
+    not converged).
     """
 
     overbooking_bandwidth: float = 0.2
@@ -170,7 +172,7 @@ class MarketConfig:
     bid_increment_fraction: float = 0.1
     reserve_price_per_mhz: float = 0.1
     reserve_price_per_w: float = 0.1
-    max_rounds: int = 2000
+    max_rounds: int = 10000
     max_revivals: int = 10
     volunteer_exact_max_contracts: int = 16
     volunteer_mc_samples: int = 512

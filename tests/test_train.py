@@ -21,7 +21,8 @@ CONFIGS = {
 
 @pytest.mark.parametrize(("env_id", "algo"), [("ISACMarket-Bidding-v0", "ppo"),
                                              ("ISACMarket-Bidding-v0", "maskable-ppo"),
-                                             ("ISACMarket-Overbooking-v0", "ppo")])
+                                             ("ISACMarket-Overbooking-v0", "ppo"),
+                                             ("ISACMarket-Overbooking-v0", "sac")])
 def test_train_save_load_evaluate(env_id: str, algo: str, tmp_path: Path) -> None:
     if algo == "maskable-ppo":
         pytest.importorskip("sb3_contrib")

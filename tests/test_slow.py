@@ -1,0 +1,83 @@
+"""Long-running checks, excluded from CI by ``-m "not slow"``; run them with ``pytest -m slow``.
+
+Larger markets for the episode properties, many more brute-force stability and knapsack
+instances, and the overbooking training run of docs/training.md (about 20 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import small_market
+from test_knapsack import exact_optimum
+from test_market import MARKET_MECHANISMS, check_episode
+
+import isac_market_env as ime
+from isac_market_env.mechanisms.knapsack import solve_knapsack
+from isac_market_env.mechanisms.matching import run_matching
+from isac_market_env.metrics.stability import find_blocking_pairs
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("mechanism", MARKET_MECHANISMS)
+def test_paper_synthetic_100_mus(mechanism: str) -> None:
+    market = ime.make_market(mechanism, n_mus=100, n_transactions=5, seed=5)
+    market.run()
+    check_episode(market)
+
+
+def test_eua_episode_20_transactions(eua_dir) -> None:  # type: ignore[no-untyped-def]
+    market = ime.make_market("frbank", scenario="eua-melbourne", n_transactions=20, seed=3,
+                             eua_directory=eua_dir)
+    market.run()
+    check_episode(market)
+
+
+@pytest.mark.parametrize("mechanism", ["hybrid", "conoffline", "frbank"])
+def test_no_blocking_pair_on_many_markets(mechanism: str) -> None:
+    for seed in range(25, 325):
+        market = small_market(mechanism, seed, n_mus=int(3 + seed % 7))
+        problem = market.offline_problem()
+        result = run_matching(problem)
+        assert result.converged
+        assert find_blocking_pairs(problem, result) == [], seed
+
+
+def test_knapsack_matches_milp_on_2000_instances() -> None:
+    rng = np.random.default_rng(99)
+    for _ in range(2000):
+        n = int(rng.integers(1, 40))
+        m = int(rng.integers(1, 5))
+        weights = rng.uniform(0.0, 10.0, (m, n)) * (rng.random((m, n)) < 0.9)
+        caps = rng.uniform(0.2, 0.7, m) * weights.sum(axis=1) + 1e-3
+        values = rng.uniform(-1.0, 10.0, n)
+        result = solve_knapsack(values, weights, caps)
+        assert np.all(weights[:, result.selected].sum(axis=1) <= caps + 1e-6)
+        assert result.value == pytest.approx(exact_optimum(np.maximum(values, 0), weights, caps),
+                                             rel=1e-6, abs=1e-6)
+
+
+def test_overbooking_agent_beats_the_paper_rate(tmp_path: Path) -> None:
+    """The docs/training.md run, cut at its best checkpoint (6,000 steps), on 20 held-out seeds."""
+    pytest.importorskip("stable_baselines3")
+    from isac_market_env.cli import main as cli_main
+    from train.ppo import main as train_main
+
+    config = str(ROOT / "train" / "configs" / "overbooking_scarce.json")
+    out = tmp_path / "run"
+    assert train_main(["--env", "ISACMarket-Overbooking-v0", "--config", config,
+                       "--timesteps", "6000", "--n-envs", "2", "--n-steps", "128",
+                       "--eval-freq", "2000", "--eval-episodes", "5", "--checkpoint-freq",
+                       "2000", "--out", str(out), "--no-progress"]) == 0
+    report = tmp_path / "eval.json"
+    model = out / "checkpoints" / "model_6000_steps.zip"
+    assert cli_main(["evaluate", "--policy", f"fixed,{model}", "--env",
+                     "ISACMarket-Overbooking-v0", "--seeds", "20", "--config", config,
+                     "--json", str(report)]) == 0
+    paired = json.loads(report.read_text())["policies"][1]["paired_difference_to_first"]
+    assert paired["social_welfare"] - paired["social_welfare_ci95"] > 0, paired
