@@ -137,6 +137,17 @@ def test_no_blocking_pair_with_fixed_preferences(mechanism: str) -> None:
         assert find_blocking_pairs(problem, result) == []
 
 
+def test_brute_force_finds_the_known_held_client_blocking_pair() -> None:
+    """The finder is not vacuous: seed 324 has the one Type 2 pair docs/model.md describes."""
+    problem = small_market("hybrid", 324, n_mus=3 + 324 % 7).offline_problem()
+    result = run_matching(problem)
+    expected = [(1, 25, 0, 2)]
+    for type1 in (True, False):
+        pairs = find_blocking_pairs(problem, result, type1=type1)
+        assert [(p.client, p.solution, p.bs, p.kind) for p in pairs] == expected
+    assert result.client_solution[1] == 24  # it holds a lesser bundle at the same BS
+
+
 def test_signing_is_reported_when_round_limit_hits() -> None:
     market = ime.make_market("frbank", n_mus=30, n_transactions=1, seed=2,
                              market_overrides={"max_rounds": 3})

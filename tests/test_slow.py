@@ -60,6 +60,16 @@ def test_no_blocking_pair_on_many_markets(mechanism: str) -> None:
         assert pairs == [(2, True)] * len(pairs)
 
 
+@pytest.mark.parametrize("n_mus", [50, 100])
+def test_no_type2_blocking_pair_at_full_size(n_mus: int) -> None:
+    for seed in range(3):
+        problem = ime.make_market("hybrid", n_mus=n_mus, n_transactions=1,
+                                  seed=seed).offline_problem()
+        result = run_matching(problem)
+        assert result.converged
+        assert find_blocking_pairs(problem, result, type1=False) == [], seed
+
+
 def test_knapsack_matches_milp_on_2000_instances() -> None:
     rng = np.random.default_rng(99)
     for _ in range(2000):

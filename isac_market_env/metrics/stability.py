@@ -56,8 +56,12 @@ def _acceptable(p: MatchingProblem, vol: np.ndarray, s: int, pay: float) -> bool
 
 
 def find_blocking_pairs(problem: MatchingProblem, result: MatchingResult,
-                        max_held_per_bs: int = 14) -> list[BlockingPair]:
-    """All blocking pairs of ``result`` at its final bids (see the module docstring)."""
+                        max_held_per_bs: int = 14, type1: bool = True) -> list[BlockingPair]:
+    """All blocking pairs of ``result`` at its final bids (see the module docstring).
+
+    ``type1=False`` looks for Type 2 pairs only; that needs no subset enumeration, so it runs on
+    markets of any size (``max_held_per_bs`` then does not apply).
+    """
     p = problem
     vol = result.bs_volunteer_rate
     held = result.client_solution
@@ -80,7 +84,7 @@ def find_blocking_pairs(problem: MatchingProblem, result: MatchingResult,
     for j in range(p.n_bss):
         mine = np.flatnonzero((held >= 0) & (p.sol_bs[np.maximum(held, 0)] == j))
         sols_j = held[mine]
-        if len(sols_j) > max_held_per_bs:
+        if type1 and len(sols_j) > max_held_per_bs:
             raise ValueError(f"BS {j} holds {len(sols_j)} clients; brute force is for small "
                              "markets")
         prices_j = pay[mine]
@@ -104,6 +108,8 @@ def find_blocking_pairs(problem: MatchingProblem, result: MatchingResult,
             own_value = bs_value(sols_j[own], prices_j[own], j) if own else 0.0
             if gain > own_value + TOLERANCE and np.all(base + w <= slack):
                 found.append(BlockingPair(c, int(s), j, price, 2))
+                continue
+            if not type1:
                 continue
             keep_others = [k for k in range(len(sols_j)) if p.sol_client[sols_j[k]] != c]
             for size in range(len(keep_others) + 1):
