@@ -16,14 +16,21 @@ def exact_optimum(values: np.ndarray, weights: np.ndarray, caps: np.ndarray) -> 
     return float(-res.fun)
 
 
+def random_instance(rng: np.random.Generator, max_items: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values (some negative), sparse weights with 1-4 constraints, capacities that bind."""
+    n = int(rng.integers(1, max_items))
+    m = int(rng.integers(1, 5))
+    weights = rng.uniform(0.0, 10.0, (m, n)) * (rng.random((m, n)) < 0.9)
+    caps = rng.uniform(0.2, 0.7, m) * weights.sum(axis=1) + 1e-3
+    values = rng.uniform(-1.0, 10.0, n)
+    return values, weights, caps
+
+
 def test_matches_milp_on_random_instances() -> None:
     rng = np.random.default_rng(2024)
     for _ in range(250):
-        n = int(rng.integers(1, 30))
-        m = int(rng.integers(1, 5))
-        weights = rng.uniform(0.0, 10.0, (m, n)) * (rng.random((m, n)) < 0.9)
-        caps = rng.uniform(0.2, 0.7, m) * weights.sum(axis=1) + 1e-3
-        values = rng.uniform(-1.0, 10.0, n)
+        values, weights, caps = random_instance(rng, 30)
         result = solve_knapsack(values, weights, caps)
         assert np.all(weights[:, result.selected].sum(axis=1) <= caps + 1e-6)
         assert np.isclose(result.value, values[result.selected].sum())

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import small_market
-from test_knapsack import exact_optimum
+from test_knapsack import exact_optimum, random_instance
 from test_market import MARKET_MECHANISMS, check_episode
 
 import isac_market_env as ime
@@ -73,11 +73,7 @@ def test_no_type2_blocking_pair_at_full_size(n_mus: int) -> None:
 def test_knapsack_matches_milp_on_2000_instances() -> None:
     rng = np.random.default_rng(99)
     for _ in range(2000):
-        n = int(rng.integers(1, 40))
-        m = int(rng.integers(1, 5))
-        weights = rng.uniform(0.0, 10.0, (m, n)) * (rng.random((m, n)) < 0.9)
-        caps = rng.uniform(0.2, 0.7, m) * weights.sum(axis=1) + 1e-3
-        values = rng.uniform(-1.0, 10.0, n)
+        values, weights, caps = random_instance(rng, 40)
         result = solve_knapsack(values, weights, caps)
         assert np.all(weights[:, result.selected].sum(axis=1) <= caps + 1e-6)
         assert result.value == pytest.approx(exact_optimum(np.maximum(values, 0), weights, caps),
