@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import small_market
@@ -137,15 +139,33 @@ def test_no_blocking_pair_with_fixed_preferences(mechanism: str) -> None:
         assert find_blocking_pairs(problem, result) == []
 
 
-def test_brute_force_finds_the_known_held_client_blocking_pair() -> None:
-    """The finder is not vacuous: seed 324 has the one Type 2 pair docs/model.md describes."""
+def test_held_client_returns_to_a_revived_solution_it_prefers() -> None:
+    """Seed 324: a held client's preferred solution at the same BS was capped; once the BS has
+    room it proposes it again from its held contract, and no blocking pair remains."""
     problem = small_market("hybrid", 324, n_mus=3 + 324 % 7).offline_problem()
     result = run_matching(problem)
-    expected = [(1, 25, 0, 2)]
+    assert result.converged
+    assert find_blocking_pairs(problem, result) == []
+    assert np.bincount(result.client_solution[result.client_solution >= 0],
+                       minlength=len(problem.sol_client)).max() <= 1
+
+
+@pytest.mark.parametrize("seed", [0, 324])
+def test_brute_force_finds_a_blocking_pair_it_should(seed: int) -> None:
+    """The finder is not vacuous: unmatching a contracted client frees exactly the room its
+    solution needs, so (client, solution) becomes a Type 2 blocking pair."""
+    problem = small_market("hybrid", seed, n_mus=3 + seed % 7).offline_problem()
+    result = run_matching(problem)
+    client = int(np.flatnonzero(result.client_solution >= 0)[0])
+    solution = int(result.client_solution[client])
+    solutions = result.client_solution.copy()
+    payments = result.client_payment.copy()
+    solutions[client], payments[client] = -1, 0.0
+    broken = dataclasses.replace(result, client_solution=solutions, client_payment=payments)
     for type1 in (True, False):
-        pairs = find_blocking_pairs(problem, result, type1=type1)
-        assert [(p.client, p.solution, p.bs, p.kind) for p in pairs] == expected
-    assert result.client_solution[1] == 24  # it holds a lesser bundle at the same BS
+        pairs = find_blocking_pairs(problem, broken, type1=type1)
+        assert (client, solution, int(problem.sol_bs[solution]), 2) in [
+            (p.client, p.solution, p.bs, p.kind) for p in pairs]
 
 
 def test_signing_is_reported_when_round_limit_hits() -> None:

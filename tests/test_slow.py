@@ -38,26 +38,15 @@ def test_eua_episode_20_transactions(eua_dir) -> None:  # type: ignore[no-untype
     check_episode(market)
 
 
-# A held client does not go back to a capped solution it prefers (docs/model.md, "Capped
-# solutions stay in the list"); seed 324 is the one market of these 900 where that blocks.
-KNOWN_HELD_CLIENT_BLOCKS = {"hybrid": {324}, "conoffline": {324}, "frbank": set()}
-
-
 @pytest.mark.parametrize("mechanism", ["hybrid", "conoffline", "frbank"])
 def test_no_blocking_pair_on_many_markets(mechanism: str) -> None:
-    blocked: dict[int, list[tuple[int, bool]]] = {}  # seed -> (kind, client held) per pair
+    """300 more small markets (seed 324 was the one with a held-client Type 2 pair, fixed)."""
     for seed in range(25, 325):
         market = small_market(mechanism, seed, n_mus=int(3 + seed % 7))
         problem = market.offline_problem()
         result = run_matching(problem)
-        assert result.converged
-        pairs = find_blocking_pairs(problem, result)
-        if pairs:
-            blocked[seed] = [(pair.kind, bool(result.client_solution[pair.client] >= 0))
-                             for pair in pairs]
-    assert set(blocked) == KNOWN_HELD_CLIENT_BLOCKS[mechanism], blocked
-    for pairs in blocked.values():  # the known case: Type 2, the client already holds a contract
-        assert pairs == [(2, True)] * len(pairs)
+        assert result.converged, seed
+        assert find_blocking_pairs(problem, result) == [], seed
 
 
 @pytest.mark.parametrize("n_mus", [50, 100])

@@ -4,11 +4,12 @@ One engine serves both (DESIGN.md section 4). Each round:
 
 1. every client that is not held ranks its live solutions by (expected) utility at its current bid
    for that solution (eq. 27/28 offline, eq. 49/50 online) and drops those violating its IR or risk
-   bound (eq. 73/74); it proposes the best one (ties: lowest solution index). Held clients do not
-   propose (deferred acceptance);
+   bound (eq. 73/74); it proposes the best one (ties: lowest solution index). A held client
+   proposes only a revived solution (step 3) it strictly prefers to the one it holds;
 2. every BS that received proposals keeps the subset of held + new proposals maximising its
    (expected) utility (eq. 33+34 or 51+52) under its capacity and risk constraints (exact knapsack,
-   eq. 37c-37f / 83c-83d); the rest are rejected (held clients can be displaced);
+   eq. 37c-37f / 83c-83d), with at most one item per client; the rest are rejected (held clients
+   can be displaced). A held client whose new proposal is kept leaves its former solution;
 3. a rejected client raises its bid on that solution by Delta p (``bid_increment``, or
    ``bid_increment_fraction`` of the solution's value if larger), capped at its value; a
    solution whose bid cannot rise (cap reached, or the raise breaks the client's risk bound) is
@@ -21,7 +22,8 @@ One engine serves both (DESIGN.md section 4). Each round:
 
 The matching stops when a round has no proposal (no bid and no tentative set can change), or after
 ``max_rounds`` (reported in the result).
-Every proposal is one exchange (it is answered); a displaced held client's notice is one more.
+Every proposal is one exchange (it is answered); a displaced held client's notice is one more,
+and so is a moving client's release of its former BS.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from isac_market_env.model.utilities import (
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
+# a held client switches to a revived solution only for a gain above this (stability's tolerance)
+SWITCH_GAIN = 1e-9
 # (bs, contract clients, contract solutions, their bids) -> published volunteer probability
 VolunteerEstimator = Callable[[int, IntArray, IntArray, FloatArray], float]
 
@@ -168,11 +172,22 @@ class AscendingMatching:
         return np.asarray(ok)
 
     def candidates(self) -> IntArray:
-        """Solutions free clients may propose now at the rule's bid."""
+        """Solutions clients may propose now at the rule's bid.
+
+        A free client may propose its live and revived solutions; a held client only a revived
+        solution it strictly prefers to the one it holds (it goes back to a capped solution once
+        that solution's BS has room; otherwise a Type 2 blocking pair can remain).
+        """
         p = self.problem
         revived = (self.capped & (self.capped_version != self.bs_version[p.sol_bs])
                    & (self.revivals < p.max_revivals))
-        free_sol = np.flatnonzero((self.alive | revived) & (self.held[p.sol_client] < 0))
+        holding = self.held[p.sol_client]
+        free_sol = np.flatnonzero((self.alive | revived) & (holding < 0))
+        switch = np.flatnonzero(revived & (holding >= 0) & (holding != np.arange(len(holding))))
+        if switch.size:
+            now = self.utility(holding[switch], self.held_pay[p.sol_client[switch]])
+            switch = switch[self.utility(switch, self.bids[switch]) > now + SWITCH_GAIN]
+            free_sol = np.union1d(free_sol, switch)
         if free_sol.size:
             free_sol = free_sol[self.acceptable(free_sol, self.bids[free_sol])]
         return free_sol
@@ -215,11 +230,15 @@ class AscendingMatching:
         self.revivals[proposals[self.capped[proposals]]] += 1
         self.n_proposals += len(proposals)
         rejected: list[IntArray] = []
-        for j in np.unique(p.sol_bs[proposals]).tolist():
+        answered = np.unique(p.sol_bs[proposals]).tolist()
+        released: set[int] = set()  # BSs a client left for a solution at another BS
+        for j in answered:
             held_here = held[held >= 0]
             held_here = held_here[p.sol_bs[held_here] == j]
+            n_held = len(held_here)
             mask = p.sol_bs[proposals] == j
-            items = np.concatenate([held_here, proposals[mask]])
+            new = proposals[mask]
+            items = np.concatenate([held_here, new])
             prices = np.concatenate([self.held_pay[p.sol_client[held_here]], pays[mask]])
             presence = self.sol_presence[items]
             values = bs_expected_contract_value(prices, presence, self.volunteer_rate[j],
@@ -227,22 +246,40 @@ class AscendingMatching:
             weights = np.vstack([p.sol_bandwidth_hz[items], p.sol_power_w[items],
                                  presence * p.sol_bandwidth_hz[items],
                                  presence * p.sol_power_w[items]])
-            incumbent = np.arange(len(items)) < len(held_here)  # the held set still fits
-            result = solve_knapsack(values, weights, self.caps[:, j], incumbent=incumbent)
+            caps = self.caps[:, j]
+            # a held client proposing another solution here gets at most one of the two
+            before = held[p.sol_client[new]]  # held_here is sorted: solutions go by client
+            same_bs = np.flatnonzero((before >= 0) & (p.sol_bs[np.maximum(before, 0)] == j))
+            if same_bs.size:
+                exclusive = np.zeros((same_bs.size, len(items)))
+                rows = np.arange(same_bs.size)
+                exclusive[rows, np.searchsorted(held_here, before[same_bs])] = 1.0
+                exclusive[rows, n_held + same_bs] = 1.0
+                weights = np.vstack([weights, exclusive])
+                caps = np.concatenate([caps, np.ones(same_bs.size)])
+            incumbent = np.arange(len(items)) < n_held  # the held set still fits
+            result = solve_knapsack(values, weights, caps, incumbent=incumbent)
             self.knapsack_calls += result.solver not in ("all-fit", "trivial")
             keep = result.selected
-            if np.any(keep[: len(held_here)] == 0) or np.any(keep[len(held_here):]):
+            if np.any(keep[:n_held] == 0) or np.any(keep[n_held:]):
                 self.bs_version[j] += 1
+            # a client that moves here from another BS tells that BS it leaves (one exchange)
+            moved = before[keep[n_held:]]
+            left = moved[(moved >= 0) & (p.sol_bs[np.maximum(moved, 0)] != j)]
+            self.bs_version[p.sol_bs[left]] += 1
+            released.update(p.sol_bs[left].tolist())
+            self.n_displacements += len(left)
             held[p.sol_client[items[keep]]] = items[keep]
             self.held_pay[p.sol_client[items[keep]]] = prices[keep]
-            dropped = items[~keep]
-            self.n_displacements += int(np.count_nonzero(~keep[: len(held_here)]))
-            held[p.sol_client[dropped]] = -1
+            # dropped held items: displaced, unless their client moved to a new item here
+            dropped_held = held_here[~keep[:n_held]]
+            displaced = dropped_held[held[p.sol_client[dropped_held]] == dropped_held]
+            held[p.sol_client[displaced]] = -1
+            self.n_displacements += len(displaced)
             # only rejections at the rule's bid move the rule's bid
-            rule_priced = np.concatenate([np.ones(len(held_here), dtype=bool),
-                                          at_rule_price[mask]])
-            rejected.append(dropped[rule_priced[~keep]])
-            if self.estimator is not None:
+            rejected.append(np.concatenate([displaced, new[~keep[n_held:] & at_rule_price[mask]]]))
+        if self.estimator is not None:
+            for j in sorted(released.union(answered)):
                 contracts = held[held >= 0]
                 contracts = contracts[p.sol_bs[contracts] == j]
                 self.volunteer_rate[j] = self.estimator(j, p.sol_client[contracts], contracts,
