@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import isac_market_env as ime
 from isac_market_env.market import Market
-from isac_market_env.mechanisms.matching import run_matching
+from isac_market_env.mechanisms.matching import AscendingMatching, run_matching
 from isac_market_env.metrics.stability import find_blocking_pairs
 
 MARKET_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy",
@@ -143,11 +143,39 @@ def test_held_client_returns_to_a_revived_solution_it_prefers() -> None:
     """Seed 324: a held client's preferred solution at the same BS was capped; once the BS has
     room it proposes it again from its held contract, and no blocking pair remains."""
     problem = small_market("hybrid", 324, n_mus=3 + 324 % 7).offline_problem()
-    result = run_matching(problem)
+    matching = AscendingMatching(problem)
+    moves = []
+    while not matching.finished:
+        before = matching.held.copy()
+        matching.play_round(matching.rule_proposals())
+        moved = np.flatnonzero((before >= 0) & (matching.held >= 0) & (matching.held != before))
+        moves += [(int(c), int(before[c]), int(matching.held[c])) for c in moved]
+    assert (1, 24, 25) in moves  # both at BS 0: the knapsack kept one of the two
+    assert problem.sol_bs[24] == problem.sol_bs[25]
+    result = matching.result()
     assert result.converged
     assert find_blocking_pairs(problem, result) == []
     assert np.bincount(result.client_solution[result.client_solution >= 0],
                        minlength=len(problem.sol_client)).max() <= 1
+
+
+def test_held_client_moving_to_another_bs_releases_its_former_bs() -> None:
+    """Seed 6: client 1 moves from solution 31 to 21 at another BS; its former BS learns it (a
+    new tentative set, one release exchange) and holds it no more."""
+    problem = small_market("hybrid", 6, n_mus=3 + 6 % 7).offline_problem()
+    matching = AscendingMatching(problem)
+    former = int(problem.sol_bs[31])
+    assert former != problem.sol_bs[21]
+    while not matching.finished:
+        before = (matching.held[1], matching.bs_version[former], matching.n_displacements)
+        matching.play_round(matching.rule_proposals())
+        if before[0] == 31 and matching.held[1] == 21:
+            break
+    else:
+        raise AssertionError("client 1 never moved from 31 to 21")
+    assert matching.bs_version[former] > before[1]
+    assert matching.n_displacements >= before[2] + 1
+    assert 31 not in matching.held
 
 
 @pytest.mark.parametrize("seed", [0, 324])
