@@ -50,6 +50,28 @@ def test_market_like_instances_with_risk_rows() -> None:
         assert np.isclose(result.value, exact_optimum(values, weights, caps), atol=1e-6)
 
 
+@pytest.mark.parametrize("node_limit", [3_000, 0])  # 0: every instance goes to HiGHS
+def test_conflicting_pairs_match_milp(node_limit: int) -> None:
+    """At most one item of each conflicting pair (a held and a new solution of one client)."""
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        values, weights, caps = random_instance(rng, 25)
+        n = len(values)
+        if n < 2:
+            continue
+        pairs = np.array([rng.choice(n, 2, replace=False) for _ in range(int(rng.integers(1, 4)))])
+        if rng.random() < 0.5:  # often all items fit: only the conflicts bind
+            caps = weights.sum(axis=1) + 1.0
+        rows = np.zeros((len(pairs), n))
+        rows[np.arange(len(pairs))[:, None], pairs] = 1.0
+        result = solve_knapsack(values, weights, caps, conflicts=pairs, node_limit=node_limit)
+        assert not np.any(result.selected[pairs].all(axis=1))
+        assert np.all(weights[:, result.selected].sum(axis=1) <= caps + 1e-6)
+        exact = exact_optimum(np.maximum(values, 0), np.vstack([weights, rows]),
+                              np.r_[caps, np.ones(len(pairs))])
+        assert result.value == pytest.approx(exact, rel=1e-6, abs=1e-6)
+
+
 def test_ties_are_broken_deterministically() -> None:
     values = np.ones(6)
     weights = np.ones((1, 6))

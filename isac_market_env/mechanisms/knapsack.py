@@ -44,13 +44,15 @@ class KnapsackResult:
 
 def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
                    capacities: NDArray[np.float64], node_limit: int = 3_000,
-                   incumbent: NDArray[np.bool_] | None = None) -> KnapsackResult:
+                   incumbent: NDArray[np.bool_] | None = None,
+                   conflicts: NDArray[np.intp] | None = None) -> KnapsackResult:
     """Maximise ``values @ x`` s.t. ``weights @ x <= capacities``, ``x`` binary.
 
     ``weights`` has shape (n_constraints, n_items) and must be non-negative. Items of non-positive
     value are never selected (a BS gains nothing from them). ``incumbent`` is an optional feasible
     selection used as the starting lower bound (it speeds the search up, never changes the
-    optimum value).
+    optimum value). ``conflicts`` lists pairs of items (shape (k, 2)) of which at most one may be
+    selected: a client's held and newly proposed solution at the same BS.
     """
     values = np.asarray(values, dtype=np.float64)
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
@@ -66,16 +68,23 @@ def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
     idx = np.flatnonzero(candidate)
     if idx.size == 0:
         return KnapsackResult(selected, 0.0, 0, "trivial")
-    if np.all(weights[:, idx].sum(axis=1) <= slack):
+    pairs = np.empty((0, 2), dtype=np.intp)
+    if conflicts is not None and len(conflicts):
+        position = np.full(n, -1, dtype=np.intp)
+        position[idx] = np.arange(idx.size)
+        pairs = position[np.asarray(conflicts, dtype=np.intp).reshape(-1, 2)]
+        pairs = pairs[np.all(pairs >= 0, axis=1)]
+    if len(pairs) == 0 and np.all(weights[:, idx].sum(axis=1) <= slack):
         selected[idx] = True
         return KnapsackResult(selected, float(values[idx].sum()), 0, "all-fit")
     start = None if incumbent is None else np.asarray(incumbent, dtype=bool)[idx]
     chosen: NDArray[np.intp] | None = None
     nodes, solver = 0, "branch-and-bound"
     if idx.size <= MAX_SEARCH_DEPTH:
-        chosen, nodes = _branch_and_bound(values[idx], weights[:, idx], slack, node_limit, start)
+        chosen, nodes = _branch_and_bound(values[idx], weights[:, idx], slack, node_limit, start,
+                                          pairs)
     if chosen is None:
-        chosen = _milp(values[idx], weights[:, idx], slack)
+        chosen = _milp(values[idx], weights[:, idx], slack, pairs)
         solver = "milp"
     selected[idx[chosen]] = True
     return KnapsackResult(selected, float(values[selected].sum()), nodes, solver)
@@ -83,7 +92,8 @@ def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
 
 def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
                       capacities: NDArray[np.float64], node_limit: int,
-                      incumbent: NDArray[np.bool_] | None = None
+                      incumbent: NDArray[np.bool_] | None = None,
+                      conflicts: NDArray[np.intp] | None = None
                       ) -> tuple[NDArray[np.intp] | None, int]:
     """DFS branch and bound; returns (chosen item positions, nodes) or (None, nodes) at the limit.
 
@@ -93,6 +103,8 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
     over the undecided items is a prefix-sum look-up. When it does not prune, the node also tries
     the Dantzig bound of every binding constraint alone; each is a valid relaxation. Dominated
     items are excluded with the item that dominates them (a symmetry cut that keeps an optimum).
+    Including an item excludes its ``conflicts`` partners; the bounds ignore conflicts (still
+    valid relaxations), and an item with a partner dominates nothing (the swap could clash).
     """
     binding = weights.sum(axis=1) > capacities
     weights, capacities = weights[binding], capacities[binding]
@@ -121,9 +133,16 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
     # set that leaves i out can leave j out too (swap j for i)
     w_sorted = weights[:, order]
     v_sorted = values[order]
+    rank = np.empty(n, dtype=np.intp)
+    rank[order] = np.arange(n)
+    partners: list[list[int]] = [[] for _ in range(n)]
+    for a, b in ([] if conflicts is None else rank[conflicts].tolist()):
+        partners[a].append(b)
+        partners[b].append(a)
     dominates = (np.all(w_sorted[:, None, :] >= w_sorted[:, :, None], axis=0)
                  & (v_sorted[None, :] <= v_sorted[:, None])
                  & (np.arange(n)[None, :] > np.arange(n)[:, None]))
+    dominates[[i for i in range(n) if partners[i]]] = False
     dominated = [np.flatnonzero(row).tolist() for row in dominates]
     forbidden = [0] * n
 
@@ -136,17 +155,17 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
     greedy_left = list(remaining)
     best_value = 0.0
     for i in range(n):
-        if all(wts[i][r] <= greedy_left[r] for r in range(m)):
+        if (all(wts[i][r] <= greedy_left[r] for r in range(m))
+                and not any(q in best_set for q in partners[i])):
             for r in range(m):
                 greedy_left[r] -= wts[i][r]
             best_set.append(i)
             best_value += vals[i]
-    if incumbent is not None and np.all(weights[:, incumbent].sum(axis=1) <= capacities):
+    if (incumbent is not None and np.all(weights[:, incumbent].sum(axis=1) <= capacities)
+            and (conflicts is None or not np.any(np.all(incumbent[conflicts], axis=1)))):
         incumbent_value = float(values[incumbent].sum())
         if incumbent_value > best_value + VALUE_TOLERANCE:
-            position = np.empty(n, dtype=np.intp)
-            position[order] = np.arange(n)
-            best_set = sorted(position[np.flatnonzero(incumbent)].tolist())
+            best_set = sorted(rank[np.flatnonzero(incumbent)].tolist())
             best_value = incumbent_value
 
     def surrogate_bound(start: int, value: float) -> float:
@@ -199,7 +218,11 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
                 rel_remaining[r] -= rw[r]
             sur_remaining -= sur[start]
             current.append(start)
+            for q in partners[start]:
+                forbidden[q] += 1
             ok = visit(start + 1, value + vals[start])
+            for q in partners[start]:
+                forbidden[q] -= 1
             current.pop()
             for r in range(m):
                 remaining[r] += w[r]
@@ -220,8 +243,14 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
 
 
 def _milp(values: NDArray[np.float64], weights: NDArray[np.float64],
-          capacities: NDArray[np.float64]) -> NDArray[np.intp]:
+          capacities: NDArray[np.float64],
+          conflicts: NDArray[np.intp] | None = None) -> NDArray[np.intp]:
     """MILP (HiGHS, gap ``RELATIVE_GAP``) for instances too large for the branch and bound."""
+    if conflicts is not None and len(conflicts):
+        rows = np.zeros((len(conflicts), len(values)))
+        rows[np.arange(len(conflicts))[:, None], conflicts] = 1.0
+        weights = np.vstack([weights, rows])
+        capacities = np.concatenate([capacities, np.ones(len(conflicts))])
     with quiet_stdout():
         res = milp(-values, constraints=LinearConstraint(weights, -np.inf, capacities),
                    integrality=np.ones(len(values)), bounds=Bounds(0, 1),

@@ -246,19 +246,14 @@ class AscendingMatching:
             weights = np.vstack([p.sol_bandwidth_hz[items], p.sol_power_w[items],
                                  presence * p.sol_bandwidth_hz[items],
                                  presence * p.sol_power_w[items]])
-            caps = self.caps[:, j]
             # a held client proposing another solution here gets at most one of the two
             before = held[p.sol_client[new]]  # held_here is sorted: solutions go by client
             same_bs = np.flatnonzero((before >= 0) & (p.sol_bs[np.maximum(before, 0)] == j))
-            if same_bs.size:
-                exclusive = np.zeros((same_bs.size, len(items)))
-                rows = np.arange(same_bs.size)
-                exclusive[rows, np.searchsorted(held_here, before[same_bs])] = 1.0
-                exclusive[rows, n_held + same_bs] = 1.0
-                weights = np.vstack([weights, exclusive])
-                caps = np.concatenate([caps, np.ones(same_bs.size)])
+            conflicts = np.column_stack([np.searchsorted(held_here, before[same_bs]),
+                                         n_held + same_bs])
             incumbent = np.arange(len(items)) < n_held  # the held set still fits
-            result = solve_knapsack(values, weights, caps, incumbent=incumbent)
+            result = solve_knapsack(values, weights, self.caps[:, j], incumbent=incumbent,
+                                    conflicts=conflicts)
             self.knapsack_calls += result.solver not in ("all-fit", "trivial")
             keep = result.selected
             if np.any(keep[:n_held] == 0) or np.any(keep[n_held:]):
