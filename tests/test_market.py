@@ -155,8 +155,6 @@ def test_held_client_returns_to_a_revived_solution_it_prefers() -> None:
     result = matching.result()
     assert result.converged
     assert find_blocking_pairs(problem, result) == []
-    assert np.bincount(result.client_solution[result.client_solution >= 0],
-                       minlength=len(problem.sol_client)).max() <= 1
 
 
 def test_held_client_moving_to_another_bs_releases_its_former_bs() -> None:
