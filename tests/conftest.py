@@ -19,6 +19,16 @@ def small_market(mechanism: str = "frbank", seed: int = 0, n_mus: int = 6,
                            scenario_overrides=SMALL, market_overrides=market)
 
 
+def without_runtimes(tree: object) -> object:
+    """A result's ``to_dict()`` without its wall-clock fields (everything else is deterministic)."""
+    if isinstance(tree, dict):
+        return {k: without_runtimes(v) for k, v in tree.items()
+                if "runtime" not in k and "rt_" not in k}
+    if isinstance(tree, list):
+        return [without_runtimes(v) for v in tree]
+    return tree
+
+
 @pytest.fixture(scope="session")
 def eua_dir() -> Path:
     if not (EUA_DIR / "site-optus-melbCBD.csv").is_file():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import without_runtimes
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from isac_market_env.mechanisms import knapsack
 from isac_market_env.mechanisms.knapsack import MAX_SEARCH_DEPTH, solve_knapsack
 
 
@@ -104,3 +106,57 @@ def test_instances_deeper_than_the_search_go_to_highs() -> None:
     assert result.solver == "milp"
     assert np.all(weights[:, result.selected].sum(axis=1) <= caps + 1e-6)
     assert result.value == pytest.approx(exact_optimum(values, weights, caps), rel=1e-6)
+
+
+def market_instances(rng: np.random.Generator, count: int
+                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """BS selections as the matching poses them: few bundles, risk rows, held items, conflicts."""
+    out = []
+    for _ in range(count):
+        n = int(rng.integers(2, 40))
+        presence = rng.uniform(0.64, 0.96, n)
+        bundle = rng.integers(0, int(rng.integers(1, 4)), n)
+        w = np.vstack([np.array([10.0, 45.0, 80.0])[bundle], np.array([1.0, 4.5, 8.0])[bundle]])
+        weights = np.vstack([w, presence * w])
+        values = presence * rng.choice([0.5, 1.0, 2.0], n) * (1 + rng.integers(0, 3, n) * 0.1)
+        caps = np.array([450.0, 45.0, 400.0, 40.0]) * rng.uniform(0.3, 1.2)
+        held = rng.random(n) < 0.3
+        if np.any(weights[:, held].sum(axis=1) > caps):  # a held set always fits
+            held[:] = False
+        pairs = np.array([rng.choice(n, 2, replace=False) for _ in range(int(rng.integers(0, 3)))],
+                         dtype=np.intp).reshape(-1, 2)
+        out.append((values, weights, caps, held, pairs))
+    return out
+
+
+def test_compiled_and_python_search_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba's compiled search (``fast`` extra) gives the CPython search's selection and nodes."""
+    pytest.importorskip("numba")
+    assert knapsack.load_compiled_solver()
+    rng = np.random.default_rng(5)
+    cases = [(*random_instance(rng, 30), None, None) for _ in range(300)]
+    cases += market_instances(rng, 300)
+    compiled = [solve_knapsack(v, w, c, incumbent=h, conflicts=p) for v, w, c, h, p in cases]
+    monkeypatch.setattr(knapsack, "_KERNEL", [None])
+    assert not knapsack.load_compiled_solver()
+    searched = sum(r.solver == "branch-and-bound" and r.nodes > 20 for r in compiled)
+    assert searched > 100  # the comparison covers real searches, not just trivial instances
+    for (v, w, c, h, p), fast in zip(cases, compiled, strict=True):
+        slow = solve_knapsack(v, w, c, incumbent=h, conflicts=p)
+        assert np.array_equal(fast.selected, slow.selected)
+        assert (fast.nodes, fast.solver, fast.value) == (slow.nodes, slow.solver, slow.value)
+
+
+def test_market_results_do_not_depend_on_the_search_backend(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("numba")
+    import isac_market_env as ime
+
+    def episode() -> object:
+        result = ime.simulate("frbank", n_mus=40, n_transactions=3, seed=4)
+        return without_runtimes(result.to_dict())
+
+    compiled = episode()
+    monkeypatch.setattr(knapsack, "_KERNEL", [None])
+    assert episode() == compiled
+

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import small_market
+from conftest import small_market, without_runtimes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -92,18 +92,11 @@ def test_paper_synthetic_episode(mechanism: str) -> None:
 
 
 def test_seeded_determinism_bit_for_bit() -> None:
-    def strip(d: object) -> object:
-        if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if "runtime" not in k and "rt_" not in k}
-        if isinstance(d, list):
-            return [strip(v) for v in d]
-        return d
-
     a = ime.simulate("frbank", n_mus=15, n_transactions=4, seed=3).to_dict()
     b = ime.simulate("frbank", n_mus=15, n_transactions=4, seed=3).to_dict()
     c = ime.simulate("frbank", n_mus=15, n_transactions=4, seed=4).to_dict()
-    assert strip(a) == strip(b)
-    assert strip(a) != strip(c)
+    assert without_runtimes(a) == without_runtimes(b)
+    assert without_runtimes(a) != without_runtimes(c)
 
 
 def test_participation_is_shared_by_all_mechanisms() -> None:

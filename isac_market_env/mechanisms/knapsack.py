@@ -12,8 +12,11 @@ utility.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,141 +108,322 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
     items are excluded with the item that dominates them (a symmetry cut that keeps an optimum).
     Including an item excludes its ``conflicts`` partners; the bounds ignore conflicts (still
     valid relaxations), and an item with a partner dominates nothing (the swap could clash).
+    With numba the whole search runs compiled (``_prepare_and_search``); without it the arrays
+    are prepared with numpy (``_prepare``) and ``_search`` runs in CPython. Both give the same
+    selection and node count.
     """
     binding = weights.sum(axis=1) > capacities
     weights, capacities = weights[binding], capacities[binding]
-    n_constraints = len(capacities)
+    n = len(values)
+    pairs = (np.empty((0, 2), dtype=np.int64) if conflicts is None
+             else np.asarray(conflicts, dtype=np.int64).reshape(-1, 2))
+    # the caller's selection (if feasible) is the starting incumbent when it beats the greedy one
+    start = np.zeros(n, dtype=np.int8)
+    incumbent_value = -np.inf
+    if (incumbent is not None and np.all(weights[:, incumbent].sum(axis=1) <= capacities)
+            and not np.any(np.all(incumbent[pairs], axis=1))):
+        incumbent_value = float(values[incumbent].sum())
+        start[incumbent] = 1
+    kernel = _compiled_kernel()
+    if kernel is not None:
+        selected, nodes, finished = kernel(values, np.ascontiguousarray(weights), capacities,
+                                           np.ascontiguousarray(pairs[:, 0]),
+                                           np.ascontiguousarray(pairs[:, 1]), start,
+                                           incumbent_value, node_limit)
+        return (np.flatnonzero(selected) if finished else None), nodes
+    order, arrays, n_rows = _prepare(values, weights, capacities, pairs)
+    best = start[order].tolist()
+    arguments = [a.tolist() for a in arrays] + [n_rows, incumbent_value, best, node_limit]
+    nodes, finished = _search(*arguments)
+    if not finished:
+        return None, nodes
+    return np.sort(order[np.flatnonzero(best)]), nodes
+
+
+def _prepare(values: NDArray[np.float64], weights: NDArray[np.float64],
+             capacities: NDArray[np.float64], pairs: NDArray[np.int64]
+             ) -> tuple[NDArray[np.intp], tuple[NDArray[Any], ...], int]:
+    """Search order and the flat sequences ``_search`` takes, built with numpy."""
+    n, m = len(values), len(capacities)
     scale = 1.0 / np.maximum(capacities, 1e-300)
     surrogate = (weights * scale[:, None]).sum(axis=0)
-    order = np.lexsort((np.arange(len(values)), -values / np.maximum(surrogate, 1e-300)))
-    vals = values[order].tolist()
-    wts = [row.tolist() for row in weights[:, order].T]
-    sur = surrogate[order].tolist()
-    n, m = len(vals), n_constraints
-    prefix_w = [0.0] * (n + 1)
-    prefix_v = [0.0] * (n + 1)
-    for i in range(n):
-        prefix_w[i + 1] = prefix_w[i] + sur[i]
-        prefix_v[i + 1] = prefix_v[i] + vals[i]
+    order = np.lexsort((np.arange(n), -values / np.maximum(surrogate, 1e-300)))
+    v_sorted = values[order]
+    w_sorted = weights[:, order]
+    sur = surrogate[order]
     rel = (weights * scale[:, None])[:, order]
-    per_constraint = []
-    if m > 1:
-        for r in range(m):
-            dens = np.where(rel[r] > 0, np.asarray(vals) / np.maximum(rel[r], 1e-300), np.inf)
-            pos = np.lexsort((np.arange(n), -dens)).tolist()
-            per_constraint.append([(p, float(rel[r, p]), vals[p]) for p in pos])
-    rel_w = rel.T.tolist()
+    prefix_w = np.concatenate([[0.0], np.cumsum(sur)])
+    prefix_v = np.concatenate([[0.0], np.cumsum(v_sorted)])
+    # per-constraint Dantzig bounds: each binding row's items by decreasing value density
+    n_rows = m if m > 1 else 0
+    density = np.where(rel > 0, v_sorted / np.maximum(rel, 1e-300), np.inf)
+    row_order = np.array([np.lexsort((np.arange(n), -density[r])) for r in range(n_rows)],
+                         dtype=np.int64).reshape(n_rows, n)
+    row_weight = np.take_along_axis(rel[:n_rows], row_order, axis=1)
+    row_value = v_sorted[row_order]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    ranked_pairs = rank[pairs]
+    partner_ptr, partner_idx = _adjacency(n, np.concatenate([ranked_pairs,
+                                                             ranked_pairs[:, ::-1]]))
     # dominance: j (after i) needs at least i's resources for at most i's value, so an optimal
     # set that leaves i out can leave j out too (swap j for i)
-    w_sorted = weights[:, order]
-    v_sorted = values[order]
-    rank = np.empty(n, dtype=np.intp)
-    rank[order] = np.arange(n)
-    partners: list[list[int]] = [[] for _ in range(n)]
-    for a, b in ([] if conflicts is None else rank[conflicts].tolist()):
-        partners[a].append(b)
-        partners[b].append(a)
     dominates = (np.all(w_sorted[:, None, :] >= w_sorted[:, :, None], axis=0)
                  & (v_sorted[None, :] <= v_sorted[:, None])
                  & (np.arange(n)[None, :] > np.arange(n)[:, None]))
-    dominates[[i for i in range(n) if partners[i]]] = False
-    dominated = [np.flatnonzero(row).tolist() for row in dominates]
-    forbidden = [0] * n
+    dominates[np.diff(partner_ptr) > 0] = False
+    dominated_ptr, dominated_idx = _adjacency(n, np.argwhere(dominates))
+    arrays = (v_sorted, np.ascontiguousarray(w_sorted.T).ravel(), sur, prefix_w, prefix_v,
+              np.ascontiguousarray(rel.T).ravel(), row_order.ravel(), row_weight.ravel(),
+              row_value.ravel(), dominated_ptr, dominated_idx, partner_ptr, partner_idx,
+              capacities)
+    return order, arrays, n_rows
 
-    remaining = list(capacities.tolist())
+
+def _adjacency(n: int, edges: NDArray[np.intp]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Compressed rows (pointer, targets) of the directed ``edges`` (k, 2) over ``n`` nodes."""
+    if len(edges) == 0:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    edges = edges[np.argsort(edges[:, 0], kind="stable")]
+    ptr = np.searchsorted(edges[:, 0], np.arange(n + 1)).astype(np.int64)
+    return ptr, edges[:, 1].astype(np.int64)
+
+
+def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel_w: Any,
+            row_order: Any, row_weight: Any, row_value: Any, dominated_ptr: Any,
+            dominated_idx: Any, partner_ptr: Any, partner_idx: Any, capacities: Any,
+            n_rows: int, incumbent_value: float, best: Any, node_limit: int
+            ) -> tuple[int, bool]:
+    """Depth-first search over items in order; returns (nodes, finished), ``best`` updated.
+
+    The search starts from the greedy selection in item order, or from the caller's selection
+    (``best`` on entry, worth ``incumbent_value``; -inf for none) when that is better.
+    Node ``pos`` decides item ``pos``: include it (if it fits and no partner is in), then exclude
+    it (forbidding what it dominates). A node is pruned when a fractional bound cannot beat the
+    incumbent by ``RELATIVE_GAP``. Written with plain loops over flat sequences so that the same
+    code runs under numba (arrays) and under CPython (lists); both give identical results.
+    ``weights`` and ``rel_w`` are item-major (item * m + constraint), the ``row_*`` sequences
+    row-major (row * n + rank).
+    """
+    n = len(vals)
+    m = len(capacities)
+    remaining = [capacities[r] for r in range(m)]
     rel_remaining = [1.0] * m
     sur_remaining = float(m)
-    current: list[int] = []
-    nodes = 0
-    best_set: list[int] = []
-    greedy_left = list(remaining)
+    forbidden = [0] * n
+    chosen = [0] * (n + 1)
+    stage = [0] * (n + 1)  # 0: entering, 1: include branch done, 2: exclude branch done
+    value_at = [0.0] * (n + 1)
     best_value = 0.0
-    for i in range(n):
-        if (all(wts[i][r] <= greedy_left[r] for r in range(m))
-                and not any(q in best_set for q in partners[i])):
+    for i in range(n):  # greedy incumbent, kept in ``chosen``
+        fits = True
+        for r in range(m):
+            if weights[i * m + r] > remaining[r]:
+                fits = False
+                break
+        for e in range(partner_ptr[i], partner_ptr[i + 1]):
+            if chosen[partner_idx[e]]:
+                fits = False
+        if fits:
             for r in range(m):
-                greedy_left[r] -= wts[i][r]
-            best_set.append(i)
+                remaining[r] -= weights[i * m + r]
+            chosen[i] = 1
             best_value += vals[i]
-    if (incumbent is not None and np.all(weights[:, incumbent].sum(axis=1) <= capacities)
-            and (conflicts is None or not np.any(np.all(incumbent[conflicts], axis=1)))):
-        incumbent_value = float(values[incumbent].sum())
-        if incumbent_value > best_value + VALUE_TOLERANCE:
-            best_set = sorted(rank[np.flatnonzero(incumbent)].tolist())
-            best_value = incumbent_value
-
-    def surrogate_bound(start: int, value: float) -> float:
-        target = prefix_w[start] + sur_remaining
-        k = bisect_right(prefix_w, target, start, n + 1) - 1  # items start..k-1 fit whole
-        total = value + prefix_v[k] - prefix_v[start]
-        if k < n and sur[k] > 0:
-            total += vals[k] * (target - prefix_w[k]) / sur[k]
-        return total
-
-    def constraint_bound(start: int, value: float, limit: float) -> float:
-        tightest = np.inf
-        for r, entries in enumerate(per_constraint):
-            cap = rel_remaining[r]
-            total = value
-            for p, w, v in entries:
-                if p < start:
+    if incumbent_value > best_value + VALUE_TOLERANCE:
+        best_value = incumbent_value
+    else:
+        for i in range(n):
+            best[i] = chosen[i]
+    for r in range(m):
+        remaining[r] = capacities[r]
+    for i in range(n):
+        chosen[i] = 0
+    nodes = 0
+    pos = 0
+    while True:
+        step = stage[pos]
+        if step == 0:
+            nodes += 1
+            if nodes > node_limit:
+                return nodes, False
+            value = value_at[pos]
+            if value > best_value + VALUE_TOLERANCE:
+                best_value = value
+                for i in range(n):
+                    best[i] = chosen[i] if i < pos else 0
+            limit = best_value * (1.0 + RELATIVE_GAP) + VALUE_TOLERANCE
+            prune = pos == n or value + prefix_v[n] - prefix_v[pos] <= limit
+            if not prune:  # surrogate Dantzig bound (bisect_right over the prefix sums)
+                target = prefix_w[pos] + sur_remaining
+                lo, hi = pos, n + 1
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if target < prefix_w[mid]:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                k = lo - 1  # items pos..k-1 fit whole
+                total = value + prefix_v[k] - prefix_v[pos]
+                if k < n and sur[k] > 0:
+                    total += vals[k] * (target - prefix_w[k]) / sur[k]
+                prune = total <= limit
+            if not prune and n_rows > 0:  # the tightest single-constraint Dantzig bound
+                for r in range(n_rows):
+                    cap = rel_remaining[r]
+                    total = value
+                    for e in range(r * n, r * n + n):
+                        if row_order[e] < pos:
+                            continue
+                        w = row_weight[e]
+                        if w <= cap:
+                            cap -= w
+                            total += row_value[e]
+                        else:
+                            total += row_value[e] * cap / w
+                            break
+                    if total <= limit:
+                        prune = True
+                        break
+            if prune:
+                step = 3
+            else:
+                fits = forbidden[pos] == 0
+                for r in range(m):
+                    if weights[pos * m + r] > remaining[r]:
+                        fits = False
+                        break
+                if fits:
+                    for r in range(m):
+                        remaining[r] -= weights[pos * m + r]
+                        rel_remaining[r] -= rel_w[pos * m + r]
+                    sur_remaining -= sur[pos]
+                    chosen[pos] = 1
+                    for e in range(partner_ptr[pos], partner_ptr[pos + 1]):
+                        forbidden[partner_idx[e]] += 1
+                    stage[pos] = 1
+                    value_at[pos + 1] = value + vals[pos]
+                    pos += 1
+                    stage[pos] = 0
                     continue
-                if w <= cap:
-                    cap -= w
-                    total += v
-                else:
-                    total += v * cap / w
-                    break
-            if total < tightest:
-                tightest = total
-                if tightest <= limit:
-                    break
-        return float(tightest)
+                step = 1
+        if step == 1:
+            if chosen[pos]:
+                for e in range(partner_ptr[pos], partner_ptr[pos + 1]):
+                    forbidden[partner_idx[e]] -= 1
+                chosen[pos] = 0
+                for r in range(m):
+                    remaining[r] += weights[pos * m + r]
+                    rel_remaining[r] += rel_w[pos * m + r]
+                sur_remaining += sur[pos]
+            for e in range(dominated_ptr[pos], dominated_ptr[pos + 1]):
+                forbidden[dominated_idx[e]] += 1
+            stage[pos] = 2
+            value_at[pos + 1] = value_at[pos]
+            pos += 1
+            stage[pos] = 0
+            continue
+        if step == 2:
+            for e in range(dominated_ptr[pos], dominated_ptr[pos + 1]):
+                forbidden[dominated_idx[e]] -= 1
+        # this node is done: back to its parent
+        if pos == 0:
+            return nodes, True
+        pos -= 1
 
-    def visit(start: int, value: float) -> bool:
-        nonlocal best_value, best_set, nodes, sur_remaining
-        nodes += 1
-        if nodes > node_limit:
-            return False
-        if value > best_value + VALUE_TOLERANCE:
-            best_value, best_set = value, list(current)
-        limit = best_value * (1.0 + RELATIVE_GAP) + VALUE_TOLERANCE
-        if start == n or value + prefix_v[n] - prefix_v[start] <= limit:
-            return True
-        if surrogate_bound(start, value) <= limit:
-            return True
-        if per_constraint and constraint_bound(start, value, limit) <= limit:
-            return True
-        w = wts[start]
-        if forbidden[start] == 0 and all(w[r] <= remaining[r] for r in range(m)):
-            rw = rel_w[start]
-            for r in range(m):
-                remaining[r] -= w[r]
-                rel_remaining[r] -= rw[r]
-            sur_remaining -= sur[start]
-            current.append(start)
-            for q in partners[start]:
-                forbidden[q] += 1
-            ok = visit(start + 1, value + vals[start])
-            for q in partners[start]:
-                forbidden[q] -= 1
-            current.pop()
-            for r in range(m):
-                remaining[r] += w[r]
-                rel_remaining[r] += rw[r]
-            sur_remaining += sur[start]
-            if not ok:
-                return False
-        for j in dominated[start]:
-            forbidden[j] += 1
-        ok = visit(start + 1, value)
-        for j in dominated[start]:
-            forbidden[j] -= 1
-        return ok
 
-    if not visit(0, 0.0):
-        return None, nodes
-    return order[np.array(best_set, dtype=np.intp)], nodes
+def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any, pair_b: Any,
+                        start: Any, incumbent_value: float, node_limit: int
+                        ) -> tuple[Any, int, bool]:
+    """``_prepare`` then ``_search`` in loops, for numba; returns (selected flags, nodes, finished).
+
+    Compiled only (in CPython the numpy ``_prepare`` is faster); it builds exactly the arrays of
+    ``_prepare`` (stable sorts, the same floating-point operations in the same order), which the
+    tests check.
+    """
+    m, n = weights.shape
+    scale = np.empty(m)
+    for r in range(m):
+        scale[r] = 1.0 / max(capacities[r], 1e-300)
+    rel = np.empty((m, n))
+    surrogate = np.zeros(n)
+    key = np.empty(n)
+    for i in range(n):
+        for r in range(m):
+            rel[r, i] = weights[r, i] * scale[r]
+            surrogate[i] = rel[r, i] if r == 0 else surrogate[i] + rel[r, i]
+        key[i] = -values[i] / max(surrogate[i], 1e-300)
+    order = np.argsort(key, kind="mergesort")
+    rank = np.empty(n, dtype=np.int64)
+    v_sorted = np.empty(n)
+    sur = np.empty(n)
+    w_flat = np.empty(n * m)
+    rel_flat = np.empty(n * m)
+    prefix_w = np.zeros(n + 1)
+    prefix_v = np.zeros(n + 1)
+    for i in range(n):
+        o = order[i]
+        rank[o] = i
+        v_sorted[i] = values[o]
+        sur[i] = surrogate[o]
+        for r in range(m):
+            w_flat[i * m + r] = weights[r, o]
+            rel_flat[i * m + r] = rel[r, o]
+        prefix_w[i + 1] = sur[i] if i == 0 else prefix_w[i] + sur[i]
+        prefix_v[i + 1] = v_sorted[i] if i == 0 else prefix_v[i] + v_sorted[i]
+    n_rows = m if m > 1 else 0
+    row_order = np.empty(n_rows * n, dtype=np.int64)
+    row_weight = np.empty(n_rows * n)
+    row_value = np.empty(n_rows * n)
+    density = np.empty(n)
+    for r in range(n_rows):
+        for i in range(n):
+            w = rel_flat[i * m + r]
+            density[i] = -(v_sorted[i] / max(w, 1e-300)) if w > 0 else -np.inf
+        row = np.argsort(density, kind="mergesort")
+        for e in range(n):
+            row_order[r * n + e] = row[e]
+            row_weight[r * n + e] = rel_flat[row[e] * m + r]
+            row_value[r * n + e] = v_sorted[row[e]]
+    partner_ptr = np.zeros(n + 1, dtype=np.int64)
+    for e in range(len(pair_a)):
+        partner_ptr[rank[pair_a[e]] + 1] += 1
+        partner_ptr[rank[pair_b[e]] + 1] += 1
+    for i in range(n):
+        partner_ptr[i + 1] += partner_ptr[i]
+    partner_idx = np.empty(2 * len(pair_a), dtype=np.int64)
+    filled = partner_ptr[:-1].copy()
+    for e in range(len(pair_a)):
+        a, b = rank[pair_a[e]], rank[pair_b[e]]
+        partner_idx[filled[a]] = b
+        filled[a] += 1
+        partner_idx[filled[b]] = a
+        filled[b] += 1
+    dominated_ptr = np.zeros(n + 1, dtype=np.int64)
+    dominated = []
+    for i in range(n):
+        if partner_ptr[i + 1] == partner_ptr[i]:
+            for j in range(i + 1, n):
+                if v_sorted[j] <= v_sorted[i]:
+                    covers = True
+                    for r in range(m):
+                        if w_flat[j * m + r] < w_flat[i * m + r]:
+                            covers = False
+                            break
+                    if covers:
+                        dominated.append(j)
+        dominated_ptr[i + 1] = len(dominated)
+    dominated_idx = np.array(dominated, dtype=np.int64) if dominated else np.empty(0, np.int64)
+    best = np.empty(n, dtype=np.int8)
+    for i in range(n):
+        best[rank[i]] = start[i]
+    nodes, finished = _search_kernel(v_sorted, w_flat, sur, prefix_w, prefix_v, rel_flat,
+                                     row_order, row_weight, row_value, dominated_ptr,
+                                     dominated_idx, partner_ptr, partner_idx, capacities,
+                                     n_rows, incumbent_value, best, node_limit)
+    selected = np.empty(n, dtype=np.int8)
+    for i in range(n):
+        selected[order[i]] = best[i]
+    return selected, nodes, finished
 
 
 def _milp(values: NDArray[np.float64], weights: NDArray[np.float64],
@@ -258,3 +442,45 @@ def _milp(values: NDArray[np.float64], weights: NDArray[np.float64],
     if res.x is None:  # pragma: no cover - the empty set is always feasible
         raise RuntimeError(f"knapsack MILP failed: {res.message}")
     return np.flatnonzero(res.x > 0.5)
+
+
+# the compiled ``_search`` that the compiled ``_prepare_and_search`` calls (set on first use)
+_search_kernel: Any = None
+_KERNEL: list[Callable[..., tuple[Any, int, bool]] | None] = []
+
+
+def load_compiled_solver() -> bool:
+    """Compile (or load from numba's cache) the branch and bound now; False when not in use.
+
+    The compiled search needs numba (the ``fast`` extra); ``ISAC_MARKET_ENV_JIT=0`` turns it
+    off. Both paths give the same selections and node counts. The market calls this before any
+    timed region, so the running times it reports never include compilation (several seconds
+    the first time, ~0.2 s from the cache, which lives beside this file when it is writable).
+    """
+    return _compiled_kernel() is not None
+
+
+def _compiled_kernel() -> Callable[..., tuple[Any, int, bool]] | None:
+    if not _KERNEL:
+        _KERNEL.append(_compile() if os.environ.get("ISAC_MARKET_ENV_JIT", "1") != "0" else None)
+    return _KERNEL[0]
+
+
+def _compile() -> Callable[..., tuple[Any, int, bool]] | None:
+    global _search_kernel
+    try:
+        import numba
+    except ImportError:
+        return None
+    cache = os.access(os.path.dirname(os.path.abspath(__file__)), os.W_OK)
+    try:
+        _search_kernel = numba.njit(cache=cache, nogil=True)(_search)
+        kernel = numba.njit(cache=cache, nogil=True)(_prepare_and_search)
+        no_pairs = np.zeros(0, dtype=np.int64)  # compile for the argument types used above
+        kernel(np.ones(2), np.ones((1, 2)), np.ones(1), no_pairs, no_pairs,
+               np.zeros(2, dtype=np.int8), -np.inf, 10)
+    except Exception as err:  # a numba/numpy pairing numba cannot compile for
+        warnings.warn(f"numba could not compile the knapsack search ({err!r}); using the "
+                      "pure-Python search (same results, slower)", RuntimeWarning, stacklevel=3)
+        return None
+    return cast(Callable[..., tuple[Any, int, bool]], kernel)
