@@ -140,6 +140,7 @@ class AscendingMatching:
         self.capped_version = np.full(n_sol, -1, dtype=np.int64)
         self.revivals = np.zeros(n_sol, dtype=np.int64)
         self.bs_version = np.zeros(p.n_bss, dtype=np.int64)
+        self.estimated_version = np.full(p.n_bss, -1, dtype=np.int64)  # version of the published E[v]
         self.held = np.full(p.n_clients, -1, dtype=np.int64)  # client -> held solution
         self.held_pay = np.zeros(p.n_clients)
         self.volunteer_rate = np.zeros(p.n_bss)
@@ -276,6 +277,9 @@ class AscendingMatching:
             rejected.append(np.concatenate([displaced, new[~keep[n_held:] & at_rule_price[mask]]]))
         if self.estimator is not None:
             for j in sorted(released.union(answered)):
+                if self.estimated_version[j] == self.bs_version[j]:
+                    continue  # tentative set unchanged: so is its E[v]
+                self.estimated_version[j] = self.bs_version[j]
                 contracts = held[held >= 0]
                 contracts = contracts[p.sol_bs[contracts] == j]
                 self.volunteer_rate[j] = self.estimator(j, p.sol_client[contracts], contracts,
