@@ -29,6 +29,18 @@ def random_instance(rng: np.random.Generator, max_items: int
     return values, weights, caps
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with numba's compiled solver (when installed) and with the numpy one."""
+    if request.param == "compiled":
+        pytest.importorskip("numba")
+        assert knapsack.load_compiled_solver()
+    else:
+        monkeypatch.setattr(knapsack, "_KERNEL", [None])
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("backend")
 def test_matches_milp_on_random_instances() -> None:
     rng = np.random.default_rng(2024)
     for _ in range(250):
@@ -39,6 +51,7 @@ def test_matches_milp_on_random_instances() -> None:
         assert result.value >= exact_optimum(np.maximum(values, 0), weights, caps) - 1e-6
 
 
+@pytest.mark.usefixtures("backend")
 def test_market_like_instances_with_risk_rows() -> None:
     rng = np.random.default_rng(7)
     for _ in range(60):
@@ -52,6 +65,7 @@ def test_market_like_instances_with_risk_rows() -> None:
         assert np.isclose(result.value, exact_optimum(values, weights, caps), atol=1e-6)
 
 
+@pytest.mark.usefixtures("backend")
 @pytest.mark.parametrize("node_limit", [3_000, 0])  # 0: every instance goes to HiGHS
 def test_conflicting_pairs_match_milp(node_limit: int) -> None:
     """At most one item of each conflicting pair (a held and a new solution of one client)."""
@@ -95,8 +109,9 @@ def test_incumbent_does_not_change_the_optimum() -> None:
         assert np.isclose(base.value, hinted.value)
 
 
+@pytest.mark.usefixtures("backend")
 def test_instances_deeper_than_the_search_go_to_highs() -> None:
-    """A BS facing more proposals than the recursive search may descend (markets of 2,000 MUs)."""
+    """A BS facing more proposals than ``MAX_SEARCH_DEPTH`` (markets of 2,000 MUs) goes to HiGHS."""
     rng = np.random.default_rng(3)
     n = MAX_SEARCH_DEPTH + 200
     weights = rng.uniform(1.0, 10.0, (2, n))

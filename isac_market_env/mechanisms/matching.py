@@ -140,7 +140,7 @@ class AscendingMatching:
         self.capped_version = np.full(n_sol, -1, dtype=np.int64)
         self.revivals = np.zeros(n_sol, dtype=np.int64)
         self.bs_version = np.zeros(p.n_bss, dtype=np.int64)
-        self.estimated_version = np.full(p.n_bss, -1, dtype=np.int64)  # version of the published E[v]
+        self.estimated_version = np.full(p.n_bss, -1, dtype=np.int64)  # of the published E[v]
         self.held = np.full(p.n_clients, -1, dtype=np.int64)  # client -> held solution
         self.held_pay = np.zeros(p.n_clients)
         self.volunteer_rate = np.zeros(p.n_bss)
