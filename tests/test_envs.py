@@ -12,6 +12,8 @@ from gymnasium.utils.env_checker import check_env
 
 import isac_market_env as ime
 from baselines import FixedOverbookingPolicy, FRBankBiddingPolicy, NewsvendorOverbookingPolicy
+from isac_market_env.mechanisms import knapsack, matching
+from isac_market_env.mechanisms.matching import load_compiled_matching
 
 SMALL = {
     "ISACMarket-Bidding-v0": {"n_mus": 10, "n_transactions": 3},
@@ -72,6 +74,19 @@ def test_seeded_determinism(env_id: str) -> None:
     b_rewards, b_obs = rollout(make(env_id), seed=5)
     assert a_rewards == b_rewards
     assert all(np.array_equal(x, y) for x, y in zip(a_obs, b_obs, strict=True))
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_rollouts_do_not_depend_on_numba(env_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random-policy rollouts (custom bids included) match with and without the compiled loops."""
+    pytest.importorskip("numba")
+    assert load_compiled_matching()
+    compiled = rollout(make(env_id, n_mus=40), seed=2)
+    monkeypatch.setattr(knapsack, "_KERNEL", [None])
+    monkeypatch.setattr(matching, "_ANSWER", [None])
+    numpy_rewards, numpy_obs = rollout(make(env_id, n_mus=40), seed=2)
+    assert compiled[0] == numpy_rewards
+    assert all(np.array_equal(x, y) for x, y in zip(compiled[1], numpy_obs, strict=True))
 
 
 @pytest.mark.parametrize("env_id", ime.ENV_IDS)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import without_runtimes
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from isac_market_env.mechanisms import knapsack
@@ -160,18 +159,4 @@ def test_compiled_and_python_search_agree(monkeypatch: pytest.MonkeyPatch) -> No
         slow = solve_knapsack(v, w, c, incumbent=h, conflicts=p)
         assert np.array_equal(fast.selected, slow.selected)
         assert (fast.nodes, fast.solver, fast.value) == (slow.nodes, slow.solver, slow.value)
-
-
-def test_market_results_do_not_depend_on_the_search_backend(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("numba")
-    import isac_market_env as ime
-
-    def episode() -> object:
-        result = ime.simulate("frbank", n_mus=40, n_transactions=3, seed=4)
-        return without_runtimes(result.to_dict())
-
-    compiled = episode()
-    monkeypatch.setattr(knapsack, "_KERNEL", [None])
-    assert episode() == compiled
 

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 import isac_market_env as ime
 from isac_market_env.market import Market
-from isac_market_env.mechanisms.matching import AscendingMatching, run_matching
+from isac_market_env.mechanisms import knapsack, matching
+from isac_market_env.mechanisms.matching import (
+    AscendingMatching,
+    load_compiled_matching,
+    run_matching,
+)
 from isac_market_env.metrics.stability import find_blocking_pairs
 
 MARKET_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy",
@@ -204,3 +209,22 @@ def test_eua_market(eua_dir) -> None:  # type: ignore[no-untyped-def]
     assert np.all((span > 500) & (span < 5000))  # Melbourne CBD, in metres
     market.run()
     check_episode(market)
+
+
+@pytest.mark.parametrize(("mechanism", "n_mus", "seed"),
+                         [("frbank", 40, 4), ("hybrido", 30, 1), ("conoffline-nor", 30, 2)])
+def test_results_do_not_depend_on_numba(mechanism: str, n_mus: int, seed: int,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled matching and knapsack (``fast`` extra) reproduce the numpy ones bit for bit."""
+    pytest.importorskip("numba")
+    assert load_compiled_matching()
+
+    def episode() -> object:
+        result = ime.simulate(mechanism, n_mus=n_mus, n_transactions=3, seed=seed)
+        return without_runtimes(result.to_dict())
+
+    compiled = episode()
+    monkeypatch.setattr(knapsack, "_KERNEL", [None])
+    monkeypatch.setattr(matching, "_ANSWER", [None])
+    assert not load_compiled_matching()
+    assert episode() == compiled

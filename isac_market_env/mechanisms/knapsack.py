@@ -17,8 +17,6 @@ on the market's instances); without it, numpy prepares the arrays and the same s
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -28,6 +26,7 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from isac_market_env.mechanisms._highs import quiet_stdout
+from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
 
 VALUE_TOLERANCE = 1e-9
 # A branch is pruned when it cannot beat the incumbent by more than this fraction: the selection
@@ -74,7 +73,7 @@ def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
              else np.asarray(conflicts, dtype=np.int64).reshape(-1, 2))
     start = (np.zeros(n, dtype=np.int8) if incumbent is None
              else np.asarray(incumbent, dtype=bool).astype(np.int8))
-    kernel = _compiled_kernel()
+    kernel = compiled_solver()
     solve = _solve_with_numpy if kernel is None else kernel
     flags, nodes, outcome = solve(values, weights, capacities, np.ascontiguousarray(pairs[:, 0]),
                                   np.ascontiguousarray(pairs[:, 1]), start,
@@ -573,35 +572,32 @@ def load_compiled_solver() -> bool:
     """Compile (or load from numba's cache) the knapsack solver now; False when not in use.
 
     The compiled solver needs numba (the ``fast`` extra); ``ISAC_MARKET_ENV_JIT=0`` turns it
-    off. Both paths give the same selections and node counts. The market calls this before any
-    timed region, so the running times it reports never include compilation (about 10 s the
-    first time, ~0.2 s from the cache, which lives beside this file when it is writable).
+    off. Both paths give the same selections and node counts. Call it before timing anything:
+    compiling takes seconds the first time.
     """
-    return _compiled_kernel() is not None
+    return compiled_solver() is not None
 
 
-def _compiled_kernel() -> Callable[..., tuple[Any, int, int]] | None:
+def compiled_solver() -> Callable[..., tuple[Any, int, int]] | None:
+    """The compiled ``_solve_with_loops`` (for compiled callers), or None without numba."""
     if not _KERNEL:
-        _KERNEL.append(_compile() if os.environ.get("ISAC_MARKET_ENV_JIT", "1") != "0" else None)
+        _KERNEL.append(_compile())
     return _KERNEL[0]
 
 
 def _compile() -> Callable[..., tuple[Any, int, int]] | None:
-    global _search_kernel, _prepare_kernel
-    try:
-        import numba
-    except ImportError:
+    jit = numba_jit()
+    if jit is None:
         return None
-    cache = os.access(os.path.dirname(os.path.abspath(__file__)), os.W_OK)
-    try:
-        _search_kernel = numba.njit(cache=cache, nogil=True)(_search)
-        _prepare_kernel = numba.njit(cache=cache, nogil=True)(_prepare_and_search)
-        kernel = numba.njit(cache=cache, nogil=True)(_solve_with_loops)
+
+    def build() -> Callable[..., tuple[Any, int, int]]:
+        global _search_kernel, _prepare_kernel
+        _search_kernel = jit(_search)
+        _prepare_kernel = jit(_prepare_and_search)
+        kernel = jit(_solve_with_loops)
         no_pairs = np.zeros(0, dtype=np.int64)  # compile for the argument types of the calls
         kernel(np.ones(2), np.ones((1, 2)), np.ones(1), no_pairs, no_pairs,
                np.zeros(2, dtype=np.int8), False, 10)
-    except Exception as err:  # a numba/numpy pairing numba cannot compile for
-        warnings.warn(f"numba could not compile the knapsack solver ({err!r}); using the "
-                      "numpy solver (same results, slower)", RuntimeWarning, stacklevel=3)
-        return None
-    return cast(Callable[..., tuple[Any, int, int]], kernel)
+        return cast(Callable[..., tuple[Any, int, int]], kernel)
+
+    return compile_or_warn(build, "knapsack solver")

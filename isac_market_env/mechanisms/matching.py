@@ -31,11 +31,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms.knapsack import load_compiled_solver, solve_knapsack
+from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
+from isac_market_env.mechanisms.knapsack import (
+    SEARCHED,
+    SOLVERS,
+    TOO_HARD,
+    compiled_solver,
+    solve_knapsack,
+)
 from isac_market_env.model.utilities import (
     bs_expected_contract_value,
     client_expected_utility,
@@ -44,6 +52,8 @@ from isac_market_env.model.utilities import (
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
+# search nodes before a BS's selection goes to HiGHS (``solve_knapsack``'s default)
+NODE_LIMIT = 3_000
 # a held client switches to a revived solution only for a gain above this (stability's tolerance)
 SWITCH_GAIN = 1e-9
 # (bs, contract clients, contract solutions, their bids) -> published volunteer probability
@@ -122,7 +132,7 @@ class AscendingMatching:
                  volunteer_estimator: VolunteerEstimator | None = None) -> None:
         p = self.problem = problem
         self.estimator = volunteer_estimator
-        load_compiled_solver()  # compile before the clock starts (no-op after the first call)
+        load_compiled_matching()  # compile before the clock starts (no-op after the first call)
         self.started = time.perf_counter()
         self.elapsed_s = 0.0
         self.bids = p.sol_start_bid.astype(np.float64).copy()
@@ -148,8 +158,11 @@ class AscendingMatching:
         self.sol_risk_limit = p.client_risk_limit[p.sol_client]
         self.sol_threshold = p.client_utility_threshold[p.sol_client]
         self.risk_on = bool(np.any(np.isfinite(self.sol_risk_limit)))
-        self.caps = np.vstack([p.bs_cap_bandwidth_hz, p.bs_cap_power_w,
-                               p.bs_risk_cap_bandwidth_hz, p.bs_risk_cap_power_w])
+        # knapsack rows per solution and capacities per BS (eq. 37c, 37d, 69, 70)
+        self.sol_weights = np.vstack([p.sol_bandwidth_hz, p.sol_power_w,
+                                      presence * p.sol_bandwidth_hz, presence * p.sol_power_w])
+        self.bs_caps = np.column_stack([p.bs_cap_bandwidth_hz, p.bs_cap_power_w,
+                                        p.bs_risk_cap_bandwidth_hz, p.bs_risk_cap_power_w])
         self.n_proposals = self.n_displacements = self.knapsack_calls = 0
         self.rounds = 0
         self.converged = n_sol == 0
@@ -229,52 +242,28 @@ class AscendingMatching:
         pays = self.bids[proposals] if pays is None else np.asarray(pays, dtype=np.float64)
         at_rule_price = pays == self.bids[proposals]
         held, bids = self.held, self.bids
+        proposals = np.ascontiguousarray(proposals, dtype=np.int64)
         self.revivals[proposals[self.capped[proposals]]] += 1
         self.n_proposals += len(proposals)
         rejected: list[IntArray] = []
         answered = np.unique(p.sol_bs[proposals]).tolist()
         released: set[int] = set()  # BSs a client left for a solution at another BS
+        answer = compiled_answer()
         for j in answered:
-            held_here = held[held >= 0]
-            held_here = held_here[p.sol_bs[held_here] == j]
-            n_held = len(held_here)
-            mask = p.sol_bs[proposals] == j
-            new = proposals[mask]
-            items = np.concatenate([held_here, new])
-            prices = np.concatenate([self.held_pay[p.sol_client[held_here]], pays[mask]])
-            presence = self.sol_presence[items]
-            values = bs_expected_contract_value(prices, presence, self.volunteer_rate[j],
-                                                p.penalty_client_ratio, p.penalty_bs_ratio)
-            weights = np.vstack([p.sol_bandwidth_hz[items], p.sol_power_w[items],
-                                 presence * p.sol_bandwidth_hz[items],
-                                 presence * p.sol_power_w[items]])
-            # a held client proposing another solution here gets at most one of the two
-            before = held[p.sol_client[new]]  # held_here is sorted: solutions go by client
-            same_bs = np.flatnonzero((before >= 0) & (p.sol_bs[np.maximum(before, 0)] == j))
-            conflicts = np.column_stack([np.searchsorted(held_here, before[same_bs]),
-                                         n_held + same_bs])
-            incumbent = np.arange(len(items)) < n_held  # the held set still fits
-            result = solve_knapsack(values, weights, self.caps[:, j], incumbent=incumbent,
-                                    conflicts=conflicts)
-            self.knapsack_calls += result.solver not in ("all-fit", "trivial")
-            keep = result.selected
-            if np.any(keep[:n_held] == 0) or np.any(keep[n_held:]):
-                self.bs_version[j] += 1
-            # a client that moves here from another BS tells that BS it leaves (one exchange)
-            moved = before[keep[n_held:]]
-            left = moved[(moved >= 0) & (p.sol_bs[np.maximum(moved, 0)] != j)]
-            self.bs_version[p.sol_bs[left]] += 1
-            released.update(p.sol_bs[left].tolist())
-            self.n_displacements += len(left)
-            held[p.sol_client[items[keep]]] = items[keep]
-            self.held_pay[p.sol_client[items[keep]]] = prices[keep]
-            # dropped held items: displaced, unless their client moved to a new item here
-            dropped_held = held_here[~keep[:n_held]]
-            displaced = dropped_held[held[p.sol_client[dropped_held]] == dropped_held]
-            held[p.sol_client[displaced]] = -1
-            self.n_displacements += len(displaced)
-            # only rejections at the rule's bid move the rule's bid
-            rejected.append(np.concatenate([displaced, new[~keep[n_held:] & at_rule_price[mask]]]))
+            outcome = TOO_HARD
+            if answer is not None:
+                outcome, rej, left, n_displaced = answer(
+                    j, proposals, pays, at_rule_price, held, self.held_pay, self.bs_version,
+                    p.sol_bs, p.sol_client, self.sol_presence, self.sol_weights,
+                    float(self.volunteer_rate[j]), self.bs_caps[j], p.penalty_client_ratio,
+                    p.penalty_bs_ratio, NODE_LIMIT)
+            if outcome == TOO_HARD:  # no numba, or an instance for HiGHS
+                outcome, rej, left, n_displaced = self._answer_with_numpy(j, proposals, pays,
+                                                                           at_rule_price)
+            self.knapsack_calls += outcome in (SEARCHED, TOO_HARD)
+            self.n_displacements += n_displaced
+            released.update(left.tolist())
+            rejected.append(rej)
         if self.estimator is not None:
             for j in sorted(released.union(answered)):
                 if self.estimated_version[j] == self.bs_version[j]:
@@ -297,6 +286,52 @@ class AscendingMatching:
             self.finished = True
         self.elapsed_s += time.perf_counter() - t0
 
+    def _answer_with_numpy(self, j: int, proposals: IntArray, pays: FloatArray,
+                           at_rule_price: NDArray[np.bool_]
+                           ) -> tuple[int, IntArray, IntArray, int]:
+        """BS ``j`` keeps the best subset of its held and new proposals (step 2 above).
+
+        Updates the held solutions, payments and BS versions; returns (knapsack outcome,
+        solutions whose bid may rise, BSs that clients left for ``j``, displacement exchanges).
+        ``_answer_with_loops`` is its compiled twin.
+        """
+        p, held = self.problem, self.held
+        held_here = held[held >= 0]
+        held_here = held_here[p.sol_bs[held_here] == j]
+        n_held = len(held_here)
+        mask = p.sol_bs[proposals] == j
+        new = proposals[mask]
+        items = np.concatenate([held_here, new])
+        prices = np.concatenate([self.held_pay[p.sol_client[held_here]], pays[mask]])
+        values = bs_expected_contract_value(prices, self.sol_presence[items],
+                                            self.volunteer_rate[j], p.penalty_client_ratio,
+                                            p.penalty_bs_ratio)
+        # a held client proposing another solution here gets at most one of the two
+        before = held[p.sol_client[new]]  # held_here is sorted: solutions go by client
+        same_bs = np.flatnonzero((before >= 0) & (p.sol_bs[np.maximum(before, 0)] == j))
+        conflicts = np.column_stack([np.searchsorted(held_here, before[same_bs]),
+                                     n_held + same_bs])
+        incumbent = np.arange(len(items)) < n_held  # the held set still fits
+        result = solve_knapsack(values, self.sol_weights[:, items], self.bs_caps[j],
+                                node_limit=NODE_LIMIT, incumbent=incumbent, conflicts=conflicts)
+        keep = result.selected
+        if np.any(keep[:n_held] == 0) or np.any(keep[n_held:]):
+            self.bs_version[j] += 1
+        # a client that moves here from another BS tells that BS it leaves (one exchange)
+        moved = before[keep[n_held:]]
+        left = moved[(moved >= 0) & (p.sol_bs[np.maximum(moved, 0)] != j)]
+        self.bs_version[p.sol_bs[left]] += 1
+        held[p.sol_client[items[keep]]] = items[keep]
+        self.held_pay[p.sol_client[items[keep]]] = prices[keep]
+        # dropped held items: displaced, unless their client moved to a new item here
+        dropped_held = held_here[~keep[:n_held]]
+        displaced = dropped_held[held[p.sol_client[dropped_held]] == dropped_held]
+        held[p.sol_client[displaced]] = -1
+        # only rejections at the rule's bid move the rule's bid
+        rejected = np.concatenate([displaced, new[~keep[n_held:] & at_rule_price[mask]]])
+        outcome = SOLVERS.index(result.solver)
+        return outcome, rejected, p.sol_bs[left], len(left) + len(displaced)
+
     def run(self) -> MatchingResult:
         """Play rule rounds until the matching finishes."""
         while not self.finished:
@@ -318,3 +353,136 @@ def run_matching(problem: MatchingProblem,
     if len(problem.sol_client) == 0:
         return empty_result(problem)
     return AscendingMatching(problem, volunteer_estimator).run()
+
+
+def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, held: Any,
+                       held_pay: Any, bs_version: Any, sol_bs: Any, sol_client: Any,
+                       sol_presence: Any, sol_weights: Any, volunteer_rate: float, caps: Any,
+                       penalty_client_ratio: float, penalty_bs_ratio: float, node_limit: int
+                       ) -> tuple[int, Any, Any, int]:
+    """``AscendingMatching._answer_with_numpy`` in loops, for numba (compiled only).
+
+    Returns its (outcome, rejected, left BSs, displacements); an instance the branch and bound
+    leaves to HiGHS returns ``TOO_HARD`` before changing anything, and the numpy twin takes over.
+    """
+    held_here = np.empty(len(held), dtype=np.int64)
+    n_held = 0
+    for c in range(len(held)):  # by client, hence by solution
+        if held[c] >= 0 and sol_bs[held[c]] == j:
+            held_here[n_held] = held[c]
+            n_held += 1
+    slot = np.empty(len(proposals), dtype=np.int64)  # positions of the new proposals here
+    n_new = 0
+    for k in range(len(proposals)):
+        if sol_bs[proposals[k]] == j:
+            slot[n_new] = k
+            n_new += 1
+    n = n_held + n_new
+    items = np.empty(n, dtype=np.int64)
+    prices = np.empty(n)
+    for i in range(n_held):
+        items[i] = held_here[i]
+        prices[i] = held_pay[sol_client[held_here[i]]]
+    for k in range(n_new):
+        items[n_held + k] = proposals[slot[k]]
+        prices[n_held + k] = pays[slot[k]]
+    values = np.empty(n)
+    weights = np.empty((sol_weights.shape[0], n))
+    for i in range(n):
+        a = sol_presence[items[i]]
+        share = ((1.0 - volunteer_rate) * a + (1.0 - a) * penalty_client_ratio
+                 - a * volunteer_rate * penalty_bs_ratio)  # bs_expected_contract_value
+        values[i] = prices[i] * share
+        for r in range(sol_weights.shape[0]):
+            weights[r, i] = sol_weights[r, items[i]]
+    before = np.empty(n_new, dtype=np.int64)
+    pair_a = np.empty(n_new, dtype=np.int64)
+    pair_b = np.empty(n_new, dtype=np.int64)
+    n_pairs = 0
+    for k in range(n_new):
+        before[k] = held[sol_client[items[n_held + k]]]
+        if before[k] >= 0 and sol_bs[before[k]] == j:
+            for i in range(n_held):
+                if held_here[i] == before[k]:
+                    pair_a[n_pairs] = i
+            pair_b[n_pairs] = n_held + k
+            n_pairs += 1
+    start = np.zeros(n, dtype=np.int8)
+    start[:n_held] = 1
+    keep, _, outcome = _solve_kernel(values, weights, caps, pair_a[:n_pairs], pair_b[:n_pairs],
+                                     start, True, node_limit)
+    if outcome == TOO_HARD:
+        return outcome, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), 0
+    changed = False
+    for i in range(n):
+        if (i < n_held) != (keep[i] == 1):
+            changed = True
+    if changed:
+        bs_version[j] += 1
+    left_mask = np.zeros(len(bs_version), dtype=np.bool_)
+    left = []
+    for k in range(n_new):
+        if keep[n_held + k] and before[k] >= 0 and sol_bs[before[k]] != j:
+            left_mask[sol_bs[before[k]]] = True
+            left.append(sol_bs[before[k]])
+    for b in range(len(bs_version)):
+        if left_mask[b]:
+            bs_version[b] += 1
+    for i in range(n):
+        if keep[i]:
+            held[sol_client[items[i]]] = items[i]
+            held_pay[sol_client[items[i]]] = prices[i]
+    rejected = []
+    for i in range(n_held):
+        if not keep[i] and held[sol_client[held_here[i]]] == held_here[i]:
+            held[sol_client[held_here[i]]] = -1
+            rejected.append(held_here[i])
+    n_displaced = len(left) + len(rejected)
+    for k in range(n_new):
+        if not keep[n_held + k] and at_rule_price[slot[k]]:
+            rejected.append(items[n_held + k])
+    rejected_array = np.empty(len(rejected), dtype=np.int64)
+    for i in range(len(rejected)):
+        rejected_array[i] = rejected[i]
+    left_array = np.empty(len(left), dtype=np.int64)
+    for i in range(len(left)):
+        left_array[i] = left[i]
+    return outcome, rejected_array, left_array, n_displaced
+
+
+# the compiled knapsack solver that the compiled ``_answer_with_loops`` calls (set on first use)
+_solve_kernel: Any = None
+_ANSWER: list[Callable[..., tuple[int, IntArray, IntArray, int]] | None] = []
+
+
+def load_compiled_matching() -> bool:
+    """Compile (or load from numba's cache) the matching's inner loops now; False without numba.
+
+    Called before any timed region, so that no reported running time includes compilation.
+    """
+    return compiled_answer() is not None
+
+
+def compiled_answer() -> Callable[..., tuple[int, IntArray, IntArray, int]] | None:
+    """The compiled ``_answer_with_loops``, or None (numba missing or turned off)."""
+    if not _ANSWER:
+        _ANSWER.append(_compile())
+    return _ANSWER[0]
+
+
+def _compile() -> Callable[..., tuple[int, IntArray, IntArray, int]] | None:
+    jit, solver = numba_jit(), compiled_solver()
+    if jit is None or solver is None:
+        return None
+
+    def build() -> Callable[..., tuple[int, IntArray, IntArray, int]]:
+        global _solve_kernel
+        _solve_kernel = solver
+        kernel = jit(_answer_with_loops)
+        one = np.zeros(1, dtype=np.int64)  # compile for the argument types of the calls
+        kernel(0, one, np.ones(1), np.ones(1, dtype=np.bool_), np.full(1, -1, dtype=np.int64),
+               np.zeros(1), np.zeros(1, dtype=np.int64), one, one, np.ones(1), np.ones((4, 1)),
+               0.0, np.ones(4), 0.1, 0.1, NODE_LIMIT)
+        return cast(Callable[..., tuple[int, IntArray, IntArray, int]], kernel)
+
+    return compile_or_warn(build, "matching round")
