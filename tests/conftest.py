@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import isac_market_env as ime
+from isac_market_env.mechanisms import knapsack, matching
 
 SMALL = {"n_bss": 2, "n_targets": 2, "bs_bandwidth_range_mhz": (10.0, 20.0),
          "bs_power_range_dbw": (8.0, 12.0)}
@@ -27,6 +28,14 @@ def without_runtimes(tree: object) -> object:
     if isinstance(tree, list):
         return [without_runtimes(v) for v in tree]
     return tree
+
+
+def numpy_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this test use the numpy versions of the compiled loops (the ``fast`` extra)."""
+    monkeypatch.setattr(knapsack, "_KERNEL", [None])
+    monkeypatch.setattr(matching, "_ANSWER", [None])
+    monkeypatch.setattr(matching, "_PROPOSALS", [None])
+    assert not matching.load_compiled_matching() and not knapsack.load_compiled_solver()
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,11 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import numpy_only
 from gymnasium.utils.env_checker import check_env
 
 import isac_market_env as ime
 from baselines import FixedOverbookingPolicy, FRBankBiddingPolicy, NewsvendorOverbookingPolicy
-from isac_market_env.mechanisms import knapsack, matching
 from isac_market_env.mechanisms.matching import load_compiled_matching
 
 SMALL = {
@@ -82,8 +82,7 @@ def test_rollouts_do_not_depend_on_numba(env_id: str, monkeypatch: pytest.Monkey
     pytest.importorskip("numba")
     assert load_compiled_matching()
     compiled = rollout(make(env_id, n_mus=40), seed=2)
-    monkeypatch.setattr(knapsack, "_KERNEL", [None])
-    monkeypatch.setattr(matching, "_ANSWER", [None])
+    numpy_only(monkeypatch)
     numpy_rewards, numpy_obs = rollout(make(env_id, n_mus=40), seed=2)
     assert compiled[0] == numpy_rewards
     assert all(np.array_equal(x, y) for x, y in zip(compiled[1], numpy_obs, strict=True))

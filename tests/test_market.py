@@ -6,13 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import small_market, without_runtimes
+from conftest import numpy_only, small_market, without_runtimes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import isac_market_env as ime
 from isac_market_env.market import Market
-from isac_market_env.mechanisms import knapsack, matching
 from isac_market_env.mechanisms.matching import (
     AscendingMatching,
     load_compiled_matching,
@@ -224,7 +223,5 @@ def test_results_do_not_depend_on_numba(mechanism: str, n_mus: int, seed: int,
         return without_runtimes(result.to_dict())
 
     compiled = episode()
-    monkeypatch.setattr(knapsack, "_KERNEL", [None])
-    monkeypatch.setattr(matching, "_ANSWER", [None])
-    assert not load_compiled_matching()
+    numpy_only(monkeypatch)
     assert episode() == compiled

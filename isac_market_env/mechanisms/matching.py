@@ -216,6 +216,14 @@ class AscendingMatching:
             self.elapsed_s += time.perf_counter() - t0
 
     def _rule_proposals(self) -> IntArray:
+        propose = compiled_proposals()
+        if propose is not None:
+            p = self.problem
+            return propose(self.capped, self.capped_version, self.bs_version, self.revivals,
+                           p.max_revivals, self.alive, self.held, self.held_pay, self.bids,
+                           p.sol_bs, p.sol_client, p.sol_value, self.sol_presence,
+                           self.sol_threshold, self.sol_risk_limit, self.volunteer_rate,
+                           p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on)
         free_sol = self.candidates()
         if free_sol.size == 0:
             return free_sol
@@ -450,9 +458,73 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, he
     return outcome, rejected_array, left_array, n_displaced
 
 
+def _proposals_with_loops(capped: Any, capped_version: Any, bs_version: Any, revivals: Any,
+                          max_revivals: int, alive: Any, held: Any, held_pay: Any, bids: Any,
+                          sol_bs: Any, sol_client: Any, sol_value: Any, sol_presence: Any,
+                          sol_threshold: Any, sol_risk_limit: Any, volunteer_rate: Any,
+                          penalty_client_ratio: float, penalty_bs_ratio: float, risk_on: bool
+                          ) -> Any:
+    """``candidates`` + ``_rule_proposals`` of ``AscendingMatching`` in loops, for numba.
+
+    Compiled only; the same eligibility tests, utilities (eq. 27/28) and risks (eq. 73/74) with
+    the same floating-point operations, so the same proposals.
+    """
+    n_sol = len(sol_client)
+    proposals = []
+    utility = np.empty(n_sol)
+    eligible = np.zeros(n_sol, dtype=np.bool_)
+    start = 0
+    while start < n_sol:
+        client = sol_client[start]
+        stop = start
+        while stop < n_sol and sol_client[stop] == client:
+            stop += 1
+        holding = held[client]
+        best = -np.inf
+        for s in range(start, stop):
+            v = volunteer_rate[sol_bs[s]]
+            a = sol_presence[s]
+            pay = bids[s]
+            revived = (capped[s] and capped_version[s] != bs_version[sol_bs[s]]
+                       and revivals[s] < max_revivals)
+            u = (a * (1.0 - v) * (sol_value[s] - pay) - (1.0 - a) * penalty_client_ratio * pay
+                 + a * v * penalty_bs_ratio * pay)
+            if holding < 0:
+                ok = alive[s] or revived
+            elif revived and holding != s:
+                hv = volunteer_rate[sol_bs[holding]]
+                ha = sol_presence[holding]
+                hp = held_pay[client]
+                now = (ha * (1.0 - hv) * (sol_value[holding] - hp)
+                       - (1.0 - ha) * penalty_client_ratio * hp + ha * hv * penalty_bs_ratio * hp)
+                ok = u > now + SWITCH_GAIN
+            else:
+                ok = False
+            ok = ok and pay <= sol_value[s] + 1e-12 and u > 0
+            if ok and risk_on:
+                u_max = max(sol_value[s] - pay, penalty_bs_ratio * pay)
+                span = u_max - sol_threshold[s]
+                risk = (u_max - u) / span if span > 0 else np.inf
+                ok = risk <= sol_risk_limit[s] + 1e-12
+            eligible[s] = ok
+            if ok:
+                utility[s] = u
+                best = max(best, u)
+        for s in range(start, stop):
+            if eligible[s] and utility[s] >= best - 1e-12:
+                proposals.append(s)
+                break
+        start = stop
+    out = np.empty(len(proposals), dtype=np.int64)
+    for i in range(len(proposals)):
+        out[i] = proposals[i]
+    return out
+
+
 # the compiled knapsack solver that the compiled ``_answer_with_loops`` calls (set on first use)
 _solve_kernel: Any = None
 _ANSWER: list[Callable[..., tuple[int, IntArray, IntArray, int]] | None] = []
+_PROPOSALS: list[Callable[..., IntArray] | None] = []
 
 
 def load_compiled_matching() -> bool:
@@ -460,29 +532,42 @@ def load_compiled_matching() -> bool:
 
     Called before any timed region, so that no reported running time includes compilation.
     """
-    return compiled_answer() is not None
+    return compiled_answer() is not None and compiled_proposals() is not None
 
 
 def compiled_answer() -> Callable[..., tuple[int, IntArray, IntArray, int]] | None:
     """The compiled ``_answer_with_loops``, or None (numba missing or turned off)."""
     if not _ANSWER:
-        _ANSWER.append(_compile())
+        jit, solver = numba_jit(), compiled_solver()
+
+        def build() -> Callable[..., tuple[int, IntArray, IntArray, int]]:
+            global _solve_kernel
+            _solve_kernel = solver
+            kernel = jit(_answer_with_loops)  # type: ignore[misc]
+            one = np.zeros(1, dtype=np.int64)  # compile for the argument types of the calls
+            kernel(0, one, np.ones(1), np.ones(1, dtype=np.bool_), np.full(1, -1, dtype=np.int64),
+                   np.zeros(1), np.zeros(1, dtype=np.int64), one, one, np.ones(1),
+                   np.ones((4, 1)), 0.0, np.ones(4), 0.1, 0.1, NODE_LIMIT)
+            return cast(Callable[..., tuple[int, IntArray, IntArray, int]], kernel)
+
+        usable = jit is not None and solver is not None
+        _ANSWER.append(compile_or_warn(build, "matching round") if usable else None)
     return _ANSWER[0]
 
 
-def _compile() -> Callable[..., tuple[int, IntArray, IntArray, int]] | None:
-    jit, solver = numba_jit(), compiled_solver()
-    if jit is None or solver is None:
-        return None
+def compiled_proposals() -> Callable[..., IntArray] | None:
+    """The compiled ``_proposals_with_loops``, or None (numba missing or turned off)."""
+    if not _PROPOSALS:
+        jit = numba_jit()
 
-    def build() -> Callable[..., tuple[int, IntArray, IntArray, int]]:
-        global _solve_kernel
-        _solve_kernel = solver
-        kernel = jit(_answer_with_loops)
-        one = np.zeros(1, dtype=np.int64)  # compile for the argument types of the calls
-        kernel(0, one, np.ones(1), np.ones(1, dtype=np.bool_), np.full(1, -1, dtype=np.int64),
-               np.zeros(1), np.zeros(1, dtype=np.int64), one, one, np.ones(1), np.ones((4, 1)),
-               0.0, np.ones(4), 0.1, 0.1, NODE_LIMIT)
-        return cast(Callable[..., tuple[int, IntArray, IntArray, int]], kernel)
+        def build() -> Callable[..., IntArray]:
+            kernel = jit(_proposals_with_loops)  # type: ignore[misc]
+            one = np.zeros(1, dtype=np.int64)  # compile for the argument types of the calls
+            flag = np.ones(1, dtype=np.bool_)
+            kernel(flag, one, one, one, 10, flag, one, np.zeros(1), np.zeros(1), one, one,
+                   np.ones(1), np.ones(1), np.zeros(1), np.full(1, np.inf), np.zeros(1), 0.1, 0.1,
+                   True)
+            return cast(Callable[..., IntArray], kernel)
 
-    return compile_or_warn(build, "matching round")
+        _PROPOSALS.append(None if jit is None else compile_or_warn(build, "matching proposals"))
+    return _PROPOSALS[0]
