@@ -33,8 +33,7 @@ def without_runtimes(tree: object) -> object:
 def numpy_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make this test use the numpy versions of the compiled loops (the ``fast`` extra)."""
     monkeypatch.setattr(knapsack, "_KERNEL", [None])
-    monkeypatch.setattr(matching, "_ANSWER", [None])
-    monkeypatch.setattr(matching, "_PROPOSALS", [None])
+    monkeypatch.setattr(matching, "_KERNELS", [None])
     assert not matching.load_compiled_matching() and not knapsack.load_compiled_solver()
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -216,14 +216,14 @@ class AscendingMatching:
             self.elapsed_s += time.perf_counter() - t0
 
     def _rule_proposals(self) -> IntArray:
-        propose = compiled_proposals()
-        if propose is not None:
+        kernels = compiled_kernels()
+        if kernels is not None:
             p = self.problem
-            return propose(self.capped, self.capped_version, self.bs_version, self.revivals,
-                           p.max_revivals, self.alive, self.held, self.held_pay, self.bids,
-                           p.sol_bs, p.sol_client, p.sol_value, self.sol_presence,
-                           self.sol_threshold, self.sol_risk_limit, self.volunteer_rate,
-                           p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on)
+            return kernels.proposals(
+                self.capped, self.capped_version, self.bs_version, self.revivals, p.max_revivals,
+                self.alive, self.held, self.held_pay, self.bids, p.sol_bs, p.sol_client,
+                p.sol_value, self.sol_presence, self.sol_threshold, self.sol_risk_limit,
+                self.volunteer_rate, p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on)
         free_sol = self.candidates()
         if free_sol.size == 0:
             return free_sol
@@ -247,20 +247,29 @@ class AscendingMatching:
             self.elapsed_s += time.perf_counter() - t0
             return
         self.rounds += 1
+        proposals = np.ascontiguousarray(proposals, dtype=np.int64)
         pays = self.bids[proposals] if pays is None else np.asarray(pays, dtype=np.float64)
         at_rule_price = pays == self.bids[proposals]
-        held, bids = self.held, self.bids
-        proposals = np.ascontiguousarray(proposals, dtype=np.int64)
         self.revivals[proposals[self.capped[proposals]]] += 1
         self.n_proposals += len(proposals)
+        answered = np.unique(p.sol_bs[proposals])
+        self._raise_bids(self._answer(answered, proposals, pays, at_rule_price))
+        if self.rounds >= p.max_rounds:
+            self.finished = True
+        self.elapsed_s += time.perf_counter() - t0
+
+    def _answer(self, answered: IntArray, proposals: IntArray, pays: FloatArray,
+                at_rule_price: NDArray[np.bool_]) -> list[IntArray]:
+        """The ``answered`` BSs answer in turn (step 2), then publish E[v] (step 4); returns the
+        solutions whose bid may rise."""
+        p, held = self.problem, self.held
+        kernels = compiled_kernels()
         rejected: list[IntArray] = []
-        answered = np.unique(p.sol_bs[proposals]).tolist()
         released: set[int] = set()  # BSs a client left for a solution at another BS
-        answer = compiled_answer()
-        for j in answered:
+        for j in answered.tolist():
             outcome = TOO_HARD
-            if answer is not None:
-                outcome, rej, left, n_displaced = answer(
+            if kernels is not None:
+                outcome, rej, left, n_displaced = kernels.answer(
                     j, proposals, pays, at_rule_price, held, self.held_pay, self.bs_version,
                     p.sol_bs, p.sol_client, self.sol_presence, self.sol_weights,
                     float(self.volunteer_rate[j]), self.bs_caps[j], p.penalty_client_ratio,
@@ -273,7 +282,7 @@ class AscendingMatching:
             released.update(left.tolist())
             rejected.append(rej)
         if self.estimator is not None:
-            for j in sorted(released.union(answered)):
+            for j in sorted(released.union(answered.tolist())):
                 if self.estimated_version[j] == self.bs_version[j]:
                     continue  # tentative set unchanged: so is its E[v]
                 self.estimated_version[j] = self.bs_version[j]
@@ -281,18 +290,28 @@ class AscendingMatching:
                 contracts = contracts[p.sol_bs[contracts] == j]
                 self.volunteer_rate[j] = self.estimator(j, p.sol_client[contracts], contracts,
                                                         self.held_pay[p.sol_client[contracts]])
-        if rejected:  # bid raises of rejected solutions
-            rej = np.concatenate(rejected)
-            raised = np.minimum(bids[rej] + self.step[rej], p.sol_value[rej])
-            can_raise = (raised > bids[rej] + 1e-12) & self.acceptable(rej, raised)
-            bids[rej[can_raise]] = raised[can_raise]
-            stuck = rej[~can_raise]
-            self.alive[stuck] = False
-            self.capped[stuck] = True
-            self.capped_version[stuck] = self.bs_version[p.sol_bs[stuck]]
-        if self.rounds >= p.max_rounds:
-            self.finished = True
-        self.elapsed_s += time.perf_counter() - t0
+        return rejected
+
+    def _raise_bids(self, rejected: list[IntArray]) -> None:
+        """Step 3: rejected solutions' bids rise by Delta p, or the solution is capped."""
+        if not rejected:
+            return
+        p, bids = self.problem, self.bids
+        rej = np.concatenate(rejected)
+        kernels = compiled_kernels()
+        if kernels is not None:
+            kernels.raise_bids(rej, bids, self.step, p.sol_value, self.sol_presence, p.sol_bs,
+                               self.volunteer_rate, self.sol_threshold, self.sol_risk_limit,
+                               p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on,
+                               self.alive, self.capped, self.capped_version, self.bs_version)
+            return
+        raised = np.minimum(bids[rej] + self.step[rej], p.sol_value[rej])
+        can_raise = (raised > bids[rej] + 1e-12) & self.acceptable(rej, raised)
+        bids[rej[can_raise]] = raised[can_raise]
+        stuck = rej[~can_raise]
+        self.alive[stuck] = False
+        self.capped[stuck] = True
+        self.capped_version[stuck] = self.bs_version[p.sol_bs[stuck]]
 
     def _answer_with_numpy(self, j: int, proposals: IntArray, pays: FloatArray,
                            at_rule_price: NDArray[np.bool_]
@@ -342,9 +361,39 @@ class AscendingMatching:
 
     def run(self) -> MatchingResult:
         """Play rule rounds until the matching finishes."""
+        kernels = compiled_kernels()
         while not self.finished:
-            self.play_round(self.rule_proposals())
+            if kernels is not None and self.estimator is None:
+                self._run_compiled(kernels)
+            else:
+                self.play_round(self.rule_proposals())
         return self.result()
+
+    def _run_compiled(self, kernels: Kernels) -> None:
+        """Rule rounds in one compiled call until the matching ends or a BS's selection needs
+        HiGHS; that round is then finished here. Only without an E[v] estimator (online)."""
+        t0 = time.perf_counter()
+        p = self.problem
+        counters = np.array([self.rounds, self.n_proposals, self.n_displacements,
+                             self.knapsack_calls], dtype=np.int64)
+        status, proposals, position, rejected = kernels.rounds(
+            counters, p.max_rounds, p.max_revivals, self.capped, self.capped_version,
+            self.bs_version, self.revivals, self.alive, self.held, self.held_pay, self.bids,
+            self.step, p.sol_bs, p.sol_client, p.sol_value, self.sol_presence,
+            self.sol_threshold, self.sol_risk_limit, self.sol_weights, self.volunteer_rate,
+            self.bs_caps, p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on, NODE_LIMIT)
+        self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls = (
+            int(c) for c in counters)
+        if status == CONVERGED:
+            self.converged = self.finished = True
+        elif status == INTERRUPTED:
+            pays = self.bids[proposals]
+            answered = np.unique(p.sol_bs[proposals])[position:]
+            rest = self._answer(answered, proposals, pays, np.ones(len(proposals), dtype=bool))
+            self._raise_bids([rejected, *rest])
+        if self.rounds >= p.max_rounds:
+            self.finished = True
+        self.elapsed_s += time.perf_counter() - t0
 
     def result(self) -> MatchingResult:
         matched = self.held >= 0
@@ -458,6 +507,28 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, he
     return outcome, rejected_array, left_array, n_displaced
 
 
+def _utility_at(value: float, pay: float, presence: float, volunteer: float,
+                penalty_client_ratio: float, penalty_bs_ratio: float) -> float:
+    """``client_expected_utility`` (eq. 27/28) of one solution, same operations, for numba."""
+    return (presence * (1.0 - volunteer) * (value - pay) - (1.0 - presence) * penalty_client_ratio
+            * pay + presence * volunteer * penalty_bs_ratio * pay)
+
+
+def _acceptable_at(value: float, pay: float, presence: float, volunteer: float, threshold: float,
+                   risk_limit: float, penalty_client_ratio: float, penalty_bs_ratio: float,
+                   risk_on: bool) -> bool:
+    """``AscendingMatching.acceptable`` for one solution (``client_risk``, eq. 73/74), for numba."""
+    utility = _utility_at(value, pay, presence, volunteer, penalty_client_ratio, penalty_bs_ratio)
+    if not (pay <= value + 1e-12 and utility > 0):
+        return False
+    if not risk_on:
+        return True
+    u_max = max(value - pay, penalty_bs_ratio * pay)
+    span = u_max - threshold
+    risk = (u_max - utility) / span if span > 0 else np.inf
+    return bool(risk <= risk_limit + 1e-12)
+
+
 def _proposals_with_loops(capped: Any, capped_version: Any, bs_version: Any, revivals: Any,
                           max_revivals: int, alive: Any, held: Any, held_pay: Any, bids: Any,
                           sol_bs: Any, sol_client: Any, sol_value: Any, sol_presence: Any,
@@ -466,8 +537,8 @@ def _proposals_with_loops(capped: Any, capped_version: Any, bs_version: Any, rev
                           ) -> Any:
     """``candidates`` + ``_rule_proposals`` of ``AscendingMatching`` in loops, for numba.
 
-    Compiled only; the same eligibility tests, utilities (eq. 27/28) and risks (eq. 73/74) with
-    the same floating-point operations, so the same proposals.
+    Compiled only; the same eligibility tests, utilities and risks with the same floating-point
+    operations, so the same proposals.
     """
     n_sol = len(sol_client)
     proposals = []
@@ -483,31 +554,23 @@ def _proposals_with_loops(capped: Any, capped_version: Any, bs_version: Any, rev
         best = -np.inf
         for s in range(start, stop):
             v = volunteer_rate[sol_bs[s]]
-            a = sol_presence[s]
-            pay = bids[s]
+            u = _utility_at(sol_value[s], bids[s], sol_presence[s], v, penalty_client_ratio,
+                            penalty_bs_ratio)
             revived = (capped[s] and capped_version[s] != bs_version[sol_bs[s]]
                        and revivals[s] < max_revivals)
-            u = (a * (1.0 - v) * (sol_value[s] - pay) - (1.0 - a) * penalty_client_ratio * pay
-                 + a * v * penalty_bs_ratio * pay)
             if holding < 0:
                 ok = alive[s] or revived
             elif revived and holding != s:
-                hv = volunteer_rate[sol_bs[holding]]
-                ha = sol_presence[holding]
-                hp = held_pay[client]
-                now = (ha * (1.0 - hv) * (sol_value[holding] - hp)
-                       - (1.0 - ha) * penalty_client_ratio * hp + ha * hv * penalty_bs_ratio * hp)
+                now = _utility_at(sol_value[holding], held_pay[client], sol_presence[holding],
+                                  volunteer_rate[sol_bs[holding]], penalty_client_ratio,
+                                  penalty_bs_ratio)
                 ok = u > now + SWITCH_GAIN
             else:
                 ok = False
-            ok = ok and pay <= sol_value[s] + 1e-12 and u > 0
-            if ok and risk_on:
-                u_max = max(sol_value[s] - pay, penalty_bs_ratio * pay)
-                span = u_max - sol_threshold[s]
-                risk = (u_max - u) / span if span > 0 else np.inf
-                ok = risk <= sol_risk_limit[s] + 1e-12
-            eligible[s] = ok
-            if ok:
+            eligible[s] = ok and _acceptable_at(sol_value[s], bids[s], sol_presence[s], v,
+                                                sol_threshold[s], sol_risk_limit[s],
+                                                penalty_client_ratio, penalty_bs_ratio, risk_on)
+            if eligible[s]:
                 utility[s] = u
                 best = max(best, u)
         for s in range(start, stop):
@@ -521,10 +584,95 @@ def _proposals_with_loops(capped: Any, capped_version: Any, bs_version: Any, rev
     return out
 
 
-# the compiled knapsack solver that the compiled ``_answer_with_loops`` calls (set on first use)
+def _raise_with_loops(rejected: Any, bids: Any, step: Any, sol_value: Any, sol_presence: Any,
+                      sol_bs: Any, volunteer_rate: Any, sol_threshold: Any, sol_risk_limit: Any,
+                      penalty_client_ratio: float, penalty_bs_ratio: float, risk_on: bool,
+                      alive: Any, capped: Any, capped_version: Any, bs_version: Any) -> None:
+    """``AscendingMatching._raise_bids`` in loops, for numba (compiled only)."""
+    for s in rejected:
+        raised = min(bids[s] + step[s], sol_value[s])
+        if raised > bids[s] + 1e-12 and _acceptable_at(
+                sol_value[s], raised, sol_presence[s], volunteer_rate[sol_bs[s]],
+                sol_threshold[s], sol_risk_limit[s], penalty_client_ratio, penalty_bs_ratio,
+                risk_on):
+            bids[s] = raised
+        else:
+            alive[s] = False
+            capped[s] = True
+            capped_version[s] = bs_version[sol_bs[s]]
+
+
+# how a compiled run of rounds ended
+CONVERGED, ROUND_LIMIT, INTERRUPTED = 0, 1, 2
+
+
+def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped: Any,
+                       capped_version: Any, bs_version: Any, revivals: Any, alive: Any,
+                       held: Any, held_pay: Any, bids: Any, step: Any, sol_bs: Any,
+                       sol_client: Any, sol_value: Any, sol_presence: Any, sol_threshold: Any,
+                       sol_risk_limit: Any, sol_weights: Any, volunteer_rate: Any, bs_caps: Any,
+                       penalty_client_ratio: float, penalty_bs_ratio: float, risk_on: bool,
+                       node_limit: int) -> tuple[int, Any, int, Any]:
+    """``AscendingMatching.run`` without an E[v] estimator, in loops, for numba.
+
+    Plays rule rounds (``counters``: rounds, proposals, displacements, knapsack calls) until no
+    proposal is left (``CONVERGED``), ``max_rounds`` (``ROUND_LIMIT``), or a BS's selection needs
+    HiGHS (``INTERRUPTED``: returns the round's proposals, the position of that BS among the
+    answering BSs and the solutions rejected so far; the caller finishes the round).
+    """
+    while True:
+        proposals = _proposals_kernel(capped, capped_version, bs_version, revivals,
+                                      max_revivals, alive, held, held_pay, bids, sol_bs,
+                                      sol_client, sol_value, sol_presence, sol_threshold,
+                                      sol_risk_limit, volunteer_rate, penalty_client_ratio,
+                                      penalty_bs_ratio, risk_on)
+        rejected = np.empty(0, dtype=np.int64)
+        if len(proposals) == 0:
+            return CONVERGED, proposals, 0, rejected
+        counters[0] += 1
+        counters[1] += len(proposals)
+        pays = np.empty(len(proposals))
+        for i in range(len(proposals)):
+            pays[i] = bids[proposals[i]]
+            if capped[proposals[i]]:
+                revivals[proposals[i]] += 1
+        at_rule_price = np.ones(len(proposals), dtype=np.bool_)
+        answered = np.unique(sol_bs[proposals])
+        for position in range(len(answered)):
+            j = answered[position]
+            outcome, rej, _, n_displaced = _answer_kernel(
+                j, proposals, pays, at_rule_price, held, held_pay, bs_version, sol_bs, sol_client,
+                sol_presence, sol_weights, volunteer_rate[j], bs_caps[j], penalty_client_ratio,
+                penalty_bs_ratio, node_limit)
+            if outcome == TOO_HARD:
+                return INTERRUPTED, proposals, position, rejected
+            counters[2] += n_displaced
+            if outcome == SEARCHED:
+                counters[3] += 1
+            rejected = np.concatenate((rejected, rej))
+        _raise_kernel(rejected, bids, step, sol_value, sol_presence, sol_bs, volunteer_rate,
+                      sol_threshold, sol_risk_limit, penalty_client_ratio, penalty_bs_ratio,
+                      risk_on, alive, capped, capped_version, bs_version)
+        if counters[0] >= max_rounds:
+            return ROUND_LIMIT, proposals, 0, rejected
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """The compiled twins of the matching's loops (see ``mechanisms/_jit.py``)."""
+
+    answer: Callable[..., tuple[int, IntArray, IntArray, int]]
+    proposals: Callable[..., IntArray]
+    raise_bids: Callable[..., None]
+    rounds: Callable[..., tuple[int, IntArray, int, IntArray]]
+
+
+# compiled functions that compiled callers reach as globals (set by ``_compile``)
 _solve_kernel: Any = None
-_ANSWER: list[Callable[..., tuple[int, IntArray, IntArray, int]] | None] = []
-_PROPOSALS: list[Callable[..., IntArray] | None] = []
+_answer_kernel: Any = None
+_proposals_kernel: Any = None
+_raise_kernel: Any = None
+_KERNELS: list[Kernels | None] = []
 
 
 def load_compiled_matching() -> bool:
@@ -532,42 +680,33 @@ def load_compiled_matching() -> bool:
 
     Called before any timed region, so that no reported running time includes compilation.
     """
-    return compiled_answer() is not None and compiled_proposals() is not None
+    return compiled_kernels() is not None
 
 
-def compiled_answer() -> Callable[..., tuple[int, IntArray, IntArray, int]] | None:
-    """The compiled ``_answer_with_loops``, or None (numba missing or turned off)."""
-    if not _ANSWER:
+def compiled_kernels() -> Kernels | None:
+    """The compiled loops, or None (numba missing or turned off: the numpy code runs)."""
+    if not _KERNELS:
         jit, solver = numba_jit(), compiled_solver()
-
-        def build() -> Callable[..., tuple[int, IntArray, IntArray, int]]:
-            global _solve_kernel
-            _solve_kernel = solver
-            kernel = jit(_answer_with_loops)  # type: ignore[misc]
-            one = np.zeros(1, dtype=np.int64)  # compile for the argument types of the calls
-            kernel(0, one, np.ones(1), np.ones(1, dtype=np.bool_), np.full(1, -1, dtype=np.int64),
-                   np.zeros(1), np.zeros(1, dtype=np.int64), one, one, np.ones(1),
-                   np.ones((4, 1)), 0.0, np.ones(4), 0.1, 0.1, NODE_LIMIT)
-            return cast(Callable[..., tuple[int, IntArray, IntArray, int]], kernel)
-
         usable = jit is not None and solver is not None
-        _ANSWER.append(compile_or_warn(build, "matching round") if usable else None)
-    return _ANSWER[0]
+        _KERNELS.append(compile_or_warn(lambda: _compile(jit, solver), "matching loops")
+                        if usable else None)
+    return _KERNELS[0]
 
 
-def compiled_proposals() -> Callable[..., IntArray] | None:
-    """The compiled ``_proposals_with_loops``, or None (numba missing or turned off)."""
-    if not _PROPOSALS:
-        jit = numba_jit()
-
-        def build() -> Callable[..., IntArray]:
-            kernel = jit(_proposals_with_loops)  # type: ignore[misc]
-            one = np.zeros(1, dtype=np.int64)  # compile for the argument types of the calls
-            flag = np.ones(1, dtype=np.bool_)
-            kernel(flag, one, one, one, 10, flag, one, np.zeros(1), np.zeros(1), one, one,
-                   np.ones(1), np.ones(1), np.zeros(1), np.full(1, np.inf), np.zeros(1), 0.1, 0.1,
-                   True)
-            return cast(Callable[..., IntArray], kernel)
-
-        _PROPOSALS.append(None if jit is None else compile_or_warn(build, "matching proposals"))
-    return _PROPOSALS[0]
+def _compile(jit: Any, solver: Any) -> Kernels:
+    global _utility_at, _acceptable_at, _solve_kernel, _answer_kernel, _proposals_kernel
+    global _raise_kernel
+    _utility_at = jit(_utility_at)
+    _acceptable_at = jit(_acceptable_at)
+    _solve_kernel = solver
+    _answer_kernel = jit(_answer_with_loops)
+    _proposals_kernel = jit(_proposals_with_loops)
+    _raise_kernel = jit(_raise_with_loops)
+    rounds = jit(_rounds_with_loops)
+    # one client, one solution, one BS: compiles every loop for the argument types of the calls
+    one, no = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.bool_)
+    rounds(np.zeros(4, dtype=np.int64), 10, 10, no, one - 1, one.copy(), one.copy(),
+           ~no, one - 1, np.zeros(1), np.full(1, 0.5), np.full(1, 0.1), one, one, np.ones(1),
+           np.ones(1), np.zeros(1), np.full(1, np.inf), np.ones((4, 1)), np.zeros(1),
+           np.full((1, 4), 2.0), 0.1, 0.1, False, NODE_LIMIT)
+    return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, rounds)
