@@ -7,6 +7,7 @@
 * what the bid step buys: signing time, rounds and episode SW against ``bid_increment_fraction``
 
 Usage: python benchmarks/bench_core.py [--quick] [--json OUT]
+(``ISAC_MARKET_ENV_JIT=0`` measures the numpy code instead of numba's compiled loops.)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import isac_market_env as ime
+from isac_market_env.mechanisms.matching import load_compiled_matching
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -44,6 +46,8 @@ def main() -> None:
     seeds = range(3 if args.quick else 7)
     out: dict[str, object] = {"machine": platform.processor() or platform.machine(),
                               "python": platform.python_version()}
+    out["compiled"] = load_compiled_matching()  # numba's loops (``fast`` extra) or numpy
+    print(f"compiled loops (numba): {out['compiled']}")
 
     sign = [signing_ms(100, s) for s in seeds]
     out["signing_100_mus_ms"] = [round(x[0], 1) for x in sign]

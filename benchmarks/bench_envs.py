@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 import isac_market_env  # noqa: F401  (registers the ids)
+from isac_market_env.mechanisms.matching import load_compiled_matching
 
 
 def run(env_id: str, seconds: float, **kwargs: object) -> tuple[int, int, float]:
@@ -50,7 +51,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    out: list[dict[str, object]] = []
+    compiled = load_compiled_matching()  # numba's loops (``fast`` extra) or numpy
+    print(f"compiled loops (numba): {compiled}")
+    out: list[dict[str, object]] = [{"compiled": compiled}]
     for n_mus in sorted({20, args.n_mus}):
         steps, episodes, elapsed = run("ISACMarket-Bidding-v0", args.seconds, n_mus=n_mus,
                                        n_transactions=10)

@@ -37,6 +37,9 @@ CAPACITY_TOLERANCE = 1e-9
 # Instances with more candidates than this (a BS facing ~1,000 proposals in a market of thousands
 # of MUs) go straight to HiGHS instead of the depth-first search.
 MAX_SEARCH_DEPTH = 800
+# how an instance was solved (the ``outcome`` of the solvers below)
+TRIVIAL, ALL_FIT, SEARCHED, TOO_HARD = 0, 1, 2, 3
+SOLVERS = ("trivial", "all-fit", "branch-and-bound", "milp")
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,6 @@ def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
         idx, slack, local_pairs = _candidates(values, weights, capacities, pairs)
         selected[idx[_milp(values[idx], weights[:, idx], slack, local_pairs)]] = True
     return KnapsackResult(selected, float(values[selected].sum()), nodes, SOLVERS[outcome])
-
-
-# how an instance was solved (the ``outcome`` of the solvers below)
-TRIVIAL, ALL_FIT, SEARCHED, TOO_HARD = 0, 1, 2, 3
-SOLVERS = ("trivial", "all-fit", "branch-and-bound", "milp")
 
 
 def _candidates(values: NDArray[np.float64], weights: NDArray[np.float64],

@@ -24,6 +24,11 @@ The matching stops when a round has no proposal (no bid and no tentative set can
 ``max_rounds`` (reported in the result).
 Every proposal is one exchange (it is answered); a displaced held client's notice is one more,
 and so is a moving client's release of its former BS.
+
+With numba installed (the ``fast`` extra) the loops run compiled: ``_proposals_with_loops``
+(step 1), ``_answer_with_loops`` (step 2), ``_raise_with_loops`` (step 3) and, for matchings
+without an E[v] estimator (online), whole runs of rounds (``_rounds_with_loops``). They repeat the
+numpy methods operation for operation; tests check that episodes and env rollouts are identical.
 """
 
 from __future__ import annotations
