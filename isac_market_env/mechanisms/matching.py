@@ -558,23 +558,22 @@ def _proposals_with_loops(capped: Any, capped_version: Any, bs_version: Any, rev
         holding = held[client]
         best = -np.inf
         for s in range(start, stop):
+            eligible[s] = False
+            revived = (capped[s] and capped_version[s] != bs_version[sol_bs[s]]
+                       and revivals[s] < max_revivals)
+            if not ((alive[s] or revived) if holding < 0 else (revived and holding != s)):
+                continue  # most solutions: no need for their utility
             v = volunteer_rate[sol_bs[s]]
             u = _utility_at(sol_value[s], bids[s], sol_presence[s], v, penalty_client_ratio,
                             penalty_bs_ratio)
-            revived = (capped[s] and capped_version[s] != bs_version[sol_bs[s]]
-                       and revivals[s] < max_revivals)
-            if holding < 0:
-                ok = alive[s] or revived
-            elif revived and holding != s:
-                now = _utility_at(sol_value[holding], held_pay[client], sol_presence[holding],
-                                  volunteer_rate[sol_bs[holding]], penalty_client_ratio,
-                                  penalty_bs_ratio)
-                ok = u > now + SWITCH_GAIN
-            else:
-                ok = False
-            eligible[s] = ok and _acceptable_at(sol_value[s], bids[s], sol_presence[s], v,
-                                                sol_threshold[s], sol_risk_limit[s],
-                                                penalty_client_ratio, penalty_bs_ratio, risk_on)
+            if holding >= 0 and not u > _utility_at(
+                    sol_value[holding], held_pay[client], sol_presence[holding],
+                    volunteer_rate[sol_bs[holding]], penalty_client_ratio,
+                    penalty_bs_ratio) + SWITCH_GAIN:
+                continue
+            eligible[s] = _acceptable_at(sol_value[s], bids[s], sol_presence[s], v,
+                                         sol_threshold[s], sol_risk_limit[s],
+                                         penalty_client_ratio, penalty_bs_ratio, risk_on)
             if eligible[s]:
                 utility[s] = u
                 best = max(best, u)
