@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import isac_market_env as ime
 from isac_market_env.market import Market
+from isac_market_env.mechanisms import matching
 from isac_market_env.mechanisms.matching import (
     AscendingMatching,
     load_compiled_matching,
@@ -225,3 +226,11 @@ def test_results_do_not_depend_on_numba(mechanism: str, n_mus: int, seed: int,
     compiled = episode()
     numpy_only(monkeypatch)
     assert episode() == compiled
+
+
+def test_compilation_happens_before_any_timed_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a market compiles (or loads) numba's loops, so RT never includes compilation."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(matching, "_KERNELS", [])  # as in a fresh process
+    small_market()
+    assert matching._KERNELS and matching._KERNELS[0] is not None

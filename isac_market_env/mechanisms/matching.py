@@ -700,8 +700,10 @@ def compiled_kernels() -> Kernels | None:
 def _compile(jit: Any, solver: Any) -> Kernels:
     global _utility_at, _acceptable_at, _solve_kernel, _answer_kernel, _proposals_kernel
     global _raise_kernel
-    _utility_at = jit(_utility_at)
-    _acceptable_at = jit(_acceptable_at)
+    # the scalar helpers are called by name from compiled code, so their names must hold the
+    # compiled versions (``py_func``: the plain function, should this run again)
+    _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
+    _acceptable_at = jit(getattr(_acceptable_at, "py_func", _acceptable_at))
     _solve_kernel = solver
     _answer_kernel = jit(_answer_with_loops)
     _proposals_kernel = jit(_proposals_with_loops)
