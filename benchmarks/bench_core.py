@@ -5,6 +5,7 @@
 * eua-melbourne episode with 100 transactions                          [<= 1 s]
 * growth of the offline matching time with MUs (5 BSs) and BSs (200 MUs)
 * what the bid step buys: signing time, rounds and episode SW against ``bid_increment_fraction``
+* signing and the EUA episode again with ``knapsack_node_limit`` = 1,000,000 (fewer HiGHS calls)
 
 Usage: python benchmarks/bench_core.py [--quick] [--json OUT]
 (``ISAC_MARKET_ENV_JIT=0`` measures the numpy code instead of numba's compiled loops.)
@@ -17,21 +18,31 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import isac_market_env as ime
 from isac_market_env.mechanisms.matching import load_compiled_matching
 
+T = TypeVar("T")
 
-def timed(fn):  # type: ignore[no-untyped-def]
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     out = fn()
     return (time.perf_counter() - start) * 1e3, out
 
 
-def signing_ms(n_mus: int, seed: int, n_bss: int = 5) -> tuple[float, int, bool]:
+LARGE_NODE_LIMIT = 1_000_000
+
+
+def signing_ms(n_mus: int, seed: int, n_bss: int = 5, **market_overrides: object
+               ) -> tuple[float, int, bool]:
     market = ime.make_market("frbank", n_mus=n_mus, n_transactions=1, seed=seed,
-                             scenario_overrides={"n_bss": n_bss})
+                             scenario_overrides={"n_bss": n_bss},
+                             market_overrides=market_overrides)
     ms, signing = timed(market.sign)
     return ms, signing.rounds, signing.converged
 
@@ -55,6 +66,14 @@ def main() -> None:
     print(f"offline signing, 100 MUs, 5 BSs: median {statistics.median(x[0] for x in sign):.0f} ms "
           f"(rounds {[x[1] for x in sign]}, converged {all(x[2] for x in sign)}) [target 50 ms]")
 
+    # a large search budget pays only compiled (in CPython a million nodes take seconds)
+    large_limits: list[int | None] = [LARGE_NODE_LIMIT] if out["compiled"] else []
+    for limit in large_limits:
+        large = [signing_ms(100, s, knapsack_node_limit=limit) for s in seeds]
+        out["signing_100_mus_ms_large_node_limit"] = [round(x[0], 1) for x in large]
+        print(f"  same with knapsack_node_limit={limit:,}: median "
+              f"{statistics.median(x[0] for x in large):.0f} ms (rounds {[x[1] for x in large]})")
+
     tx_ms = []
     for s in seeds:
         market = ime.make_market("frbank", n_mus=100, n_transactions=10, seed=s)
@@ -66,14 +85,18 @@ def main() -> None:
     print(f"one transaction, 100 MUs: median {statistics.median(tx_ms):.1f} ms, "
           f"p90 {sorted(tx_ms)[int(0.9 * len(tx_ms))]:.1f} ms [target 5 ms]")
 
-    eua_runs = []
-    for s in list(seeds)[:2]:
-        ms, result = timed(lambda s=s: ime.simulate("frbank", scenario="eua-melbourne",
-                                                    n_transactions=100, seed=s))
-        eua_runs.append((ms, result.summary()))
-    out["eua_episode_100_tx_ms"] = [round(x[0]) for x in eua_runs]
-    print(f"eua-melbourne episode, 100 transactions: {[round(x[0]) for x in eua_runs]} ms "
-          f"(signing {[round(x[1]['rt_offline_ms']) for x in eua_runs]} ms) [target 1000 ms]")
+    for limit in [None, *large_limits]:
+        key = "" if limit is None else "_large_node_limit"
+        overrides: dict[str, object] = {} if limit is None else {"knapsack_node_limit": limit}
+        eua_runs = []
+        for s in list(seeds)[:2]:
+            ms, result = timed(partial(ime.simulate, "frbank", scenario="eua-melbourne",
+                                       n_transactions=100, seed=s, market_overrides=overrides))
+            eua_runs.append((ms, result.summary()))
+        out[f"eua_episode_100_tx_ms{key}"] = [round(x[0]) for x in eua_runs]
+        print(f"eua-melbourne episode, 100 transactions{', ' + str(overrides) if limit else ''}: "
+              f"{[round(x[0]) for x in eua_runs]} ms (signing "
+              f"{[round(x[1]['rt_offline_ms']) for x in eua_runs]} ms) [target 1000 ms]")
 
     sweep_mus = [50, 100, 200, 500] if args.quick else [50, 100, 200, 500, 1000, 2000]
     growth = []

@@ -154,7 +154,12 @@ class MarketConfig:
     pairs). ``risk_*`` are
     rho_1..rho_4 of eq. 37e/37f/38h/38i in their tractable forms eq. 69-74. ``max_rounds`` is a
     safety cap on matching rounds (the matching ends on its own; hitting the cap is reported as
-    not converged).
+    not converged). ``knapsack_node_limit`` is how many branch-and-bound nodes a BS's client
+    selection may take before it goes to HiGHS: every value gives a selection optimal to 1e-6,
+    but where several sets are that good, different limits can keep different ones (and so give
+    different episodes). With numba (the ``fast`` extra) 1,000,000 roughly halves the signing
+    time; without it the search runs in CPython and large limits are slower than HiGHS
+    (docs/performance.md).
     """
 
     overbooking_bandwidth: float = 0.2
@@ -174,6 +179,7 @@ class MarketConfig:
     reserve_price_per_w: float = 0.1
     max_rounds: int = 10000
     max_revivals: int = 10
+    knapsack_node_limit: int = 3000  # mechanisms.knapsack.DEFAULT_NODE_LIMIT
     volunteer_exact_max_contracts: int = 16
     volunteer_mc_samples: int = 512
     interaction_delay_range_ms: tuple[float, float] = (1.0, 15.0)
@@ -205,6 +211,7 @@ class MarketConfig:
         _check_number("reserve_price_per_w", self.reserve_price_per_w, 0)
         _check_number("max_rounds", self.max_rounds, 1, integer=True)
         _check_number("max_revivals", self.max_revivals, 0, integer=True)
+        _check_number("knapsack_node_limit", self.knapsack_node_limit, 1, integer=True)
         _check_number("volunteer_exact_max_contracts", self.volunteer_exact_max_contracts, 0, 20,
                       integer=True)
         _check_number("volunteer_mc_samples", self.volunteer_mc_samples, 1, integer=True)

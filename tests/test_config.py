@@ -7,6 +7,7 @@ import pytest
 
 import isac_market_env as ime
 from isac_market_env.config import MarketConfig, PhysicsConfig, ScenarioConfig
+from isac_market_env.mechanisms.knapsack import DEFAULT_NODE_LIMIT
 from isac_market_env.scenarios import synthetic_scenario
 
 
@@ -22,12 +23,18 @@ from isac_market_env.scenarios import synthetic_scenario
     (MarketConfig, "risk_bs_power", 0.0),
     (MarketConfig, "bid_increment", float("inf")),
     (MarketConfig, "penalty_client_ratio", float("nan")),
+    (MarketConfig, "knapsack_node_limit", 0),
+    (MarketConfig, "knapsack_node_limit", 2.5),
     (PhysicsConfig, "subchannel_bandwidth_hz", 0.0),
     (PhysicsConfig, "sensing_power_exponent", 1.5),
 ])
 def test_bad_field_is_named(cls: type, field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         cls(**{field: value})
+
+
+def test_knapsack_node_limit_default_is_the_solvers() -> None:
+    assert MarketConfig().knapsack_node_limit == DEFAULT_NODE_LIMIT
 
 
 def test_unknown_key_is_named() -> None:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import isac_market_env as ime
 from isac_market_env.market import Market
-from isac_market_env.mechanisms import matching
+from isac_market_env.mechanisms import knapsack, matching
+from isac_market_env.mechanisms.knapsack import DEFAULT_NODE_LIMIT
 from isac_market_env.mechanisms.matching import (
     AscendingMatching,
     load_compiled_matching,
@@ -226,6 +227,29 @@ def test_results_do_not_depend_on_numba(mechanism: str, n_mus: int, seed: int,
     compiled = episode()
     numpy_only(monkeypatch)
     assert episode() == compiled
+
+
+def test_knapsack_node_limit_bounds_every_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a 1-node limit most BS selections go to HiGHS: the episode stays valid, and the
+    compiled path (which hands those rounds back to numpy) still matches the numpy one."""
+    milp_calls = []
+    real_milp = knapsack._milp
+    monkeypatch.setattr(knapsack, "_milp",
+                        lambda *args, **kw: milp_calls.append(1) or real_milp(*args, **kw))
+
+    def episode(limit: int) -> object:
+        market = ime.make_market("frbank", n_mus=30, n_transactions=3, seed=1,
+                                 market_overrides={"knapsack_node_limit": limit})
+        result = market.run()
+        check_episode(market)
+        return without_runtimes(result.to_dict())
+
+    episode(DEFAULT_NODE_LIMIT)
+    default_calls = len(milp_calls)
+    tight = episode(1)
+    assert len(milp_calls) - default_calls > 10 * max(default_calls, 1)
+    numpy_only(monkeypatch)
+    assert episode(1) == tight
 
 
 def test_compilation_happens_before_any_timed_region(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,7 +176,7 @@ class Market:
             bid_increment=m.bid_increment, bid_increment_fraction=m.bid_increment_fraction,
             penalty_client_ratio=m.penalty_client_ratio,
             penalty_bs_ratio=m.penalty_bs_ratio, max_rounds=m.max_rounds,
-            max_revivals=m.max_revivals,
+            max_revivals=m.max_revivals, knapsack_node_limit=m.knapsack_node_limit,
         )
 
     def volunteer_estimate(self, bs: int, clients: NDArray[np.int64],
@@ -242,7 +242,8 @@ class Market:
             bs_risk_cap_bandwidth_hz=inf, bs_risk_cap_power_w=inf,
             bid_increment=m.bid_increment, bid_increment_fraction=m.bid_increment_fraction,
             penalty_client_ratio=0.0, penalty_bs_ratio=0.0,
-            max_rounds=m.max_rounds, max_revivals=m.max_revivals)
+            max_rounds=m.max_rounds, max_revivals=m.max_revivals,
+            knapsack_node_limit=m.knapsack_node_limit)
 
     def transact(self) -> TransactionRecord:
         """Run the next practical transaction (DESIGN.md section 4)."""

@@ -37,6 +37,8 @@ CAPACITY_TOLERANCE = 1e-9
 # Instances with more candidates than this (a BS facing ~1,000 proposals in a market of thousands
 # of MUs) go straight to HiGHS instead of the depth-first search.
 MAX_SEARCH_DEPTH = 800
+# search nodes before an instance goes to HiGHS (``MarketConfig.knapsack_node_limit``)
+DEFAULT_NODE_LIMIT = 3_000
 # how an instance was solved (the ``outcome`` of the solvers below)
 TRIVIAL, ALL_FIT, SEARCHED, TOO_HARD = 0, 1, 2, 3
 SOLVERS = ("trivial", "all-fit", "branch-and-bound", "milp")
@@ -53,7 +55,7 @@ class KnapsackResult:
 
 
 def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
-                   capacities: NDArray[np.float64], node_limit: int = 3_000,
+                   capacities: NDArray[np.float64], node_limit: int = DEFAULT_NODE_LIMIT,
                    incumbent: NDArray[np.bool_] | None = None,
                    conflicts: NDArray[np.intp] | None = None) -> KnapsackResult:
     """Maximise ``values @ x`` s.t. ``weights @ x <= capacities``, ``x`` binary.

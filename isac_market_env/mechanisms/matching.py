@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
 from isac_market_env.mechanisms.knapsack import (
+    DEFAULT_NODE_LIMIT,
     SEARCHED,
     SOLVERS,
     TOO_HARD,
@@ -57,8 +58,6 @@ from isac_market_env.model.utilities import (
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
-# search nodes before a BS's selection goes to HiGHS (``solve_knapsack``'s default)
-NODE_LIMIT = 3_000
 # a held client switches to a revived solution only for a gain above this (stability's tolerance)
 SWITCH_GAIN = 1e-9
 # (bs, contract clients, contract solutions, their bids) -> published volunteer probability
@@ -73,6 +72,8 @@ class MatchingProblem:
     limits ((1+O)B_j offline, residual supply online); ``bs_risk_cap_*`` bound the expected booked
     demand (rho * B_j, eq. 69/70), ``inf`` when risk control is off. ``client_risk_limit`` is
     rho_3 / rho_4 per client (``inf`` = off) with thresholds ``client_utility_threshold``.
+    ``knapsack_node_limit`` is the branch-and-bound budget of each BS selection before HiGHS
+    takes over (any value gives an optimal selection; see ``MarketConfig``).
     """
 
     n_clients: int
@@ -96,6 +97,7 @@ class MatchingProblem:
     penalty_bs_ratio: float
     max_rounds: int
     max_revivals: int = 10
+    knapsack_node_limit: int = DEFAULT_NODE_LIMIT
 
 
 @dataclass(frozen=True, eq=False)
@@ -278,7 +280,7 @@ class AscendingMatching:
                     j, proposals, pays, at_rule_price, held, self.held_pay, self.bs_version,
                     p.sol_bs, p.sol_client, self.sol_presence, self.sol_weights,
                     float(self.volunteer_rate[j]), self.bs_caps[j], p.penalty_client_ratio,
-                    p.penalty_bs_ratio, NODE_LIMIT)
+                    p.penalty_bs_ratio, p.knapsack_node_limit)
             if outcome == TOO_HARD:  # no numba, or an instance for HiGHS
                 outcome, rej, left, n_displaced = self._answer_with_numpy(j, proposals, pays,
                                                                            at_rule_price)
@@ -345,7 +347,8 @@ class AscendingMatching:
                                      n_held + same_bs])
         incumbent = np.arange(len(items)) < n_held  # the held set still fits
         result = solve_knapsack(values, self.sol_weights[:, items], self.bs_caps[j],
-                                node_limit=NODE_LIMIT, incumbent=incumbent, conflicts=conflicts)
+                                node_limit=p.knapsack_node_limit, incumbent=incumbent,
+                                conflicts=conflicts)
         keep = result.selected
         if np.any(keep[:n_held] == 0) or np.any(keep[n_held:]):
             self.bs_version[j] += 1
@@ -386,7 +389,8 @@ class AscendingMatching:
             self.bs_version, self.revivals, self.alive, self.held, self.held_pay, self.bids,
             self.step, p.sol_bs, p.sol_client, p.sol_value, self.sol_presence,
             self.sol_threshold, self.sol_risk_limit, self.sol_weights, self.volunteer_rate,
-            self.bs_caps, p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on, NODE_LIMIT)
+            self.bs_caps, p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on,
+            p.knapsack_node_limit)
         self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls = (
             int(c) for c in counters)
         if status == CONVERGED:
@@ -714,5 +718,5 @@ def _compile(jit: Any, solver: Any) -> Kernels:
     rounds(np.zeros(4, dtype=np.int64), 10, 10, no, one - 1, one.copy(), one.copy(),
            ~no, one - 1, np.zeros(1), np.full(1, 0.5), np.full(1, 0.1), one, one, np.ones(1),
            np.ones(1), np.zeros(1), np.full(1, np.inf), np.ones((4, 1)), np.zeros(1),
-           np.full((1, 4), 2.0), 0.1, 0.1, False, NODE_LIMIT)
+           np.full((1, 4), 2.0), 0.1, 0.1, False, DEFAULT_NODE_LIMIT)
     return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, rounds)
