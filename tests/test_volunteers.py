@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from conftest import numpy_only
 
+from isac_market_env.mechanisms import volunteers
 from isac_market_env.mechanisms.volunteers import (
     expected_volunteer_rate,
     select_volunteers,
@@ -63,3 +66,32 @@ def test_exact_enumeration_agrees_with_monte_carlo() -> None:
     assert exact > 0.01
     # the rate is a ratio of a bounded mean; 5 standard errors of a [0, 1] mean is generous
     assert abs(exact - mc) < 5 * 0.5 / np.sqrt(samples) * n / prob.sum()
+
+
+def test_compiled_estimate_equals_numpy_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled case loop (``fast`` extra) gives the numpy probabilities and volunteer counts
+    exactly, so the published E[v] does not depend on numba (exact and Monte Carlo, with ties in
+    the greedy order and resources that do not add exactly in floating point)."""
+    pytest.importorskip("numba")
+    kernel = volunteers.compiled_volunteer_cases()
+    assert kernel is not None
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n = int(rng.integers(1, 13))
+        prob = rng.uniform(0.6, 0.97, n)
+        b = rng.choice([1.8e6, 8.1e6, 14.4e6], n) if trial % 2 else rng.uniform(0.1, 10, n) / 3
+        p = rng.choice([1.0, 4.5, 8.0], n) if trial % 2 else rng.uniform(0.1, 5, n) / 7
+        pel = rng.choice([0.5, 1.0], n) if trial % 3 == 0 else rng.uniform(0.1, 3, n)
+        cap_b, cap_p = rng.uniform(0.4, 1.0) * b.sum(), rng.uniform(0.4, 1.0) * p.sum()
+        exact = trial % 4 != 0
+        draws = np.zeros((0, n)) if exact else rng.random((64, n))
+        args = (prob, b, p, pel, cap_b, cap_p, exact, draws)
+        weights, counts = kernel(*args)
+        numpy_weights, numpy_counts = volunteers._volunteer_cases_with_numpy(*args)
+        assert np.array_equal(weights, numpy_weights) and np.array_equal(counts, numpy_counts)
+        rate = expected_volunteer_rate(prob, b, p, pel, cap_b, cap_p, 12 if exact else 0,
+                                       None if exact else draws)
+        with monkeypatch.context() as patch:
+            numpy_only(patch)
+            assert expected_volunteer_rate(prob, b, p, pel, cap_b, cap_p, 12 if exact else 0,
+                                           None if exact else draws) == rate

@@ -50,6 +50,7 @@ from isac_market_env.mechanisms.knapsack import (
     compiled_solver,
     solve_knapsack,
 )
+from isac_market_env.mechanisms.volunteers import compiled_volunteer_cases
 from isac_market_env.model.utilities import (
     bs_expected_contract_value,
     client_expected_utility,
@@ -684,11 +685,12 @@ _KERNELS: list[Kernels | None] = []
 
 
 def load_compiled_matching() -> bool:
-    """Compile (or load from numba's cache) the matching's inner loops now; False without numba.
+    """Compile (or load from numba's cache) the matching's inner loops and the volunteer estimate
+    now; False without numba.
 
     Called before any timed region, so that no reported running time includes compilation.
     """
-    return compiled_kernels() is not None
+    return compiled_volunteer_cases() is not None and compiled_kernels() is not None
 
 
 def compiled_kernels() -> Kernels | None:
