@@ -230,24 +230,29 @@ def test_results_do_not_depend_on_numba(mechanism: str, n_mus: int, seed: int,
 
 
 def test_knapsack_node_limit_bounds_every_selection(monkeypatch: pytest.MonkeyPatch) -> None:
-    """At a 1-node limit most BS selections go to HiGHS: the episode stays valid, and the
-    compiled path (which hands those rounds back to numpy) still matches the numpy one."""
+    """At a 1-node limit most BS selections go to HiGHS; ``milp_calls`` counts them, the episode
+    stays valid, and the compiled path (which hands those selections back to numpy) still
+    matches the numpy one, calling HiGHS just as often."""
     milp_calls = []
     real_milp = knapsack._milp
     monkeypatch.setattr(knapsack, "_milp",
                         lambda *args, **kw: milp_calls.append(1) or real_milp(*args, **kw))
 
-    def episode(limit: int) -> object:
+    def episode(limit: int) -> tuple[object, int, int]:
         market = ime.make_market("frbank", n_mus=30, n_transactions=3, seed=1,
                                  market_overrides={"knapsack_node_limit": limit})
-        result = market.run()
+        milp_calls.clear()
+        signing = run_matching(market.offline_problem(), market.volunteer_estimate)
+        assert signing.milp_calls == len(milp_calls) <= signing.knapsack_calls
+        market.record_signing(signing)
+        while not market.done:
+            market.transact()
         check_episode(market)
-        return without_runtimes(result.to_dict())
+        return without_runtimes(market.result().to_dict()), signing.milp_calls, len(milp_calls)
 
-    episode(DEFAULT_NODE_LIMIT)
-    default_calls = len(milp_calls)
+    _, default_signing_calls, _ = episode(DEFAULT_NODE_LIMIT)
     tight = episode(1)
-    assert len(milp_calls) - default_calls > 10 * max(default_calls, 1)
+    assert tight[1] > 10 * max(default_signing_calls, 1)
     numpy_only(monkeypatch)
     assert episode(1) == tight
 

@@ -103,7 +103,11 @@ class MatchingProblem:
 
 @dataclass(frozen=True, eq=False)
 class MatchingResult:
-    """Final matching: per client its solution index (-1 = unmatched) and payment."""
+    """Final matching: per client its solution index (-1 = unmatched) and payment.
+
+    ``knapsack_calls`` counts the BS selections that needed a solver (branch and bound or HiGHS;
+    trivial and all-fit ones are not counted), ``milp_calls`` those of them HiGHS solved.
+    """
 
     client_solution: IntArray
     client_payment: FloatArray
@@ -114,6 +118,7 @@ class MatchingResult:
     n_proposals: int
     n_displacements: int
     knapsack_calls: int
+    milp_calls: int
     runtime_ms: float
 
     @property
@@ -124,7 +129,7 @@ class MatchingResult:
 def empty_result(problem: MatchingProblem) -> MatchingResult:
     return MatchingResult(np.full(problem.n_clients, -1, dtype=np.int64),
                           np.zeros(problem.n_clients), problem.sol_start_bid.copy(),
-                          np.zeros(problem.n_bss), 0, True, 0, 0, 0, 0.0)
+                          np.zeros(problem.n_bss), 0, True, 0, 0, 0, 0, 0.0)
 
 
 class AscendingMatching:
@@ -171,7 +176,7 @@ class AscendingMatching:
                                       presence * p.sol_bandwidth_hz, presence * p.sol_power_w])
         self.bs_caps = np.column_stack([p.bs_cap_bandwidth_hz, p.bs_cap_power_w,
                                         p.bs_risk_cap_bandwidth_hz, p.bs_risk_cap_power_w])
-        self.n_proposals = self.n_displacements = self.knapsack_calls = 0
+        self.n_proposals = self.n_displacements = self.knapsack_calls = self.milp_calls = 0
         self.rounds = 0
         self.converged = n_sol == 0
         self.finished = n_sol == 0
@@ -267,25 +272,30 @@ class AscendingMatching:
         self.elapsed_s += time.perf_counter() - t0
 
     def _answer(self, answered: IntArray, proposals: IntArray, pays: FloatArray,
-                at_rule_price: NDArray[np.bool_]) -> list[IntArray]:
+                at_rule_price: NDArray[np.bool_], searched_out: int = -1) -> list[IntArray]:
         """The ``answered`` BSs answer in turn (step 2), then publish E[v] (step 4); returns the
-        solutions whose bid may rise."""
+        solutions whose bid may rise. ``searched_out``: a BS whose compiled search for this
+        answer already ran out of nodes (it goes straight to HiGHS)."""
         p, held = self.problem, self.held
         kernels = compiled_kernels()
         rejected: list[IntArray] = []
         released: set[int] = set()  # BSs a client left for a solution at another BS
         for j in answered.tolist():
             outcome = TOO_HARD
-            if kernels is not None:
+            searched = j == searched_out
+            if kernels is not None and not searched:
                 outcome, rej, left, n_displaced = kernels.answer(
                     j, proposals, pays, at_rule_price, held, self.held_pay, self.bs_version,
                     p.sol_bs, p.sol_client, self.sol_presence, self.sol_weights,
                     float(self.volunteer_rate[j]), self.bs_caps[j], p.penalty_client_ratio,
                     p.penalty_bs_ratio, p.knapsack_node_limit)
+                searched = outcome == TOO_HARD
             if outcome == TOO_HARD:  # no numba, or an instance for HiGHS
-                outcome, rej, left, n_displaced = self._answer_with_numpy(j, proposals, pays,
-                                                                           at_rule_price)
+                # the same search would run out of nodes again: a limit of 0 goes to HiGHS
+                outcome, rej, left, n_displaced = self._answer_with_numpy(
+                    j, proposals, pays, at_rule_price, 0 if searched else p.knapsack_node_limit)
             self.knapsack_calls += outcome in (SEARCHED, TOO_HARD)
+            self.milp_calls += outcome == TOO_HARD
             self.n_displacements += n_displaced
             released.update(left.tolist())
             rejected.append(rej)
@@ -322,7 +332,7 @@ class AscendingMatching:
         self.capped_version[stuck] = self.bs_version[p.sol_bs[stuck]]
 
     def _answer_with_numpy(self, j: int, proposals: IntArray, pays: FloatArray,
-                           at_rule_price: NDArray[np.bool_]
+                           at_rule_price: NDArray[np.bool_], node_limit: int
                            ) -> tuple[int, IntArray, IntArray, int]:
         """BS ``j`` keeps the best subset of its held and new proposals (step 2 above).
 
@@ -348,7 +358,7 @@ class AscendingMatching:
                                      n_held + same_bs])
         incumbent = np.arange(len(items)) < n_held  # the held set still fits
         result = solve_knapsack(values, self.sol_weights[:, items], self.bs_caps[j],
-                                node_limit=p.knapsack_node_limit, incumbent=incumbent,
+                                node_limit=node_limit, incumbent=incumbent,
                                 conflicts=conflicts)
         keep = result.selected
         if np.any(keep[:n_held] == 0) or np.any(keep[n_held:]):
@@ -399,7 +409,8 @@ class AscendingMatching:
         elif status == INTERRUPTED:
             pays = self.bids[proposals]
             answered = np.unique(p.sol_bs[proposals])[position:]
-            rest = self._answer(answered, proposals, pays, np.ones(len(proposals), dtype=bool))
+            rest = self._answer(answered, proposals, pays, np.ones(len(proposals), dtype=bool),
+                                searched_out=int(answered[0]))
             self._raise_bids([rejected, *rest])
         if self.rounds >= p.max_rounds:
             self.finished = True
@@ -411,7 +422,7 @@ class AscendingMatching:
         return MatchingResult(self.held.copy(), payment, self.bids.copy(),
                               self.volunteer_rate.copy(), self.rounds, self.converged,
                               self.n_proposals, self.n_displacements, self.knapsack_calls,
-                              self.elapsed_s * 1e3)
+                              self.milp_calls, self.elapsed_s * 1e3)
 
 
 def run_matching(problem: MatchingProblem,
