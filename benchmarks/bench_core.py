@@ -5,7 +5,9 @@
 * eua-melbourne episode with 100 transactions                          [<= 1 s]
 * growth of the offline matching time with MUs (5 BSs) and BSs (200 MUs)
 * what the bid step buys: signing time, rounds and episode SW against ``bid_increment_fraction``
-* signing and the EUA episode again with ``knapsack_node_limit`` = 1,000,000 (fewer HiGHS calls)
+* the search budget ``knapsack_node_limit`` (3,000 by default; compiled only): signing time,
+  HiGHS calls and the SW of signing + 10 transactions at 3,000 / 100,000 / 1,000,000 nodes, and
+  the EUA episode at 1,000,000
 
 Usage: python benchmarks/bench_core.py [--quick] [--json OUT]
 (``ISAC_MARKET_ENV_JIT=0`` measures the numpy code instead of numba's compiled loops.)
@@ -35,16 +37,22 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     return (time.perf_counter() - start) * 1e3, out
 
 
-LARGE_NODE_LIMIT = 1_000_000
+NODE_LIMITS = (3_000, 100_000, 1_000_000)  # the default, then larger search budgets
 
 
-def signing_ms(n_mus: int, seed: int, n_bss: int = 5, **market_overrides: object
-               ) -> tuple[float, int, bool]:
+def signing_ms(n_mus: int, seed: int, n_bss: int = 5) -> tuple[float, int, bool]:
     market = ime.make_market("frbank", n_mus=n_mus, n_transactions=1, seed=seed,
-                             scenario_overrides={"n_bss": n_bss},
-                             market_overrides=market_overrides)
+                             scenario_overrides={"n_bss": n_bss})
     ms, signing = timed(market.sign)
     return ms, signing.rounds, signing.converged
+
+
+def node_limit_run(seed: int, limit: int) -> tuple[float, int, float]:
+    """Signing ms, HiGHS calls and SW of signing + 10 transactions (100 MUs) at ``limit``."""
+    market = ime.make_market("frbank", n_mus=100, n_transactions=10, seed=seed,
+                             market_overrides={"knapsack_node_limit": limit})
+    ms, signing = timed(market.sign)
+    return ms, signing.milp_calls, market.run().summary()["social_welfare"]
 
 
 def main() -> None:
@@ -67,12 +75,18 @@ def main() -> None:
           f"(rounds {[x[1] for x in sign]}, converged {all(x[2] for x in sign)}) [target 50 ms]")
 
     # a large search budget pays only compiled (in CPython a million nodes take seconds)
-    large_limits: list[int | None] = [LARGE_NODE_LIMIT] if out["compiled"] else []
-    for limit in large_limits:
-        large = [signing_ms(100, s, knapsack_node_limit=limit) for s in seeds]
-        out["signing_100_mus_ms_large_node_limit"] = [round(x[0], 1) for x in large]
-        print(f"  same with knapsack_node_limit={limit:,}: median "
-              f"{statistics.median(x[0] for x in large):.0f} ms (rounds {[x[1] for x in large]})")
+    budgets = []
+    for limit in NODE_LIMITS if out["compiled"] else ():
+        runs = [node_limit_run(s, limit) for s in seeds]
+        budgets.append({"knapsack_node_limit": limit,
+                        "signing_ms": [round(r[0], 1) for r in runs],
+                        "milp_calls": [r[1] for r in runs],
+                        "social_welfare_10_tx": [round(r[2], 3) for r in runs]})
+        print(f"  knapsack_node_limit {limit:9,}: signing median "
+              f"{statistics.median(r[0] for r in runs):5.0f} ms, HiGHS calls "
+              f"{sum(r[1] for r in runs)} over {len(runs)} signings, SW (10 transactions) "
+              f"{[round(r[2], 1) for r in runs]}")
+    out["knapsack_node_limit"] = budgets
 
     tx_ms = []
     for s in seeds:
@@ -85,16 +99,18 @@ def main() -> None:
     print(f"one transaction, 100 MUs: median {statistics.median(tx_ms):.1f} ms, "
           f"p90 {sorted(tx_ms)[int(0.9 * len(tx_ms))]:.1f} ms [target 5 ms]")
 
-    for limit in [None, *large_limits]:
-        key = "" if limit is None else "_large_node_limit"
-        overrides: dict[str, object] = {} if limit is None else {"knapsack_node_limit": limit}
+    eua_limits: list[int | None] = [None, NODE_LIMITS[-1]] if out["compiled"] else [None]
+    for eua_limit in eua_limits:
+        key = "" if eua_limit is None else "_large_node_limit"
+        overrides: dict[str, object] = ({} if eua_limit is None
+                                        else {"knapsack_node_limit": eua_limit})
         eua_runs = []
         for s in list(seeds)[:2]:
             ms, result = timed(partial(ime.simulate, "frbank", scenario="eua-melbourne",
                                        n_transactions=100, seed=s, market_overrides=overrides))
             eua_runs.append((ms, result.summary()))
         out[f"eua_episode_100_tx_ms{key}"] = [round(x[0]) for x in eua_runs]
-        print(f"eua-melbourne episode, 100 transactions{', ' + str(overrides) if limit else ''}: "
+        print(f"eua-melbourne episode, 100 transactions {overrides or ''}: "
               f"{[round(x[0]) for x in eua_runs]} ms (signing "
               f"{[round(x[1]['rt_offline_ms']) for x in eua_runs]} ms) [target 1000 ms]")
 

@@ -242,11 +242,9 @@ def test_knapsack_node_limit_bounds_every_selection(monkeypatch: pytest.MonkeyPa
         market = ime.make_market("frbank", n_mus=30, n_transactions=3, seed=1,
                                  market_overrides={"knapsack_node_limit": limit})
         milp_calls.clear()
-        signing = run_matching(market.offline_problem(), market.volunteer_estimate)
-        assert signing.milp_calls == len(milp_calls) <= signing.knapsack_calls
-        market.record_signing(signing)
-        while not market.done:
-            market.transact()
+        signing = market.sign()
+        assert signing.milp_calls == len(milp_calls)
+        market.run()
         check_episode(market)
         return without_runtimes(market.result().to_dict()), signing.milp_calls, len(milp_calls)
 

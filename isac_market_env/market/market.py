@@ -221,7 +221,8 @@ class Market:
             np.bincount(self.contracts.bs, self.contracts.bandwidth_hz,
                         minlength=n_bss).astype(np.float64),
             np.bincount(self.contracts.bs, self.contracts.power_w,
-                        minlength=n_bss).astype(np.float64))
+                        minlength=n_bss).astype(np.float64),
+            result.milp_calls)
         return self.signing
 
     # ------------------------------------------------------------------ practical transactions

@@ -55,7 +55,8 @@ class ContractBook:
 
 @dataclass(frozen=True, eq=False)
 class SigningRecord:
-    """Outcome of the offline signing phase."""
+    """Outcome of the offline signing phase (``milp_calls``: BS selections HiGHS solved, see
+    ``MarketConfig.knapsack_node_limit``)."""
 
     contracts: ContractBook
     rounds: int
@@ -65,10 +66,12 @@ class SigningRecord:
     bs_volunteer_rate: FloatArray
     booked_bandwidth_hz: FloatArray
     booked_power_w: FloatArray
+    milp_calls: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "contracts": self.contracts.to_dict(), "rounds": self.rounds,
+            "milp_calls": self.milp_calls,
             "converged": self.converged, "overhead": _jsonable(self.overhead),
             "runtime_ms": self.runtime_ms,
             "bs_volunteer_rate": _jsonable(self.bs_volunteer_rate),
