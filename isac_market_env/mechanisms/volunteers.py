@@ -106,13 +106,17 @@ def _volunteer_cases_with_numpy(presence_prob: FloatArray, bandwidth_hz: FloatAr
     n = len(presence_prob)
     if exact:
         cases = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(bool)
-        weights = np.prod(np.where(cases, presence_prob, 1.0 - presence_prob), axis=1)
+        # multiplied left to right, as the compiled twin does (and contiguous, as its result is:
+        # ``weights @ counts`` may add in another order for a strided array)
+        weights = np.ascontiguousarray(
+            np.cumprod(np.where(cases, presence_prob, 1.0 - presence_prob), axis=1)[:, -1],
+            dtype=np.float64)
     else:
         cases = uniforms < presence_prob[None, :]
         weights = np.full(len(cases), 1.0 / len(cases))
     volunteers = select_volunteers_batch(cases, bandwidth_hz, power_w, compensation,
                                          supply_bandwidth_hz, supply_power_w)
-    return weights, volunteers.sum(axis=1)
+    return weights, volunteers.sum(axis=1, dtype=np.int64)
 
 
 def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: Any,
