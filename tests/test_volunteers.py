@@ -68,10 +68,11 @@ def test_exact_enumeration_agrees_with_monte_carlo() -> None:
     assert abs(exact - mc) < 5 * 0.5 / np.sqrt(samples) * n / prob.sum()
 
 
-def test_compiled_estimate_equals_numpy_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The compiled case loop (``fast`` extra) gives the numpy probabilities and volunteer counts
-    exactly, so the published E[v] does not depend on numba (exact and Monte Carlo, with ties in
-    the greedy order and resources that do not add exactly in floating point)."""
+def test_compiled_rule_equals_numpy_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled volunteer rule (``fast`` extra) gives the numpy probabilities, volunteer
+    counts and masks exactly, so E[v] and the transactions' volunteers do not depend on numba
+    (exact and Monte Carlo, with ties in the greedy order and resources that do not add exactly
+    in floating point)."""
     pytest.importorskip("numba")
     kernel = volunteers.compiled_volunteer_cases()
     assert kernel is not None
@@ -86,12 +87,15 @@ def test_compiled_estimate_equals_numpy_bit_for_bit(monkeypatch: pytest.MonkeyPa
         exact = trial % 4 != 0
         draws = np.zeros((0, n)) if exact else rng.random((64, n))
         args = (prob, b, p, pel, cap_b, cap_p, exact, draws)
-        weights, counts = kernel(*args)
+        weights, counts = kernel(*args, np.zeros((0, n), dtype=bool))
         numpy_weights, numpy_counts = volunteers._volunteer_cases_with_numpy(*args)
         assert np.array_equal(weights, numpy_weights) and np.array_equal(counts, numpy_counts)
         rate = expected_volunteer_rate(prob, b, p, pel, cap_b, cap_p, 12 if exact else 0,
                                        None if exact else draws)
+        present = rng.random(n) < 0.8
+        mask = select_volunteers(present, b, p, pel, cap_b, cap_p)
         with monkeypatch.context() as patch:
             numpy_only(patch)
             assert expected_volunteer_rate(prob, b, p, pel, cap_b, cap_p, 12 if exact else 0,
                                            None if exact else draws) == rate
+            assert np.array_equal(select_volunteers(present, b, p, pel, cap_b, cap_p), mask)

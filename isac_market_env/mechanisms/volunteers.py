@@ -28,8 +28,18 @@ def select_volunteers(present: BoolArray, bandwidth_hz: FloatArray, power_w: Flo
                       compensation: FloatArray, supply_bandwidth_hz: float,
                       supply_power_w: float) -> BoolArray:
     """Volunteer mask for one transaction at one BS (greedy rule above)."""
-    return select_volunteers_batch(np.asarray(present, dtype=bool)[None, :], bandwidth_hz, power_w,
-                                   compensation, supply_bandwidth_hz, supply_power_w)[0]
+    present = np.asarray(present, dtype=bool)
+    kernel = compiled_volunteer_cases()
+    if kernel is None:
+        return select_volunteers_batch(present[None, :], bandwidth_hz, power_w, compensation,
+                                       supply_bandwidth_hz, supply_power_w)[0]
+    # the one case as a Monte Carlo draw: uniform 0 is below presence 1, not below 0
+    n = len(present)
+    volunteers = np.zeros((1, n), dtype=bool)
+    kernel(present.astype(np.float64), np.asarray(bandwidth_hz, dtype=np.float64),
+           np.asarray(power_w, dtype=np.float64), np.asarray(compensation, dtype=np.float64),
+           float(supply_bandwidth_hz), float(supply_power_w), False, np.zeros((1, n)), volunteers)
+    return volunteers[0]
 
 
 def select_volunteers_batch(present: BoolArray, bandwidth_hz: FloatArray, power_w: FloatArray,
@@ -91,9 +101,14 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
         raise ValueError("Monte Carlo volunteer estimate needs one uniform column per contract")
     draws = np.zeros((0, n)) if uniforms is None else np.ascontiguousarray(uniforms)
     kernel = compiled_volunteer_cases()
-    cases_of = _volunteer_cases_with_numpy if kernel is None else kernel
-    weights, counts = cases_of(presence_prob, bandwidth_hz, power_w, compensation,
-                               supply_bandwidth_hz, supply_power_w, exact, draws)
+    if kernel is None:
+        weights, counts = _volunteer_cases_with_numpy(presence_prob, bandwidth_hz, power_w,
+                                                      compensation, supply_bandwidth_hz,
+                                                      supply_power_w, exact, draws)
+    else:
+        weights, counts = kernel(presence_prob, bandwidth_hz, power_w, compensation,
+                                 supply_bandwidth_hz, supply_power_w, exact, draws,
+                                 np.zeros((0, n), dtype=bool))
     return float(weights @ counts) / expected_present
 
 
@@ -121,12 +136,13 @@ def _volunteer_cases_with_numpy(presence_prob: FloatArray, bandwidth_hz: FloatAr
 
 def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: Any,
                                 compensation: Any, supply_bandwidth_hz: float,
-                                supply_power_w: float, exact: bool, uniforms: Any
-                                ) -> tuple[Any, Any]:
+                                supply_power_w: float, exact: bool, uniforms: Any,
+                                volunteers: Any) -> tuple[Any, Any]:
     """``_volunteer_cases_with_numpy`` case by case in loops, for numba (compiled only).
 
     The same floating-point operations in the same order (products and sums left to right, the
     greedy order a stable sort of the same scores), so the same probabilities and counts.
+    ``volunteers`` (cases x n, or 0 x n for none) receives each case's volunteer mask.
     """
     n = len(presence_prob)
     n_cases = 2**n if exact else uniforms.shape[0]
@@ -144,6 +160,7 @@ def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: 
     weights = np.empty(n_cases)
     counts = np.zeros(n_cases, dtype=np.int64)
     present = np.empty(n, dtype=np.bool_)
+    marks = len(volunteers) > 0
     for c in range(n_cases):
         for i in range(n):
             present[i] = ((c >> i) & 1) == 1 if exact else uniforms[c, i] < presence_prob[i]
@@ -172,6 +189,8 @@ def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: 
                 freed_b += bandwidth_hz[i]
                 freed_p += power_w[i]
                 counts[c] += 1
+                if marks:
+                    volunteers[c, i] = True
             if (demand_b - freed_b <= supply_bandwidth_hz + tol_b
                     and demand_p - freed_p <= supply_power_w + tol_p):
                 break
@@ -183,11 +202,11 @@ _KERNEL: list[Callable[..., tuple[FloatArray, NDArray[np.int64]]] | None] = []
 
 def compiled_volunteer_cases() -> Callable[..., tuple[FloatArray, NDArray[np.int64]]] | None:
     """The compiled ``_volunteer_cases_with_loops`` (compiled or loaded from numba's cache on the
-    first call), or None without numba (the numpy version runs; same results)."""
+    first call), or None without numba (the numpy versions run; same results)."""
     if not _KERNEL:
         jit = numba_jit()
         _KERNEL.append(None if jit is None else compile_or_warn(lambda: _compile(jit),
-                                                                "volunteer estimate"))
+                                                                "volunteer rule"))
     return _KERNEL[0]
 
 
@@ -195,5 +214,5 @@ def _compile(jit: Callable[[Callable[..., Any]], Any]
              ) -> Callable[..., tuple[FloatArray, NDArray[np.int64]]]:
     kernel = jit(_volunteer_cases_with_loops)
     one = np.ones(1)  # compile for the argument types of the calls
-    kernel(one / 2, one, one, one, 1.0, 1.0, True, np.zeros((0, 1)))
+    kernel(one / 2, one, one, one, 1.0, 1.0, True, np.zeros((0, 1)), np.zeros((0, 1), np.bool_))
     return cast(Callable[..., tuple[FloatArray, NDArray[np.int64]]], kernel)
