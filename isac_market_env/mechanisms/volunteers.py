@@ -5,9 +5,10 @@ greedily: lowest PelS per unit of the overloaded resources first (each resource 
 BS's supply), until the remaining demand fits both supplies. Volunteers receive PelS.
 
 E[v] runs the rule on every participation case of a BS's tentative contracts, hundreds of times
-per signing. With numba installed (the ``fast`` extra) the cases run compiled
-(``_volunteer_cases_with_loops``) with the same floating-point operations in the same order as
-the numpy version, so E[v] is the same to the last bit on both paths (tested).
+per signing; a transaction runs it once per BS. With numba installed (the ``fast`` extra) both
+run compiled (``_volunteer_cases_with_loops``) with the same floating-point operations in the
+same order as the numpy version, so E[v] and the volunteers are the same to the last bit on
+both paths (tested).
 """
 
 from __future__ import annotations
