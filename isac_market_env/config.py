@@ -211,7 +211,8 @@ class MarketConfig:
         _check_number("reserve_price_per_w", self.reserve_price_per_w, 0)
         _check_number("max_rounds", self.max_rounds, 1, integer=True)
         _check_number("max_revivals", self.max_revivals, 0, integer=True)
-        _check_number("knapsack_node_limit", self.knapsack_node_limit, 1, integer=True)
+        # (the compiled search counts nodes in 64-bit integers)
+        _check_number("knapsack_node_limit", self.knapsack_node_limit, 1, 10**12, integer=True)
         _check_number("volunteer_exact_max_contracts", self.volunteer_exact_max_contracts, 0, 20,
                       integer=True)
         _check_number("volunteer_mc_samples", self.volunteer_mc_samples, 1, integer=True)

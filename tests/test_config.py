@@ -25,6 +25,7 @@ from isac_market_env.scenarios import synthetic_scenario
     (MarketConfig, "penalty_client_ratio", float("nan")),
     (MarketConfig, "knapsack_node_limit", 0),
     (MarketConfig, "knapsack_node_limit", 2.5),
+    (MarketConfig, "knapsack_node_limit", 10**30),
     (PhysicsConfig, "subchannel_bandwidth_hz", 0.0),
     (PhysicsConfig, "sensing_power_exponent", 1.5),
 ])
