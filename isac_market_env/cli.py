@@ -150,20 +150,35 @@ def parse_mechanisms(text: str | None) -> list[str]:
     return names
 
 
+def parse_market_overrides(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--market KEY=VALUE`` options as ``MarketConfig`` overrides (VALUE read as JSON)."""
+    overrides: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--market expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"--market {key}: {value!r} is not a JSON value") from None
+    return overrides
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     mechanisms = parse_mechanisms(args.mechanisms)
+    market_overrides = parse_market_overrides(args.market)
     if args.scenario not in PRESETS:
         raise ValueError(f"unknown scenario {args.scenario!r}; choose one of {', '.join(PRESETS)}")
     if args.seeds < 1:
         raise ValueError("--seeds must be >= 1")
     tasks = [{"mechanism": mech, "seed": args.seed + k, "scenario": args.scenario,
               "n_mus": args.n_mus, "n_transactions": args.transactions,
-              "eua_directory": args.eua_dir}
+              "eua_directory": args.eua_dir, "market_overrides": market_overrides}
              for k in range(args.seeds) for mech in mechanisms]
     # fail fast on configuration errors before starting the pool
     from isac_market_env.simulate import make_market
     make_market(mechanisms[0], args.scenario, args.n_mus, args.transactions, args.seed,
-                eua_directory=args.eua_dir)
+                eua_directory=args.eua_dir, market_overrides=market_overrides)
     started = time.perf_counter()
     summaries = run_tasks(tasks, args.workers, "compare")
     rows = aggregate(summaries, mechanisms)
@@ -203,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--eua-dir", default=None, help="directory of the EUA CSV files")
     compare.add_argument("--json", default=None, help="write rows as JSON here")
     compare.add_argument("--csv", default=None, help="write rows as CSV here")
+    compare.add_argument("--market", action="append", metavar="KEY=VALUE",
+                         help="a MarketConfig field for every mechanism (VALUE as JSON, "
+                              "repeatable), e.g. knapsack_node_limit=1000000")
     compare.set_defaults(func=cmd_compare)
     try:
         from isac_market_env.experiments import add_experiment_parser

@@ -35,12 +35,29 @@ def test_compare_prints_table_and_writes_json(tmp_path: Path,
     (["compare", "--mechanisms", "frbank,nope"], "unknown mechanism"),
     (["compare", "--scenario", "eua-melbourne", "--eua-dir", "/nonexistent"], "EUA"),
     (["compare", "--seeds", "0"], "--seeds"),
+    (["compare", "--market", "bandwith=1"], "bandwith"),
+    (["compare", "--market", "knapsack_node_limit"], "KEY=VALUE"),
+    (["compare", "--market", "knapsack_node_limit=-1"], "knapsack_node_limit"),
+    (["compare", "--market", "overbooking_bandwidth=high"], "JSON"),
 ])
 def test_runtime_errors_are_one_line_exit_2(argv: list[str], message: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_compare_takes_market_fields(tmp_path: Path) -> None:
+    """``--market`` reaches every episode: a one-round cap leaves every signing unconverged."""
+    out = tmp_path / "rows.json"
+    argv = ["compare", *TINY, "--seeds", "2", "--mechanisms", "frbank,hybrido", "--json",
+            str(out), "--market", "knapsack_node_limit=1000000"]
+    assert main(argv) == 0
+    episodes = [s for row in json.loads(out.read_text()) for s in row["per_seed"]]
+    assert len(episodes) == 4 and all(s["signing_converged"] == 1.0 for s in episodes)
+    assert main([*argv, "--market", "max_rounds=1"]) == 0
+    episodes = [s for row in json.loads(out.read_text()) for s in row["per_seed"]]
+    assert len(episodes) == 4 and all(s["signing_converged"] == 0.0 for s in episodes)
 
 
 def test_experiment_writes_outputs_and_resumes(tmp_path: Path,
