@@ -27,6 +27,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from isac_market_env.mechanisms._highs import quiet_stdout
 from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
+from isac_market_env.mechanisms.typed_knapsack import compiled_typed_search, solve_typed
 
 VALUE_TOLERANCE = 1e-9
 # A branch is pruned when it cannot beat the incumbent by more than this fraction: the selection
@@ -40,8 +41,8 @@ MAX_SEARCH_DEPTH = 800
 # search nodes before an instance goes to HiGHS (``MarketConfig.knapsack_node_limit``)
 DEFAULT_NODE_LIMIT = 3_000
 # how an instance was solved (the ``outcome`` of the solvers below)
-TRIVIAL, ALL_FIT, SEARCHED, TOO_HARD = 0, 1, 2, 3
-SOLVERS = ("trivial", "all-fit", "branch-and-bound", "milp")
+TRIVIAL, ALL_FIT, SEARCHED, TOO_HARD, TYPED = 0, 1, 2, 3, 4
+SOLVERS = ("trivial", "all-fit", "branch-and-bound", "milp", "typed-search")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,13 @@ def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
     selected = flags.astype(bool)
     if outcome == TOO_HARD:
         idx, slack, local_pairs = _candidates(values, weights, capacities, pairs)
-        selected[idx[_milp(values[idx], weights[:, idx], slack, local_pairs)]] = True
+        typed = (None if len(local_pairs) else
+                 solve_typed(values[idx], weights[:, idx], slack, RELATIVE_GAP, VALUE_TOLERANCE))
+        if typed is None:
+            selected[idx[_milp(values[idx], weights[:, idx], slack, local_pairs)]] = True
+        else:
+            selected[idx[typed]] = True
+            outcome = TYPED
     return KnapsackResult(selected, float(values[selected].sum()), nodes, SOLVERS[outcome])
 
 
@@ -575,6 +582,7 @@ def load_compiled_solver() -> bool:
     off. Both paths give the same selections and node counts. Call it before timing anything:
     compiling takes seconds the first time.
     """
+    compiled_typed_search()
     return compiled_solver() is not None
 
 

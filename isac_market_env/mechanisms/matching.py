@@ -47,6 +47,7 @@ from isac_market_env.mechanisms.knapsack import (
     SEARCHED,
     SOLVERS,
     TOO_HARD,
+    TYPED,
     compiled_solver,
     solve_knapsack,
 )
@@ -105,8 +106,9 @@ class MatchingProblem:
 class MatchingResult:
     """Final matching: per client its solution index (-1 = unmatched) and payment.
 
-    ``knapsack_calls`` counts the BS selections that needed a solver (branch and bound or HiGHS;
-    trivial and all-fit ones are not counted), ``milp_calls`` those of them HiGHS solved.
+    ``knapsack_calls`` counts the BS selections that needed a solver (branch and bound, the typed
+    search or HiGHS; trivial and all-fit ones are not counted), ``milp_calls`` those of them
+    HiGHS solved.
     """
 
     client_solution: IntArray
@@ -294,7 +296,7 @@ class AscendingMatching:
                 # the same search would run out of nodes again: a limit of 0 goes to HiGHS
                 outcome, rej, left, n_displaced = self._answer_with_numpy(
                     j, proposals, pays, at_rule_price, 0 if searched else p.knapsack_node_limit)
-            self.knapsack_calls += outcome in (SEARCHED, TOO_HARD)
+            self.knapsack_calls += outcome in (SEARCHED, TOO_HARD, TYPED)
             self.milp_calls += outcome == TOO_HARD
             self.n_displacements += n_displaced
             released.update(left.tolist())

@@ -1,0 +1,345 @@
+"""Exact search for the BS selections that branch and bound finds hardest: few bundle types,
+value affine in presence within a type.
+
+In the first rounds of offRFW2M most clients propose the same few bundles at the reserve price.
+A BS then faces items of a handful of *types* (identical bundle, so identical weights on the
+capacity rows 37c, 37d) whose weights on the risk rows (69, 70) are the bundle times the client's
+presence ``s_i``, and whose expected value (eq. 49-52) is affine in ``s_i`` within a type:
+``v_i = alpha_t + beta_t * s_i``. Choosing k_t items of each type fixes the capacity rows and
+the ``alpha`` part; what remains is a subset-sum over presences against the risk limits. The
+LP relaxation cannot see that k_t is an integer, so the general branch and bound runs out of
+nodes on these instances, and HiGHS takes 5-600 ms each.
+
+This solver enumerates the feasible count vectors (k_t), bounds each by the LP relaxation with
+the counts fixed, and searches them best bound first: within a vector it branches on the items
+of each type in decreasing presence, prunes with that bound and takes the largest-presence
+completion as soon as it fits. The answer is optimal to the same relative gap as the general
+search. Instances without this structure (or with conflicting pairs) return None and go to
+HiGHS. The search runs compiled with numba when available and in CPython otherwise; both run
+the same loops and give the same selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
+
+# a row with at most this many distinct values may define the types; more types are not tried
+MAX_TYPES = 16
+# relative residual up to which weights and values count as following the typed structure
+STRUCTURE_TOLERANCE = 1e-9
+# count vectors and search nodes beyond which the instance goes to HiGHS instead
+MAX_COUNT_VECTORS = 200_000
+NODE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class TypedStructure:
+    """Items grouped by type (``item_type``); ``levels`` (types x type rows) are the types'
+    weights on ``type_rows``; on ``scaled_rows`` item i weighs ``scale[t] * presence[i]``; its
+    value is ``alpha[t] + beta[t] * presence[i]``."""
+
+    type_rows: NDArray[np.intp]
+    scaled_rows: NDArray[np.intp]
+    levels: NDArray[np.float64]
+    item_type: NDArray[np.intp]
+    presence: NDArray[np.float64]
+    scale: NDArray[np.float64]
+    alpha: NDArray[np.float64]
+    beta: NDArray[np.float64]
+
+
+def detect_structure(values: NDArray[np.float64], weights: NDArray[np.float64]
+                     ) -> TypedStructure | None:
+    """The typed structure of an instance, or None when it has none (see the module doc)."""
+    n = len(values)
+    distinct = np.array([len(np.unique(row)) for row in weights])
+    few = distinct <= min(MAX_TYPES, max(1, n // 2))
+    type_rows, scaled_rows = np.flatnonzero(few), np.flatnonzero(~few)
+    if len(type_rows) == 0 or len(scaled_rows) == 0:
+        return None
+    levels, item_type = np.unique(weights[type_rows].T, axis=0, return_inverse=True)
+    item_type = item_type.ravel()
+    presence = weights[scaled_rows[0]]
+    if np.any(presence <= 0):
+        return None
+    n_types = len(levels)
+    scale = np.zeros((n_types, len(scaled_rows)))
+    alpha, beta = np.zeros(n_types), np.zeros(n_types)
+    for t in range(n_types):
+        members = np.flatnonzero(item_type == t)
+        ratio = weights[np.ix_(scaled_rows, members)] / presence[members]
+        scale[t] = ratio[:, 0]
+        if np.any(np.abs(ratio - ratio[:, :1]) > STRUCTURE_TOLERANCE * ratio[:, :1]):
+            return None
+        s, v = presence[members], values[members]
+        if np.ptp(s) > 0:
+            design = np.column_stack([np.ones(len(s)), s])
+            coef = np.linalg.lstsq(design, v, rcond=None)[0]
+            if np.abs(design @ coef - v).max() > STRUCTURE_TOLERANCE * np.abs(v).max():
+                return None
+            alpha[t], beta[t] = coef
+        elif np.ptp(v) > 0:
+            return None
+        else:
+            alpha[t] = v[0]
+    if np.any(beta < 0):
+        return None
+    return TypedStructure(type_rows, scaled_rows, levels, item_type, presence, scale, alpha,
+                          beta)
+
+
+def solve_typed(values: NDArray[np.float64], weights: NDArray[np.float64],
+                capacities: NDArray[np.float64], relative_gap: float, value_tolerance: float
+                ) -> NDArray[np.bool_] | None:
+    """Maximise ``values @ x`` s.t. ``weights @ x <= capacities`` for a typed instance.
+
+    Returns the selection (optimal to ``relative_gap``), or None when the instance is not typed
+    or too large for the search, or when the answer fails the original constraints.
+    """
+    structure = detect_structure(values, weights)
+    if structure is None:
+        return None
+    st = structure
+    n_types = len(st.levels)
+    order = np.lexsort((-st.presence, st.item_type))
+    presence = st.presence[order]
+    starts = np.searchsorted(st.item_type[order], np.arange(n_types + 1))
+    prefix = np.concatenate([[0.0], np.cumsum(presence)])
+    counts = _count_vectors(np.diff(starts), st.levels, capacities[st.type_rows])
+    if counts is None:
+        return None
+    risk_caps = capacities[st.scaled_rows]
+    # presence sums reachable with each count vector: the k largest or smallest of each type
+    ends, firsts = starts[1:, None], starts[:-1, None]
+    lo = prefix[ends] - prefix[ends - counts.T]
+    hi = prefix[firsts + counts.T] - prefix[firsts]
+    row_order = np.argsort(-st.beta[None, :] / np.maximum(st.scale.T, 1e-300), axis=1,
+                           kind="stable")
+    bound = np.full(len(counts), np.inf)
+    for r in range(len(risk_caps)):
+        bound = np.minimum(bound, _fill_bound(lo.T, hi.T, st.beta, st.scale[:, r],
+                                              risk_caps[r], row_order[r]))
+    base = counts @ st.alpha
+    feasible = np.isfinite(bound)
+    by_bound = np.argsort(-(base + bound)[feasible], kind="stable")
+    counts, base = counts[feasible][by_bound], base[feasible][by_bound]
+    upper = (base + bound[feasible])[by_bound]
+    kernel = compiled_typed_search()
+    search = _typed_search if kernel is None else kernel
+    chosen = np.zeros(len(values), dtype=np.int8)
+    _, finished = search(presence, starts, st.item_type[order], st.scale.ravel(), st.beta,
+                         risk_caps, row_order.ravel(), counts.ravel(), base, upper,
+                         relative_gap, value_tolerance, NODE_LIMIT, chosen)
+    if not finished:
+        return None
+    selected = np.zeros(len(values), dtype=bool)
+    selected[order[chosen.astype(bool)]] = True
+    totals = weights[:, selected].cumsum(axis=1)[:, -1] if selected.any() else 0.0
+    return selected if np.all(totals <= capacities) else None
+
+
+def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
+                   capacities: NDArray[np.float64]) -> NDArray[np.int64] | None:
+    """Every (k_t) with 0 <= k_t <= sizes[t] whose capacity rows fit, or None when too many."""
+    counts = np.zeros((1, 0), dtype=np.int64)
+    used = np.zeros((1, len(capacities)))
+    for t, size in enumerate(sizes.tolist()):
+        k = np.arange(size + 1)
+        used = (used[:, None, :] + k[None, :, None] * levels[t][None, None, :]).reshape(
+            -1, len(capacities))
+        counts = np.column_stack([np.repeat(counts, size + 1, axis=0),
+                                  np.tile(k, len(counts))])
+        fits = np.all(used <= capacities, axis=1)
+        counts, used = counts[fits], used[fits]
+        if len(counts) > MAX_COUNT_VECTORS:
+            return None
+    return counts
+
+
+def _fill_bound(lo: NDArray[np.float64], hi: NDArray[np.float64], beta: NDArray[np.float64],
+                scale: NDArray[np.float64], cap: float, order: NDArray[np.intp]
+                ) -> NDArray[np.float64]:
+    """LP bound on ``sum_t beta_t A_t`` s.t. ``sum_t scale_t A_t <= cap``, ``lo <= A <= hi``
+    (rows: count vectors), filling types by decreasing ``beta / scale``; inf when even ``lo``
+    does not fit. ``_typed_search`` computes the same bound in loops."""
+    total = lo @ beta
+    budget = cap - lo @ scale
+    infeasible = budget < 0
+    for t in order.tolist():
+        span = hi[:, t] - lo[:, t]
+        take = span if scale[t] <= 0 else np.clip(budget / scale[t], 0.0, span)
+        total = total + beta[t] * take
+        budget = budget - scale[t] * take
+    return np.where(infeasible, -np.inf, total)
+
+
+def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: Any,
+                  risk_caps: Any, row_order: Any, counts: Any, base: Any, upper: Any,
+                  relative_gap: float, value_tolerance: float, node_limit: int, best: Any
+                  ) -> tuple[int, bool]:
+    """Depth-first search over the count vectors (best ``upper`` bound first); ``best`` gets the
+    selected items (positions in ``presence`` order). Returns (nodes, finished).
+
+    Node ``pos`` decides item ``pos`` of its type (items by type, then decreasing presence):
+    include it, then exclude it if the type can still fill its count. A node is pruned when the
+    LP bound with the counts fixed (the rows one at a time, the tightest kept) cannot beat the
+    incumbent by ``relative_gap``; when the largest-presence completion fits every risk row it
+    is the subtree's best and ends it. Plain loops: runs under numba and in CPython alike.
+    ``scale`` is type-major (type * rows + row), ``row_order`` and ``counts`` row-major.
+    """
+    n = len(presence)
+    n_types = len(starts) - 1
+    n_rows = len(risk_caps)
+    prefix = [0.0] * (n + 1)
+    for i in range(n):
+        prefix[i + 1] = prefix[i] + presence[i]
+    need = [0] * n_types
+    current = [0.0] * n_types  # presence sums of the items included so far, by type
+    lo = [0.0] * n_types
+    hi = [0.0] * n_types
+    chosen = [0] * n
+    node_pos = [0] * (n + 2)
+    stage = [0] * (n + 2)
+    saved = [0.0] * (n + 2)
+    best_value = 0.0
+    nodes = 0
+    for v in range(len(base)):
+        if upper[v] <= best_value * (1.0 + relative_gap) + value_tolerance:
+            break
+        for t in range(n_types):
+            need[t] = counts[v * n_types + t]
+            current[t] = 0.0
+        pos = 0
+        while pos < n and need[item_type[pos]] == 0:
+            pos = starts[item_type[pos] + 1]
+        depth = 0
+        node_pos[0] = pos
+        stage[0] = 0
+        while depth >= 0:
+            pos = node_pos[depth]
+            if stage[depth] == 0:
+                nodes += 1
+                if nodes > node_limit:
+                    return nodes, False
+                limit = best_value * (1.0 + relative_gap) + value_tolerance
+                now = pos if pos < n else n
+                this_type = item_type[pos] if pos < n else n_types
+                for t in range(n_types):
+                    if t < this_type:
+                        lo[t] = current[t]
+                        hi[t] = current[t]
+                    elif t == this_type:
+                        end, k = starts[t + 1], need[t]
+                        lo[t] = current[t] + prefix[end] - prefix[end - k]
+                        hi[t] = current[t] + prefix[now + k] - prefix[now]
+                    else:
+                        k = counts[v * n_types + t]
+                        lo[t] = prefix[starts[t + 1]] - prefix[starts[t + 1] - k]
+                        hi[t] = prefix[starts[t] + k] - prefix[starts[t]]
+                bound = np.inf
+                completion_fits = True
+                for r in range(n_rows):
+                    total = 0.0
+                    budget = risk_caps[r]
+                    top = 0.0
+                    for t in range(n_types):
+                        total += beta[t] * lo[t]
+                        budget -= scale[t * n_rows + r] * lo[t]
+                        top += scale[t * n_rows + r] * hi[t]
+                    if budget < 0.0:
+                        total = -np.inf
+                    else:
+                        for e in range(r * n_types, r * n_types + n_types):
+                            t = row_order[e]
+                            span = hi[t] - lo[t]
+                            c = scale[t * n_rows + r]
+                            take = span
+                            if c > 0.0:
+                                take = min(max(budget / c, 0.0), span)
+                            total += beta[t] * take
+                            budget -= c * take
+                    bound = min(bound, total)
+                    if top > risk_caps[r]:
+                        completion_fits = False
+                value = base[v]
+                if completion_fits or pos == n:
+                    for t in range(n_types):
+                        value += beta[t] * hi[t]
+                if bound == -np.inf or base[v] + bound <= limit or (
+                        pos == n and not completion_fits):
+                    stage[depth] = 3
+                elif completion_fits:
+                    if value > best_value + value_tolerance:
+                        best_value = value
+                        for i in range(n):
+                            best[i] = chosen[i]
+                        if pos < n:
+                            for i in range(pos, pos + need[this_type]):
+                                best[i] = 1
+                            for t in range(this_type + 1, n_types):
+                                for i in range(starts[t], starts[t] + counts[v * n_types + t]):
+                                    best[i] = 1
+                    stage[depth] = 3
+                else:  # include item pos
+                    t = this_type
+                    saved[depth] = current[t]
+                    current[t] += presence[pos]
+                    need[t] -= 1
+                    chosen[pos] = 1
+                    stage[depth] = 1
+                    nxt = pos + 1
+                    while nxt < n and need[item_type[nxt]] == 0:
+                        nxt = starts[item_type[nxt] + 1]
+                    depth += 1
+                    node_pos[depth] = nxt
+                    stage[depth] = 0
+                    continue
+            if stage[depth] == 1:  # undo the include, then exclude if the count can still fill
+                t = item_type[pos]
+                current[t] = saved[depth]
+                need[t] += 1
+                chosen[pos] = 0
+                stage[depth] = 3
+                if starts[t + 1] - (pos + 1) >= need[t]:
+                    stage[depth] = 2
+                    nxt = pos + 1
+                    while nxt < n and need[item_type[nxt]] == 0:
+                        nxt = starts[item_type[nxt] + 1]
+                    depth += 1
+                    node_pos[depth] = nxt
+                    stage[depth] = 0
+                    continue
+            depth -= 1
+    return nodes, True
+
+
+_KERNEL: list[Callable[..., tuple[int, bool]] | None] = []
+
+
+def compiled_typed_search() -> Callable[..., tuple[int, bool]] | None:
+    """The compiled ``_typed_search``, or None without numba."""
+    if not _KERNEL:
+        _KERNEL.append(_compile())
+    return _KERNEL[0]
+
+
+def _compile() -> Callable[..., tuple[int, bool]] | None:
+    jit = numba_jit()
+    if jit is None:
+        return None
+
+    def build() -> Callable[..., tuple[int, bool]]:
+        kernel = jit(_typed_search)
+        kernel(np.ones(1), np.array([0, 1]), np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1),
+               np.ones(1), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.zeros(1),
+               np.ones(1), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8))
+        return cast(Callable[..., tuple[int, bool]], kernel)
+
+    return compile_or_warn(build, "typed knapsack search")
