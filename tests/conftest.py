@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import isac_market_env as ime
-from isac_market_env.mechanisms import knapsack, matching, volunteers
+from isac_market_env.mechanisms import knapsack, matching, typed_knapsack, volunteers
 
 SMALL = {"n_bss": 2, "n_targets": 2, "bs_bandwidth_range_mhz": (10.0, 20.0),
          "bs_power_range_dbw": (8.0, 12.0)}
@@ -35,8 +35,10 @@ def numpy_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(knapsack, "_KERNEL", [None])
     monkeypatch.setattr(matching, "_KERNELS", [None])
     monkeypatch.setattr(volunteers, "_KERNEL", [None])
+    monkeypatch.setattr(typed_knapsack, "_KERNEL", [None])
     assert not matching.load_compiled_matching() and not knapsack.load_compiled_solver()
     assert volunteers.compiled_volunteer_cases() is None
+    assert typed_knapsack.compiled_typed_search() is None
 
 
 @pytest.fixture(scope="session")

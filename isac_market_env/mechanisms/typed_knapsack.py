@@ -30,7 +30,8 @@ from numpy.typing import NDArray
 
 from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
 
-# a row with at most this many distinct values may define the types; more types are not tried
+# rows with at most this many distinct values (and fewer than the most varied row) define the
+# types
 MAX_TYPES = 16
 # relative residual up to which weights and values count as following the typed structure
 STRUCTURE_TOLERANCE = 1e-9
@@ -58,9 +59,8 @@ class TypedStructure:
 def detect_structure(values: NDArray[np.float64], weights: NDArray[np.float64]
                      ) -> TypedStructure | None:
     """The typed structure of an instance, or None when it has none (see the module doc)."""
-    n = len(values)
     distinct = np.array([len(np.unique(row)) for row in weights])
-    few = distinct <= min(MAX_TYPES, max(1, n // 2))
+    few = (distinct <= MAX_TYPES) & (distinct < distinct.max())
     type_rows, scaled_rows = np.flatnonzero(few), np.flatnonzero(~few)
     if len(type_rows) == 0 or len(scaled_rows) == 0:
         return None
@@ -126,11 +126,12 @@ def solve_typed(values: NDArray[np.float64], weights: NDArray[np.float64],
     for r in range(len(risk_caps)):
         bound = np.minimum(bound, _fill_bound(lo.T, hi.T, st.beta, st.scale[:, r],
                                               risk_caps[r], row_order[r]))
-    base = counts @ st.alpha
     feasible = np.isfinite(bound)
-    by_bound = np.argsort(-(base + bound)[feasible], kind="stable")
-    counts, base = counts[feasible][by_bound], base[feasible][by_bound]
-    upper = (base + bound[feasible])[by_bound]
+    counts = counts[feasible]
+    base = counts @ st.alpha
+    upper = base + bound[feasible]
+    by_bound = np.argsort(-upper, kind="stable")
+    counts, base, upper = counts[by_bound], base[by_bound], upper[by_bound]
     kernel = compiled_typed_search()
     search = _typed_search if kernel is None else kernel
     chosen = np.zeros(len(values), dtype=np.int8)
