@@ -103,10 +103,9 @@ def solve_typed(values: NDArray[np.float64], weights: NDArray[np.float64],
     Returns the selection (optimal to ``relative_gap``), or None when the instance is not typed
     or too large for the search, or when the answer fails the original constraints.
     """
-    structure = detect_structure(values, weights)
-    if structure is None:
+    st = detect_structure(values, weights)
+    if st is None:
         return None
-    st = structure
     n_types = len(st.levels)
     order = np.lexsort((-st.presence, st.item_type))
     presence = st.presence[order]
