@@ -5,9 +5,10 @@ subject to linear capacity constraints: booked bandwidth and power within the ov
 (37c, 37d) and, with risk control, expected demand within rho * supply (69, 70). The paper solves
 this by DP; we solve it exactly by depth-first branch and bound (include-first in a fixed order, an
 incumbent replaced only by a strictly better set, so ties are broken deterministically). Instances
-that exceed ``node_limit`` search nodes or ``MAX_SEARCH_DEPTH`` items are handed to HiGHS
-(``scipy.optimize.milp``). The answer is optimal to a relative ``RELATIVE_GAP`` = 1e-6 of the BS's
-utility.
+that exceed ``node_limit`` search nodes or ``MAX_SEARCH_DEPTH`` items go to the exact typed search
+of ``typed_knapsack`` when they have its structure (a few bundle types, value affine in
+presence) and to HiGHS (``scipy.optimize.milp``) otherwise. The answer is optimal to a relative
+``RELATIVE_GAP`` = 1e-6 of the BS's utility.
 
 Two implementations give identical answers (same selection, same node count; tested): with numba
 installed (the ``fast`` extra) the solver runs compiled (``_solve_with_loops``, about 10x faster
@@ -38,7 +39,8 @@ CAPACITY_TOLERANCE = 1e-9
 # Instances with more candidates than this (a BS facing ~1,000 proposals in a market of thousands
 # of MUs) go straight to HiGHS instead of the depth-first search.
 MAX_SEARCH_DEPTH = 800
-# search nodes before an instance goes to HiGHS (``MarketConfig.knapsack_node_limit``)
+# search nodes before an instance goes to the typed search or HiGHS
+# (``MarketConfig.knapsack_node_limit``)
 DEFAULT_NODE_LIMIT = 100_000
 # how an instance was solved (the ``outcome`` of the solvers below)
 TRIVIAL, ALL_FIT, SEARCHED, TOO_HARD, TYPED = 0, 1, 2, 3, 4

@@ -74,8 +74,8 @@ class MatchingProblem:
     limits ((1+O)B_j offline, residual supply online); ``bs_risk_cap_*`` bound the expected booked
     demand (rho * B_j, eq. 69/70), ``inf`` when risk control is off. ``client_risk_limit`` is
     rho_3 / rho_4 per client (``inf`` = off) with thresholds ``client_utility_threshold``.
-    ``knapsack_node_limit`` is the branch-and-bound budget of each BS selection before HiGHS
-    takes over (any value gives an optimal selection; see ``MarketConfig``).
+    ``knapsack_node_limit`` is the branch-and-bound budget of each BS selection before the typed
+    search or HiGHS takes over (any value gives an optimal selection; see ``MarketConfig``).
     """
 
     n_clients: int
@@ -277,7 +277,7 @@ class AscendingMatching:
                 at_rule_price: NDArray[np.bool_], searched_out: int = -1) -> list[IntArray]:
         """The ``answered`` BSs answer in turn (step 2), then publish E[v] (step 4); returns the
         solutions whose bid may rise. ``searched_out``: a BS whose compiled search for this
-        answer already ran out of nodes (it goes straight to HiGHS)."""
+        answer already ran out of nodes (it goes straight to the typed search or HiGHS)."""
         p, held = self.problem, self.held
         kernels = compiled_kernels()
         rejected: list[IntArray] = []
@@ -293,7 +293,8 @@ class AscendingMatching:
                     p.penalty_bs_ratio, p.knapsack_node_limit)
                 searched = outcome == TOO_HARD
             if outcome == TOO_HARD:  # no numba, or an instance for HiGHS
-                # the same search would run out of nodes again: a limit of 0 goes to HiGHS
+                # the same search would run out of nodes again: a limit of 0 goes straight on to
+                # the typed search or HiGHS
                 outcome, rej, left, n_displaced = self._answer_with_numpy(
                     j, proposals, pays, at_rule_price, 0 if searched else p.knapsack_node_limit)
             self.knapsack_calls += outcome in (SEARCHED, TOO_HARD, TYPED)
@@ -392,7 +393,8 @@ class AscendingMatching:
 
     def _run_compiled(self, kernels: Kernels) -> None:
         """Rule rounds in one compiled call until the matching ends or a BS's selection needs
-        HiGHS; that round is then finished here. Only without an E[v] estimator (online)."""
+        the typed search or HiGHS; that round is then finished here. Only without an E[v]
+        estimator (online)."""
         t0 = time.perf_counter()
         p = self.problem
         counters = np.array([self.rounds, self.n_proposals, self.n_displacements,
@@ -443,7 +445,8 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, he
     """``AscendingMatching._answer_with_numpy`` in loops, for numba (compiled only).
 
     Returns its (outcome, rejected, left BSs, displacements); an instance the branch and bound
-    leaves to HiGHS returns ``TOO_HARD`` before changing anything, and the numpy twin takes over.
+    leaves to the typed search or HiGHS returns ``TOO_HARD`` before changing anything, and the
+    numpy twin takes over.
     """
     held_here = np.empty(len(held), dtype=np.int64)
     n_held = 0
@@ -639,8 +642,9 @@ def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped
 
     Plays rule rounds (``counters``: rounds, proposals, displacements, knapsack calls) until no
     proposal is left (``CONVERGED``), ``max_rounds`` (``ROUND_LIMIT``), or a BS's selection needs
-    HiGHS (``INTERRUPTED``: returns the round's proposals, the position of that BS among the
-    answering BSs and the solutions rejected so far; the caller finishes the round).
+    the typed search or HiGHS (``INTERRUPTED``: returns the round's proposals, the position of
+    that BS among the answering BSs and the solutions rejected so far; the caller finishes the
+    round).
     """
     while True:
         proposals = _proposals_kernel(capped, capped_version, bs_version, revivals,
