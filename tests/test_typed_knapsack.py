@@ -1,4 +1,5 @@
-"""The typed search (few bundle types, value affine in presence) is exact and both paths agree."""
+"""The typed searches (few bundle types; affine or any values, conflicting pairs) are exact, and
+the compiled and CPython paths agree."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ BUNDLE_BANDWIDTH = np.array([1.8e6, 8.1e6, 14.4e6, 14.4e6])
 BUNDLE_POWER = np.array([1.0, 4.5, 8.0, 1.0])
 
 
-def typed_instance(rng: np.random.Generator, max_items: int
+def typed_instance(rng: np.random.Generator, max_items: int, affine: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A BS selection as the first signing rounds pose it: a few bundles, presence-scaled risk
-    rows that bind, and a value affine in presence within each bundle."""
+    """A BS selection as the signing rounds pose it: a few bundles, presence-scaled risk rows
+    that bind, and a value affine in presence within each bundle (first rounds, everyone at the
+    reserve price) or not (``affine=False``: bids have risen unevenly)."""
     n = int(rng.integers(6, max_items))
     bundle = rng.integers(0, int(rng.integers(1, 5)), n)
     presence = rng.uniform(0.6, 0.97, n)
@@ -29,6 +31,8 @@ def typed_instance(rng: np.random.Generator, max_items: int
     alpha = rng.uniform(0.0, 0.5, 4)[bundle] * booked[0] / 1e7
     beta = rng.uniform(0.5, 1.5, 4)[bundle] * booked[0] / 1e7
     values = alpha + beta * presence
+    if not affine:
+        values = values * rng.uniform(0.7, 1.3, n)
     caps = booked.sum(axis=1) * rng.uniform(0.2, 0.8)
     caps = np.concatenate([caps, caps * rng.uniform(0.6, 0.95)])
     return values, weights, caps
@@ -54,10 +58,23 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return str(request.param)
 
 
-def solve(values: np.ndarray, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
-    selected = solve_typed(values, weights, caps, RELATIVE_GAP, VALUE_TOLERANCE)
+def random_pairs(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Up to three conflicting pairs (a client's held and new solution at one BS)."""
+    return np.array([rng.choice(n, 2, replace=False) for _ in range(int(rng.integers(0, 4)))],
+                    dtype=np.int64).reshape(-1, 2)
+
+
+def solve(values: np.ndarray, weights: np.ndarray, caps: np.ndarray,
+          pairs: np.ndarray | None = None) -> np.ndarray:
+    selected = solve_typed(values, weights, caps, RELATIVE_GAP, VALUE_TOLERANCE, pairs)
     assert selected is not None
     return selected
+
+
+def pair_rows(pairs: np.ndarray, n: int) -> np.ndarray:
+    rows = np.zeros((len(pairs), n))
+    rows[np.arange(len(pairs))[:, None], pairs] = 1.0
+    return rows
 
 
 @pytest.mark.usefixtures("backend")
@@ -89,41 +106,90 @@ def test_matches_milp_on_larger_instances() -> None:
     assert declined <= 2
 
 
+@pytest.mark.usefixtures("backend")
+@pytest.mark.filterwarnings("error")
+def test_general_search_matches_brute_force_with_pairs() -> None:
+    rng = np.random.default_rng(6)
+    for case in range(150):
+        values, weights, caps = typed_instance(rng, 13, affine=False)
+        if case % 5 == 0:
+            caps[2:] = np.inf  # risk control off
+        pairs = random_pairs(rng, len(values))
+        selected = solve(values, weights, caps, pairs)
+        assert np.all(weights[:, selected].sum(axis=1) <= caps)
+        assert not np.any(selected[pairs].all(axis=1))
+        optimum = brute_force(values, np.vstack([weights, pair_rows(pairs, len(values))]),
+                              np.r_[caps, np.ones(len(pairs))])
+        assert values[selected].sum() >= optimum * (1 - RELATIVE_GAP) - 1e-12
+
+
+def test_general_search_matches_milp_on_larger_instances() -> None:
+    """Values not affine in presence, with pairs. (Affine instances with pairs also go to the
+    general search, whose bound is the LP's and cannot see the subset-sum: 5 of 100 exceed
+    ``NODE_LIMIT`` and go to HiGHS.)"""
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        values, weights, caps = typed_instance(rng, 40, affine=False)
+        pairs = random_pairs(rng, len(values))
+        selected = solve(values, weights, caps, pairs)
+        assert np.all(weights[:, selected].sum(axis=1) <= caps)
+        assert not np.any(selected[pairs].all(axis=1))
+        optimum = exact_optimum(values, np.vstack([weights, pair_rows(pairs, len(values))]),
+                                np.r_[caps, np.ones(len(pairs))])
+        assert values[selected].sum() >= optimum * (1 - 1.01 * RELATIVE_GAP)
+
+
 def test_compiled_and_python_search_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("numba")
     assert typed_knapsack.compiled_typed_search() is not None
+    assert typed_knapsack.compiled_general_search() is not None
     rng = np.random.default_rng(3)
-    cases = [typed_instance(rng, 40) for _ in range(300)]
-    compiled = [solve(*case) for case in cases]
+    cases: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = [
+        (*typed_instance(rng, 40), None) for _ in range(200)]
+    for _ in range(200):
+        values, weights, caps = typed_instance(rng, 40, affine=False)
+        cases.append((values, weights, caps, random_pairs(rng, len(values))))
+    compiled = [solve_typed(v, w, c, RELATIVE_GAP, VALUE_TOLERANCE, p) for v, w, c, p in cases]
+    assert sum(selected is None for selected in compiled) <= 2  # beyond NODE_LIMIT: HiGHS
     numpy_only(monkeypatch)
-    for case, fast in zip(cases, compiled, strict=True):
-        assert np.array_equal(solve(*case), fast)
+    for (v, w, c, p), fast in zip(cases, compiled, strict=True):
+        slow = solve_typed(v, w, c, RELATIVE_GAP, VALUE_TOLERANCE, p)
+        if fast is None:
+            assert slow is None
+        else:
+            assert slow is not None and np.array_equal(slow, fast)
 
 
-def test_instances_without_the_structure_are_declined() -> None:
+def test_structure_is_recognised_or_declined() -> None:
+    """Affine and non-affine typed instances are told apart; untyped ones are declined."""
     rng = np.random.default_rng(4)
-    values, weights, _ = typed_instance(rng, 30)
+    values, weights, caps = typed_instance(rng, 30)
     while len(values) < 10:
-        values, weights, _ = typed_instance(rng, 30)
-    assert detect_structure(values, weights) is not None
+        values, weights, caps = typed_instance(rng, 30)
+    structure = detect_structure(values, weights)
+    assert structure is not None and structure.affine
     bumped = values.copy()
     bumped[0] *= 1.01  # value no longer affine in presence within its bundle
-    assert detect_structure(bumped, weights) is None
-    decreasing = weights[2] / weights[0] * -1.0 + 2.0  # value falling with presence
-    assert detect_structure(decreasing * weights[0] / 1e7, weights) is None
+    assert not detect_structure(bumped, weights).affine  # type: ignore[union-attr]
+    assert solve_typed(bumped, weights, caps, RELATIVE_GAP, VALUE_TOLERANCE) is not None
+    falling = 2.0 - weights[2] / weights[0]  # value falling with presence
+    assert not detect_structure(falling * weights[0] / 1e7, weights).affine  # type: ignore[union-attr]
     assert detect_structure(values, rng.uniform(1, 2, weights.shape)) is None  # no types
     assert detect_structure(values, weights[:2]) is None  # no presence-scaled rows
 
 
-def test_solve_knapsack_hands_typed_instances_to_the_typed_search() -> None:
-    """What the branch and bound gives up on goes to the typed search, conflicts to HiGHS."""
+def test_solve_knapsack_hands_hard_selections_to_the_typed_searches() -> None:
+    """What the branch and bound gives up on goes to a typed search; HiGHS gets the rest."""
     rng = np.random.default_rng(5)
-    values, weights, caps = typed_instance(rng, 40)
-    while len(values) < 25:
-        values, weights, caps = typed_instance(rng, 40)
-    result = solve_knapsack(values, weights, caps, node_limit=1)
-    assert result.solver == "typed-search"
-    assert result.value >= exact_optimum(values, weights, caps) * (1 - 1.01 * RELATIVE_GAP)
-    with_pair = solve_knapsack(values, weights, caps, node_limit=1,
-                               conflicts=np.array([[0, 1]]))
-    assert with_pair.solver == "milp"
+    for affine, pairs in ((True, None), (False, np.array([[0, 1]]))):
+        values, weights, caps = typed_instance(rng, 40, affine)
+        while len(values) < 25:
+            values, weights, caps = typed_instance(rng, 40, affine)
+        result = solve_knapsack(values, weights, caps, node_limit=1, conflicts=pairs)
+        assert result.solver == "typed-search"
+        if pairs is not None:
+            weights, caps = np.vstack([weights, pair_rows(pairs, len(values))]), np.r_[caps, 1.0]
+        assert result.value >= exact_optimum(values, weights, caps) * (1 - 1.01 * RELATIVE_GAP)
+    untyped = rng.uniform(1.0, 2.0, weights.shape)
+    result = solve_knapsack(values, untyped, untyped.sum(axis=1) / 3, node_limit=1)
+    assert result.solver == "milp"

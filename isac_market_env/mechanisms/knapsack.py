@@ -28,7 +28,11 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from isac_market_env.mechanisms._highs import quiet_stdout
 from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
-from isac_market_env.mechanisms.typed_knapsack import compiled_typed_search, solve_typed
+from isac_market_env.mechanisms.typed_knapsack import (
+    compiled_general_search,
+    compiled_typed_search,
+    solve_typed,
+)
 
 VALUE_TOLERANCE = 1e-9
 # A branch is pruned when it cannot beat the incumbent by more than this fraction: the selection
@@ -89,8 +93,8 @@ def solve_knapsack(values: NDArray[np.float64], weights: NDArray[np.float64],
     selected = flags.astype(bool)
     if outcome == TOO_HARD:
         idx, slack, local_pairs = _candidates(values, weights, capacities, pairs)
-        typed = (None if len(local_pairs) else
-                 solve_typed(values[idx], weights[:, idx], slack, RELATIVE_GAP, VALUE_TOLERANCE))
+        typed = solve_typed(values[idx], weights[:, idx], slack, RELATIVE_GAP, VALUE_TOLERANCE,
+                            local_pairs)
         if typed is None:
             selected[idx[_milp(values[idx], weights[:, idx], slack, local_pairs)]] = True
         else:
@@ -585,6 +589,7 @@ def load_compiled_solver() -> bool:
     compiling takes seconds the first time.
     """
     compiled_typed_search()
+    compiled_general_search()
     return compiled_solver() is not None
 
 

@@ -43,8 +43,8 @@ NODE_LIMIT = 200_000
 @dataclass(frozen=True)
 class TypedStructure:
     """Items grouped by type (``item_type``); ``levels`` (types x type rows) are the types'
-    weights on ``type_rows``; on ``scaled_rows`` item i weighs ``scale[t] * presence[i]``; its
-    value is ``alpha[t] + beta[t] * presence[i]``."""
+    weights on ``type_rows``; on ``scaled_rows`` item i weighs ``scale[t] * presence[i]``. When
+    ``affine``, its value is ``alpha[t] + beta[t] * presence[i]`` with ``beta >= 0``."""
 
     type_rows: NDArray[np.intp]
     scaled_rows: NDArray[np.intp]
@@ -54,6 +54,7 @@ class TypedStructure:
     scale: NDArray[np.float64]
     alpha: NDArray[np.float64]
     beta: NDArray[np.float64]
+    affine: bool
 
 
 def detect_structure(values: NDArray[np.float64], weights: NDArray[np.float64]
@@ -72,6 +73,7 @@ def detect_structure(values: NDArray[np.float64], weights: NDArray[np.float64]
     n_types = len(levels)
     scale = np.zeros((n_types, len(scaled_rows)))
     alpha, beta = np.zeros(n_types), np.zeros(n_types)
+    affine = True
     for t in range(n_types):
         members = np.flatnonzero(item_type == t)
         ratio = weights[np.ix_(scaled_rows, members)] / presence[members]
@@ -79,70 +81,104 @@ def detect_structure(values: NDArray[np.float64], weights: NDArray[np.float64]
         if np.any(np.abs(ratio - ratio[:, :1]) > STRUCTURE_TOLERANCE * ratio[:, :1]):
             return None
         s, v = presence[members], values[members]
+        if not affine:
+            continue
         if np.ptp(s) > 0:
             design = np.column_stack([np.ones(len(s)), s])
             coef = np.linalg.lstsq(design, v, rcond=None)[0]
-            if np.abs(design @ coef - v).max() > STRUCTURE_TOLERANCE * np.abs(v).max():
-                return None
+            affine = bool(np.abs(design @ coef - v).max() <= STRUCTURE_TOLERANCE * np.abs(v).max()
+                          and coef[1] >= 0)
             alpha[t], beta[t] = coef
         elif np.ptp(v) > 0:
-            return None
+            affine = False
         else:
             alpha[t] = v[0]
-    if np.any(beta < 0):
-        return None
     return TypedStructure(type_rows, scaled_rows, levels, item_type, presence, scale, alpha,
-                          beta)
+                          beta, affine)
 
 
 def solve_typed(values: NDArray[np.float64], weights: NDArray[np.float64],
-                capacities: NDArray[np.float64], relative_gap: float, value_tolerance: float
-                ) -> NDArray[np.bool_] | None:
-    """Maximise ``values @ x`` s.t. ``weights @ x <= capacities`` for a typed instance.
+                capacities: NDArray[np.float64], relative_gap: float, value_tolerance: float,
+                pairs: NDArray[np.int64] | None = None) -> NDArray[np.bool_] | None:
+    """Maximise ``values @ x`` s.t. ``weights @ x <= capacities`` (and at most one item of each
+    of ``pairs``) for a typed instance: with the affine search when the value is affine in
+    presence within each type and there are no pairs, with the general search otherwise.
 
-    Returns the selection (optimal to ``relative_gap``), or None when the instance is not typed
-    or too large for the search, or when the answer fails the original constraints.
+    Returns the selection (optimal to ``relative_gap``), or None when the instance lacks the
+    structure, needs more than ``MAX_COUNT_VECTORS`` count vectors or ``NODE_LIMIT`` nodes, or
+    the answer fails the original constraints.
     """
+    pairs = np.zeros((0, 2), dtype=np.int64) if pairs is None else pairs
     st = detect_structure(values, weights)
     if st is None:
         return None
-    n_types = len(st.levels)
     order = np.lexsort((-st.presence, st.item_type))
     presence = st.presence[order]
-    starts = np.searchsorted(st.item_type[order], np.arange(n_types + 1))
-    prefix = np.concatenate([[0.0], np.cumsum(presence)])
+    starts = np.searchsorted(st.item_type[order], np.arange(len(st.levels) + 1))
     counts = _count_vectors(np.diff(starts), st.levels, capacities[st.type_rows])
     if counts is None:
         return None
     risk_caps = capacities[st.scaled_rows]
     # presence sums reachable with each count vector: the k largest or smallest of each type
+    prefix = np.concatenate([[0.0], np.cumsum(presence)])
     ends, firsts = starts[1:, None], starts[:-1, None]
-    lo = prefix[ends] - prefix[ends - counts.T]
-    hi = prefix[firsts + counts.T] - prefix[firsts]
-    row_order = np.argsort(-st.beta[None, :] / np.maximum(st.scale.T, 1e-300), axis=1,
-                           kind="stable")
-    bound = np.full(len(counts), np.inf)
-    for r in range(len(risk_caps)):
-        bound = np.minimum(bound, _fill_bound(lo.T, hi.T, st.beta, st.scale[:, r],
-                                              risk_caps[r], row_order[r]))
-    feasible = np.isfinite(bound)
-    counts = counts[feasible]
-    base = counts @ st.alpha
-    upper = base + bound[feasible]
-    by_bound = np.argsort(-upper, kind="stable")
-    counts, base, upper = counts[by_bound], base[by_bound], upper[by_bound]
-    kernel = compiled_typed_search()
-    search = _typed_search if kernel is None else kernel
+    lo = (prefix[ends] - prefix[ends - counts.T]).T
+    hi = (prefix[firsts + counts.T] - prefix[firsts]).T
+    fits = np.all(lo @ st.scale <= risk_caps, axis=1)  # the smallest presences meet the risk rows
+    counts, lo, hi = counts[fits], lo[fits], hi[fits]
     chosen = np.zeros(len(values), dtype=np.int8)
-    _, finished = search(presence, starts, st.item_type[order], st.scale.ravel(), st.beta,
-                         risk_caps, row_order.ravel(), counts.ravel(), base, upper,
-                         relative_gap, value_tolerance, NODE_LIMIT, chosen)
+    if st.affine and len(pairs) == 0:
+        finished = _search_affine(st, presence, starts, st.item_type[order], counts, lo, hi,
+                                  risk_caps, relative_gap, value_tolerance, chosen)
+    else:
+        rank = np.empty(len(values), dtype=np.int64)
+        rank[order] = np.arange(len(values))
+        partner_ptr, partner_idx = _partners(len(values), rank[pairs])
+        kernel = compiled_general_search()
+        search = _general_search if kernel is None else kernel
+        _, finished = search(values[order], presence, starts, st.scale.ravel(), risk_caps,
+                             partner_ptr, partner_idx, counts.ravel(), relative_gap,
+                             value_tolerance, NODE_LIMIT, chosen)
     if not finished:
         return None
     selected = np.zeros(len(values), dtype=bool)
     selected[order[chosen.astype(bool)]] = True
     totals = weights[:, selected].cumsum(axis=1)[:, -1] if selected.any() else 0.0
-    return selected if np.all(totals <= capacities) else None
+    if np.any(selected[pairs].all(axis=1)) or not np.all(totals <= capacities):
+        return None
+    return selected
+
+
+def _search_affine(st: TypedStructure, presence: NDArray[np.float64], starts: NDArray[np.intp],
+                   types: NDArray[np.intp], counts: NDArray[np.int64], lo: NDArray[np.float64],
+                   hi: NDArray[np.float64],
+                   risk_caps: NDArray[np.float64], relative_gap: float, value_tolerance: float,
+                   chosen: NDArray[np.int8]) -> bool:
+    """The affine case: count vectors by their LP bound, then ``_typed_search``."""
+    row_order = np.argsort(-st.beta[None, :] / np.maximum(st.scale.T, 1e-300), axis=1,
+                           kind="stable")
+    bound = np.full(len(counts), np.inf)
+    for r in range(len(risk_caps)):
+        bound = np.minimum(bound, _fill_bound(lo, hi, st.beta, st.scale[:, r], risk_caps[r],
+                                              row_order[r]))
+    base = counts @ st.alpha
+    upper = base + bound
+    by_bound = np.argsort(-upper, kind="stable")
+    kernel = compiled_typed_search()
+    search = _typed_search if kernel is None else kernel
+    _, finished = search(presence, starts, types, st.scale.ravel(), st.beta, risk_caps,
+                         row_order.ravel(), counts[by_bound].ravel(), base[by_bound],
+                         upper[by_bound],
+                         relative_gap, value_tolerance, NODE_LIMIT, chosen)
+    return bool(finished)
+
+
+def _partners(n: int, pairs: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Compressed rows (pointer, partners) of the symmetric conflict graph of ``pairs``."""
+    edges = np.concatenate([pairs, pairs[:, ::-1]]).reshape(-1, 2)
+    edges = edges[np.argsort(edges[:, 0], kind="stable")]
+    ptr = np.searchsorted(edges[:, 0], np.arange(n + 1)).astype(np.int64)
+    return ptr, edges[:, 1].astype(np.int64)
 
 
 def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
@@ -343,3 +379,270 @@ def _compile() -> Callable[..., tuple[int, bool]] | None:
         return cast(Callable[..., tuple[int, bool]], kernel)
 
     return compile_or_warn(build, "typed knapsack search")
+
+
+def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_caps: Any,
+                    partner_ptr: Any, partner_idx: Any, counts: Any, relative_gap: float,
+                    value_tolerance: float, node_limit: int, best: Any) -> tuple[int, bool]:
+    """Typed search for any values (and conflicting pairs): a Lagrangian bound per count vector.
+
+    With the counts k fixed, relaxing risk row r with a multiplier lam >= 0 bounds the vector by
+    ``lam * cap_r + sum_t (sum of the k_t largest values - lam * scale[t, r] * presence)`` (valid
+    for every lam; bisection finds the best). The vectors are ordered by this bound at one
+    multiplier per row (the best for the vector of largest unconstrained value); each vector whose
+    bound can still beat the incumbent gets its own multipliers and a depth-first search over its
+    items, each type's in decreasing reduced value, with the same bound at every node (undecided
+    items only) and a check that the smallest presences left can still meet every risk row.
+    Returns (nodes, finished); ``best`` gets the selected items. Plain loops (numba or CPython).
+    ``scale`` is type-major (type * rows + row), ``counts`` row-major (vector * types + type).
+    """
+    n = len(values)
+    n_types = len(starts) - 1
+    n_rows = len(risk_caps)
+    n_vectors = len(counts) // n_types
+    keys = np.empty(n)
+    item_type = np.empty(n, dtype=np.int64)
+    for t in range(n_types):
+        for i in range(starts[t], starts[t + 1]):
+            item_type[i] = t
+
+    def relaxed(v: int, r: int, lam: float) -> tuple[float, float]:
+        """(Lagrangian bound of vector v on row r at lam, risk used by its top items)."""
+        total = lam * risk_caps[r] if lam > 0.0 else 0.0  # an unlimited row has lam = 0
+        used = 0.0
+        for t in range(n_types):
+            k = counts[v * n_types + t]
+            if k == 0:
+                continue
+            c = scale[t * n_rows + r]
+            for i in range(starts[t], starts[t + 1]):
+                keys[i] = lam * c * presence[i] - values[i]
+            top = np.argsort(keys[starts[t]:starts[t + 1]], kind="mergesort")
+            for e in range(k):
+                i = starts[t] + top[e]
+                total += values[i] - lam * c * presence[i]
+                used += c * presence[i]
+        return total, used
+
+    def multiplier(v: int, r: int) -> tuple[float, float]:
+        """(lam, bound) for vector v on row r: the bound at the smallest lam found whose top
+        items fit the row (bisection; the bound is convex in lam, least where they just fit)."""
+        bound, used = relaxed(v, r, 0.0)
+        if used <= risk_caps[r]:
+            return 0.0, bound
+        low, high = 0.0, 1.0
+        for _ in range(200):
+            bound, used = relaxed(v, r, high)
+            if used <= risk_caps[r]:
+                break
+            low, high = high, high * 4.0
+        for _ in range(40):
+            middle = 0.5 * (low + high)
+            _, used = relaxed(v, r, middle)
+            if used <= risk_caps[r]:
+                high = middle
+            else:
+                low = middle
+        bound, _ = relaxed(v, r, high)
+        return high, bound
+
+    top_sums = np.zeros(n + n_types)  # per type: sums of its 0, 1, ... largest reduced values
+
+    def fill_top_sums(r: int, lam: float) -> None:
+        for t in range(n_types):
+            c = scale[t * n_rows + r]
+            for i in range(starts[t], starts[t + 1]):
+                keys[i] = lam * c * presence[i] - values[i]
+            top = np.argsort(keys[starts[t]:starts[t + 1]], kind="mergesort")
+            base = starts[t] + t
+            for e in range(starts[t + 1] - starts[t]):
+                top_sums[base + e + 1] = top_sums[base + e] - keys[starts[t] + top[e]]
+
+    def vector_sum(v: int) -> float:
+        total = 0.0
+        for t in range(n_types):
+            total += top_sums[starts[t] + t + counts[v * n_types + t]]
+        return total
+
+    # order the vectors by the bound at one multiplier per row
+    fill_top_sums(0, 0.0)
+    start_vector = 0
+    start_value = -np.inf
+    for v in range(n_vectors):
+        total = vector_sum(v)
+        if total > start_value:
+            start_value, start_vector = total, v
+    upper = np.full(n_vectors, np.inf)
+    for r in range(n_rows):
+        lam, _ = multiplier(start_vector, r)
+        fill_top_sums(r, lam)
+        for v in range(n_vectors):
+            upper[v] = min(upper[v], (lam * risk_caps[r] if lam > 0.0 else 0.0) + vector_sum(v))
+    by_bound = np.argsort(-upper, kind="mergesort")
+
+    lam_of = np.zeros(n_rows)
+    reduced = np.empty(n)
+    position = np.empty(n, dtype=np.int64)  # search position -> item
+    spot = np.empty(n, dtype=np.int64)  # item -> search position
+    ascending = np.empty(n, dtype=np.int64)  # each type's items by increasing presence
+    for t in range(n_types):
+        for e in range(starts[t], starts[t + 1]):
+            ascending[e] = starts[t + 1] - 1 - (e - starts[t])
+    need = np.zeros(n_types, dtype=np.int64)
+    forbidden = np.zeros(n, dtype=np.int64)
+    chosen = np.zeros(n, dtype=np.int8)
+    used = np.zeros(n_rows)
+    stage = np.zeros(n + 2, dtype=np.int64)
+    node_pos = np.zeros(n + 2, dtype=np.int64)
+    best_value = 0.0
+    nodes = 0
+    for rank in range(n_vectors):
+        v = by_bound[rank]
+        limit = best_value * (1.0 + relative_gap) + value_tolerance
+        if upper[v] <= limit:
+            break
+        bound_row = 0
+        vector_bound = np.inf
+        for r in range(n_rows):
+            lam_of[r], b = multiplier(v, r)
+            if b < vector_bound:
+                vector_bound, bound_row = b, r
+        if vector_bound <= limit:
+            continue
+        lam = lam_of[bound_row]
+        for t in range(n_types):
+            c = scale[t * n_rows + bound_row]
+            for i in range(starts[t], starts[t + 1]):
+                keys[i] = lam * c * presence[i] - values[i]
+            seg = np.argsort(keys[starts[t]:starts[t + 1]], kind="mergesort")
+            for e in range(starts[t + 1] - starts[t]):
+                i = starts[t] + seg[e]
+                position[starts[t] + e] = i
+                spot[i] = starts[t] + e
+                reduced[starts[t] + e] = values[i] - lam * c * presence[i]
+            need[t] = counts[v * n_types + t]
+        value = 0.0
+        reduced_sum = 0.0
+        for r in range(n_rows):
+            used[r] = 0.0
+        pos = 0
+        while pos < n and need[item_type[pos]] == 0:
+            pos = starts[item_type[pos] + 1]
+        depth = 0
+        node_pos[0] = pos
+        stage[0] = 0
+        while depth >= 0:
+            pos = node_pos[depth]
+            if stage[depth] == 0:
+                nodes += 1
+                if nodes > node_limit:
+                    return nodes, False
+                limit = best_value * (1.0 + relative_gap) + value_tolerance
+                stage[depth] = 3
+                if pos == n:  # every count met: a complete selection
+                    fits = True
+                    for r in range(n_rows):
+                        if used[r] > risk_caps[r]:
+                            fits = False
+                    if fits and value > best_value + value_tolerance:
+                        best_value = value
+                        for i in range(n):
+                            best[i] = chosen[i]
+                    depth -= 1
+                    continue
+                this_type = item_type[pos]
+                bound = reduced_sum + (lam * risk_caps[bound_row] if lam > 0.0 else 0.0)
+                possible = True
+                for t in range(this_type, n_types):
+                    first = pos if t == this_type else starts[t]
+                    taken = 0
+                    for p in range(first, starts[t + 1]):
+                        if taken == need[t]:
+                            break
+                        if forbidden[position[p]] == 0:
+                            bound += reduced[p]
+                            taken += 1
+                    if taken < need[t]:
+                        possible = False
+                for r in range(n_rows):
+                    if not possible:
+                        break
+                    least = used[r]
+                    for t in range(this_type, n_types):
+                        c = scale[t * n_rows + r]
+                        taken = 0
+                        for e in range(starts[t], starts[t + 1]):
+                            if taken == need[t]:
+                                break
+                            i = ascending[e]
+                            if forbidden[i] == 0 and (t > this_type or spot[i] >= pos):
+                                least += c * presence[i]
+                                taken += 1
+                    if least > risk_caps[r]:
+                        possible = False
+                if possible and bound > limit:
+                    item = position[pos]
+                    if forbidden[item] == 0:  # include it
+                        chosen[item] = 1
+                        need[this_type] -= 1
+                        value += values[item]
+                        reduced_sum += reduced[pos]
+                        for r in range(n_rows):
+                            used[r] += scale[this_type * n_rows + r] * presence[item]
+                        for e in range(partner_ptr[item], partner_ptr[item + 1]):
+                            forbidden[partner_idx[e]] += 1
+                        stage[depth] = 1
+                    elif starts[this_type + 1] - (pos + 1) >= need[this_type]:
+                        stage[depth] = 2
+                    if stage[depth] != 3:
+                        nxt = pos + 1
+                        while nxt < n and need[item_type[nxt]] == 0:
+                            nxt = starts[item_type[nxt] + 1]
+                        depth += 1
+                        node_pos[depth] = nxt
+                        stage[depth] = 0
+                        continue
+            elif stage[depth] == 1:  # undo the include, then exclude if the count can still fill
+                item = position[pos]
+                this_type = item_type[pos]
+                chosen[item] = 0
+                need[this_type] += 1
+                value -= values[item]
+                reduced_sum -= reduced[pos]
+                for r in range(n_rows):
+                    used[r] -= scale[this_type * n_rows + r] * presence[item]
+                for e in range(partner_ptr[item], partner_ptr[item + 1]):
+                    forbidden[partner_idx[e]] -= 1
+                stage[depth] = 3
+                if starts[this_type + 1] - (pos + 1) >= need[this_type]:
+                    stage[depth] = 2
+                    nxt = pos + 1
+                    while nxt < n and need[item_type[nxt]] == 0:
+                        nxt = starts[item_type[nxt] + 1]
+                    depth += 1
+                    node_pos[depth] = nxt
+                    stage[depth] = 0
+                    continue
+            depth -= 1
+    return nodes, True
+
+
+_GENERAL_KERNEL: list[Callable[..., tuple[int, bool]] | None] = []
+
+
+def compiled_general_search() -> Callable[..., tuple[int, bool]] | None:
+    """The compiled ``_general_search``, or None without numba."""
+    if not _GENERAL_KERNEL:
+        jit = numba_jit()
+        _GENERAL_KERNEL.append(None if jit is None else compile_or_warn(
+            lambda: _warm(jit(_general_search)), "general typed knapsack search"))
+    return _GENERAL_KERNEL[0]
+
+
+def _warm(kernel: Any) -> Callable[..., tuple[int, bool]]:
+    """Compile ``kernel`` for the argument types of the calls."""
+    none = np.zeros(0, dtype=np.int64)
+    kernel(np.ones(1), np.ones(1), np.array([0, 1]), np.ones(1), np.ones(1),
+           np.zeros(2, dtype=np.int64), none, np.ones(1, dtype=np.int64), 1e-6, 1e-9, 10,
+           np.zeros(1, dtype=np.int8))
+    return cast(Callable[..., tuple[int, bool]], kernel)
