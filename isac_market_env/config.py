@@ -157,10 +157,9 @@ class MarketConfig:
     not converged). ``knapsack_node_limit`` is how many branch-and-bound nodes a BS's client
     selection may take before it goes to the typed search or HiGHS: every value gives a
     selection optimal to 1e-6, but where several sets are that good, different limits can keep
-    different ones (and so give different episodes). The default suits numba's compiled search
-    (the ``fast`` extra, ~0.1 us per node); without numba the search runs in CPython (~3.5 us
-    per node) and a limit of 3,000 signs faster, with slightly different episodes
-    (docs/performance.md).
+    different ones (and so give different episodes). The search runs compiled with numba (the
+    ``fast`` extra, ~0.1 us per node) and in CPython without it (~3.5 us per node); the default
+    suits both (docs/performance.md).
     """
 
     overbooking_bandwidth: float = 0.2
@@ -180,7 +179,7 @@ class MarketConfig:
     reserve_price_per_w: float = 0.1
     max_rounds: int = 10000
     max_revivals: int = 10
-    knapsack_node_limit: int = 100_000  # mechanisms.knapsack.DEFAULT_NODE_LIMIT
+    knapsack_node_limit: int = 30_000  # mechanisms.knapsack.DEFAULT_NODE_LIMIT
     volunteer_exact_max_contracts: int = 16
     volunteer_mc_samples: int = 512
     interaction_delay_range_ms: tuple[float, float] = (1.0, 15.0)

@@ -45,7 +45,7 @@ CAPACITY_TOLERANCE = 1e-9
 MAX_SEARCH_DEPTH = 800
 # search nodes before an instance goes to the typed search or HiGHS
 # (``MarketConfig.knapsack_node_limit``)
-DEFAULT_NODE_LIMIT = 100_000
+DEFAULT_NODE_LIMIT = 30_000
 # how an instance was solved (the ``outcome`` of the solvers below)
 TRIVIAL, ALL_FIT, SEARCHED, TOO_HARD, TYPED = 0, 1, 2, 3, 4
 SOLVERS = ("trivial", "all-fit", "branch-and-bound", "milp", "typed-search")
