@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import isac_market_env as ime
 from isac_market_env.market import Market
-from isac_market_env.mechanisms import knapsack, matching, volunteers
+from isac_market_env.mechanisms import knapsack, matching, typed_knapsack, volunteers
 from isac_market_env.mechanisms.knapsack import DEFAULT_NODE_LIMIT
 from isac_market_env.mechanisms.matching import (
     AscendingMatching,
@@ -260,6 +260,10 @@ def test_compilation_happens_before_any_timed_region(monkeypatch: pytest.MonkeyP
     pytest.importorskip("numba")
     monkeypatch.setattr(matching, "_KERNELS", [])  # as in a fresh process
     monkeypatch.setattr(volunteers, "_KERNEL", [])
+    monkeypatch.setattr(typed_knapsack, "_KERNEL", [])
+    monkeypatch.setattr(typed_knapsack, "_GENERAL_KERNEL", [])
     small_market()
     assert matching._KERNELS and matching._KERNELS[0] is not None
     assert volunteers._KERNEL and volunteers._KERNEL[0] is not None
+    assert typed_knapsack._KERNEL and typed_knapsack._KERNEL[0] is not None
+    assert typed_knapsack._GENERAL_KERNEL and typed_knapsack._GENERAL_KERNEL[0] is not None

@@ -49,6 +49,7 @@ from isac_market_env.mechanisms.knapsack import (
     TOO_HARD,
     TYPED,
     compiled_solver,
+    load_compiled_solver,
     solve_knapsack,
 )
 from isac_market_env.mechanisms.volunteers import compiled_volunteer_cases
@@ -702,12 +703,13 @@ _KERNELS: list[Kernels | None] = []
 
 
 def load_compiled_matching() -> bool:
-    """Compile (or load from numba's cache) the matching's inner loops and the volunteer estimate
-    now; False without numba.
+    """Compile (or load from numba's cache) the matching's inner loops, the knapsack searches
+    and the volunteer estimate now; False without numba.
 
     Called before any timed region, so that no reported running time includes compilation.
     """
-    return compiled_volunteer_cases() is not None and compiled_kernels() is not None
+    solver = load_compiled_solver()  # the branch and bound and both typed searches
+    return solver and compiled_volunteer_cases() is not None and compiled_kernels() is not None
 
 
 def compiled_kernels() -> Kernels | None:

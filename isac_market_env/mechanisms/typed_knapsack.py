@@ -1,22 +1,25 @@
-"""Exact search for the BS selections that branch and bound finds hardest: few bundle types,
-value affine in presence within a type.
+"""Exact searches for the BS selections that branch and bound finds hardest: few bundle types.
 
-In the first rounds of offRFW2M most clients propose the same few bundles at the reserve price.
-A BS then faces items of a handful of *types* (identical bundle, so identical weights on the
-capacity rows 37c, 37d) whose weights on the risk rows (69, 70) are the bundle times the client's
-presence ``s_i``, and whose expected value (eq. 49-52) is affine in ``s_i`` within a type:
-``v_i = alpha_t + beta_t * s_i``. Choosing k_t items of each type fixes the capacity rows and
-the ``alpha`` part; what remains is a subset-sum over presences against the risk limits. The
-LP relaxation cannot see that k_t is an integer, so the general branch and bound runs out of
-nodes on these instances, and HiGHS takes 5-600 ms each.
+Clients propose a handful of bundles, so a BS's candidates fall into a few *types* (identical
+bundle, so identical weights on the capacity rows 37c, 37d) whose weights on the risk rows
+(69, 70) are the bundle times the client's presence ``s_i``. Choosing k_t items of each type
+fixes the capacity rows; the LP relaxation cannot see that k_t is an integer, so the general
+branch and bound can run out of nodes on these instances (HiGHS takes 5-600 ms each). Both
+searches here enumerate the feasible count vectors (k_t) and search them best bound first:
 
-This solver enumerates the feasible count vectors (k_t), bounds each by the LP relaxation with
-the counts fixed, and searches them best bound first: within a vector it branches on the items
-of each type in decreasing presence, prunes with that bound and takes the largest-presence
-completion as soon as it fits. The answer is optimal to the same relative gap as the general
-search. Instances without this structure (or with conflicting pairs) return None and go to
-HiGHS. The search runs compiled with numba when available and in CPython otherwise; both run
-the same loops and give the same selection.
+* ``_typed_search`` (value affine in presence within a type, ``v_i = alpha_t + beta_t * s_i``,
+  as when everyone proposes at the reserve price, and no conflicting pairs): the bound is the
+  LP with the counts fixed; within a vector it branches on each type's items in decreasing
+  presence (a subset-sum against the risk limits) and takes the largest-presence completion as
+  soon as it fits.
+* ``_general_search`` (any values, conflicting pairs): the bound relaxes one risk row with a
+  Lagrange multiplier (bisection per vector); within a vector it branches on each type's items
+  in decreasing reduced value.
+
+Answers are optimal to the same relative gap as the branch and bound. Instances without the
+structure, or beyond ``MAX_COUNT_VECTORS`` vectors or ``NODE_LIMIT`` nodes, return None and go
+to HiGHS. The searches run compiled with numba when available and in CPython otherwise; both
+run the same loops and give the same selection.
 """
 
 from __future__ import annotations
@@ -187,6 +190,12 @@ def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
     counts = np.zeros((1, 0), dtype=np.int64)
     used = np.zeros((1, len(capacities)))
     for t, size in enumerate(sizes.tolist()):
+        positive = levels[t] > 0
+        fit_alone = np.min(capacities[positive] / levels[t][positive]) if positive.any() else np.inf
+        if np.isfinite(fit_alone):  # no more of this type than fit alone (the exact test follows)
+            size = min(size, int(fit_alone) + 1)
+        if len(counts) * (size + 1) > 20 * MAX_COUNT_VECTORS:
+            return None
         k = np.arange(size + 1)
         used = (used[:, None, :] + k[None, :, None] * levels[t][None, None, :]).reshape(
             -1, len(capacities))
