@@ -154,9 +154,8 @@ def solve_typed(values: NDArray[np.float64], weights: NDArray[np.float64],
 
 def _search_affine(st: TypedStructure, presence: NDArray[np.float64], starts: NDArray[np.intp],
                    types: NDArray[np.intp], counts: NDArray[np.int64], lo: NDArray[np.float64],
-                   hi: NDArray[np.float64],
-                   risk_caps: NDArray[np.float64], relative_gap: float, value_tolerance: float,
-                   chosen: NDArray[np.int8]) -> bool:
+                   hi: NDArray[np.float64], risk_caps: NDArray[np.float64], relative_gap: float,
+                   value_tolerance: float, chosen: NDArray[np.int8]) -> bool:
     """The affine case: count vectors by their LP bound, then ``_typed_search``."""
     row_order = np.argsort(-st.beta[None, :] / np.maximum(st.scale.T, 1e-300), axis=1,
                            kind="stable")
@@ -171,8 +170,7 @@ def _search_affine(st: TypedStructure, presence: NDArray[np.float64], starts: ND
     search = _typed_search if kernel is None else kernel
     _, finished = search(presence, starts, types, st.scale.ravel(), st.beta, risk_caps,
                          row_order.ravel(), counts[by_bound].ravel(), base[by_bound],
-                         upper[by_bound],
-                         relative_gap, value_tolerance, NODE_LIMIT, chosen)
+                         upper[by_bound], relative_gap, value_tolerance, NODE_LIMIT, chosen)
     return bool(finished)
 
 
@@ -212,17 +210,16 @@ def _fill_bound(lo: NDArray[np.float64], hi: NDArray[np.float64], beta: NDArray[
                 scale: NDArray[np.float64], cap: float, order: NDArray[np.intp]
                 ) -> NDArray[np.float64]:
     """LP bound on ``sum_t beta_t A_t`` s.t. ``sum_t scale_t A_t <= cap``, ``lo <= A <= hi``
-    (rows: count vectors), filling types by decreasing ``beta / scale``; inf when even ``lo``
-    does not fit. ``_typed_search`` computes the same bound in loops."""
+    (rows: count vectors whose ``lo`` fits), filling types by decreasing ``beta / scale``.
+    ``_typed_search`` computes the same bound in loops."""
     total = lo @ beta
     budget = cap - lo @ scale
-    infeasible = budget < 0
     for t in order.tolist():
         span = hi[:, t] - lo[:, t]
         take = span if scale[t] <= 0 else np.clip(budget / scale[t], 0.0, span)
         total = total + beta[t] * take
         budget = budget - scale[t] * take
-    return np.where(infeasible, -np.inf, total)
+    return total
 
 
 def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: Any,
@@ -363,31 +360,6 @@ def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: 
                     continue
             depth -= 1
     return nodes, True
-
-
-_KERNEL: list[Callable[..., tuple[int, bool]] | None] = []
-
-
-def compiled_typed_search() -> Callable[..., tuple[int, bool]] | None:
-    """The compiled ``_typed_search``, or None without numba."""
-    if not _KERNEL:
-        _KERNEL.append(_compile())
-    return _KERNEL[0]
-
-
-def _compile() -> Callable[..., tuple[int, bool]] | None:
-    jit = numba_jit()
-    if jit is None:
-        return None
-
-    def build() -> Callable[..., tuple[int, bool]]:
-        kernel = jit(_typed_search)
-        kernel(np.ones(1), np.array([0, 1]), np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1),
-               np.ones(1), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.zeros(1),
-               np.ones(1), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8))
-        return cast(Callable[..., tuple[int, bool]], kernel)
-
-    return compile_or_warn(build, "typed knapsack search")
 
 
 def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_caps: Any,
@@ -636,22 +608,41 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
     return nodes, True
 
 
-_GENERAL_KERNEL: list[Callable[..., tuple[int, bool]] | None] = []
+Search = Callable[..., tuple[int, bool]]
+_KERNEL: list[Search | None] = []  # the compiled ``_typed_search``
+_GENERAL_KERNEL: list[Search | None] = []  # the compiled ``_general_search``
 
 
-def compiled_general_search() -> Callable[..., tuple[int, bool]] | None:
+def compiled_typed_search() -> Search | None:
+    """The compiled ``_typed_search``, or None without numba."""
+    if not _KERNEL:
+        _KERNEL.append(_compile(_typed_search, (
+            np.ones(1), np.array([0, 1]), np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1),
+            np.ones(1), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.zeros(1),
+            np.ones(1), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8))))
+    return _KERNEL[0]
+
+
+def compiled_general_search() -> Search | None:
     """The compiled ``_general_search``, or None without numba."""
     if not _GENERAL_KERNEL:
-        jit = numba_jit()
-        _GENERAL_KERNEL.append(None if jit is None else compile_or_warn(
-            lambda: _warm(jit(_general_search)), "general typed knapsack search"))
+        _GENERAL_KERNEL.append(_compile(_general_search, (
+            np.ones(1), np.ones(1), np.array([0, 1]), np.ones(1), np.ones(1),
+            np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int64),
+            np.ones(1, dtype=np.int64), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8))))
     return _GENERAL_KERNEL[0]
 
 
-def _warm(kernel: Any) -> Callable[..., tuple[int, bool]]:
-    """Compile ``kernel`` for the argument types of the calls."""
-    none = np.zeros(0, dtype=np.int64)
-    kernel(np.ones(1), np.ones(1), np.array([0, 1]), np.ones(1), np.ones(1),
-           np.zeros(2, dtype=np.int64), none, np.ones(1, dtype=np.int64), 1e-6, 1e-9, 10,
-           np.zeros(1, dtype=np.int8))
-    return cast(Callable[..., tuple[int, bool]], kernel)
+def _compile(search: Search, example: tuple[Any, ...]) -> Search | None:
+    """``search`` compiled with numba for the argument types of ``example`` (and run on it), or
+    None when numba is off or missing."""
+    jit = numba_jit()
+    if jit is None:
+        return None
+
+    def build() -> Search:
+        kernel = jit(search)
+        kernel(*example)
+        return cast(Search, kernel)
+
+    return compile_or_warn(build, f"typed knapsack search ({search.__name__})")
