@@ -5,10 +5,10 @@ subject to linear capacity constraints: booked bandwidth and power within the ov
 (37c, 37d) and, with risk control, expected demand within rho * supply (69, 70). The paper solves
 this by DP; we solve it exactly by depth-first branch and bound (include-first in a fixed order, an
 incumbent replaced only by a strictly better set, so ties are broken deterministically). Instances
-that exceed ``node_limit`` search nodes or ``MAX_SEARCH_DEPTH`` items go to the exact typed search
-of ``typed_knapsack`` when they have its structure (a few bundle types, value affine in
-presence) and to HiGHS (``scipy.optimize.milp``) otherwise. The answer is optimal to a relative
-``RELATIVE_GAP`` = 1e-6 of the BS's utility.
+that exceed ``node_limit`` search nodes or ``MAX_SEARCH_DEPTH`` items go to the exact typed
+searches of ``typed_knapsack`` when their items fall into a few bundle types, and to HiGHS
+(``scipy.optimize.milp``) otherwise (or when the typed searches decline). The answer is optimal
+to a relative ``RELATIVE_GAP`` = 1e-6 of the BS's utility.
 
 Two implementations give identical answers (same selection, same node count; tested): with numba
 installed (the ``fast`` extra) the solver runs compiled (``_solve_with_loops``, about 10x faster

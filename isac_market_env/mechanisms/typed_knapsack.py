@@ -250,6 +250,13 @@ def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: 
     node_pos = [0] * (n + 2)
     stage = [0] * (n + 2)
     saved = [0.0] * (n + 2)
+
+    def advance(p: int) -> int:
+        """The first position from ``p`` on whose type still needs items (``n`` when none)."""
+        while p < n and need[item_type[p]] == 0:
+            p = starts[item_type[p] + 1]
+        return p
+
     best_value = 0.0
     nodes = 0
     for v in range(len(base)):
@@ -258,11 +265,8 @@ def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: 
         for t in range(n_types):
             need[t] = counts[v * n_types + t]
             current[t] = 0.0
-        pos = 0
-        while pos < n and need[item_type[pos]] == 0:
-            pos = starts[item_type[pos] + 1]
         depth = 0
-        node_pos[0] = pos
+        node_pos[0] = advance(0)
         stage[0] = 0
         while depth >= 0:
             pos = node_pos[depth]
@@ -336,11 +340,8 @@ def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: 
                     need[t] -= 1
                     chosen[pos] = 1
                     stage[depth] = 1
-                    nxt = pos + 1
-                    while nxt < n and need[item_type[nxt]] == 0:
-                        nxt = starts[item_type[nxt] + 1]
                     depth += 1
-                    node_pos[depth] = nxt
+                    node_pos[depth] = advance(pos + 1)
                     stage[depth] = 0
                     continue
             if stage[depth] == 1:  # undo the include, then exclude if the count can still fill
@@ -351,11 +352,8 @@ def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: 
                 stage[depth] = 3
                 if starts[t + 1] - (pos + 1) >= need[t]:
                     stage[depth] = 2
-                    nxt = pos + 1
-                    while nxt < n and need[item_type[nxt]] == 0:
-                        nxt = starts[item_type[nxt] + 1]
                     depth += 1
-                    node_pos[depth] = nxt
+                    node_pos[depth] = advance(pos + 1)
                     stage[depth] = 0
                     continue
             depth -= 1
@@ -386,6 +384,13 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
     for t in range(n_types):
         for i in range(starts[t], starts[t + 1]):
             item_type[i] = t
+    need = np.zeros(n_types, dtype=np.int64)
+
+    def advance(p: int) -> int:
+        """The first position from ``p`` on whose type still needs items (``n`` when none)."""
+        while p < n and need[item_type[p]] == 0:
+            p = starts[item_type[p] + 1]
+        return p
 
     def relaxed(v: int, r: int, lam: float) -> tuple[float, float]:
         """(Lagrangian bound of vector v on row r at lam, risk used by its top items)."""
@@ -469,7 +474,6 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
     for t in range(n_types):
         for e in range(starts[t], starts[t + 1]):
             ascending[e] = starts[t + 1] - 1 - (e - starts[t])
-    need = np.zeros(n_types, dtype=np.int64)
     forbidden = np.zeros(n, dtype=np.int64)
     chosen = np.zeros(n, dtype=np.int8)
     used = np.zeros(n_rows)
@@ -506,11 +510,8 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
         reduced_sum = 0.0
         for r in range(n_rows):
             used[r] = 0.0
-        pos = 0
-        while pos < n and need[item_type[pos]] == 0:
-            pos = starts[item_type[pos] + 1]
         depth = 0
-        node_pos[0] = pos
+        node_pos[0] = advance(0)
         stage[0] = 0
         while depth >= 0:
             pos = node_pos[depth]
@@ -576,11 +577,8 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
                     elif starts[this_type + 1] - (pos + 1) >= need[this_type]:
                         stage[depth] = 2
                     if stage[depth] != 3:
-                        nxt = pos + 1
-                        while nxt < n and need[item_type[nxt]] == 0:
-                            nxt = starts[item_type[nxt] + 1]
                         depth += 1
-                        node_pos[depth] = nxt
+                        node_pos[depth] = advance(pos + 1)
                         stage[depth] = 0
                         continue
             elif stage[depth] == 1:  # undo the include, then exclude if the count can still fill
@@ -597,11 +595,8 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
                 stage[depth] = 3
                 if starts[this_type + 1] - (pos + 1) >= need[this_type]:
                     stage[depth] = 2
-                    nxt = pos + 1
-                    while nxt < n and need[item_type[nxt]] == 0:
-                        nxt = starts[item_type[nxt] + 1]
                     depth += 1
-                    node_pos[depth] = nxt
+                    node_pos[depth] = advance(pos + 1)
                     stage[depth] = 0
                     continue
             depth -= 1
