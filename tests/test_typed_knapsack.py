@@ -176,6 +176,9 @@ def test_structure_is_recognised_or_declined() -> None:
     assert not detect_structure(falling * weights[0] / 1e7, weights).affine  # type: ignore[union-attr]
     assert detect_structure(values, rng.uniform(1, 2, weights.shape)) is None  # no types
     assert detect_structure(values, weights[:2]) is None  # no presence-scaled rows
+    negative = np.r_[caps[:2], -1.0, caps[3]]  # nothing fits, not even the empty selection
+    for case in (values, bumped):  # the affine and the general search
+        assert solve_typed(case, weights, negative, RELATIVE_GAP, VALUE_TOLERANCE) is None
 
 
 def test_solve_knapsack_hands_hard_selections_to_the_typed_searches() -> None:

@@ -129,6 +129,8 @@ def solve_typed(values: NDArray[np.float64], weights: NDArray[np.float64],
     hi = (prefix[firsts + counts.T] - prefix[firsts]).T
     fits = np.all(lo @ st.scale <= risk_caps, axis=1)  # the smallest presences meet the risk rows
     counts, lo, hi = counts[fits], lo[fits], hi[fits]
+    if len(counts) == 0:  # not even the empty selection fits: leave it to HiGHS
+        return None
     chosen = np.zeros(len(values), dtype=np.int8)
     if st.affine and len(pairs) == 0:
         finished = _search_affine(st, presence, starts, st.item_type[order], counts, lo, hi,
