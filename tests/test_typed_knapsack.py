@@ -4,6 +4,7 @@ the compiled and CPython paths agree."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -77,6 +78,19 @@ def pair_rows(pairs: np.ndarray, n: int) -> np.ndarray:
     return rows
 
 
+def check_with_pairs(values: np.ndarray, weights: np.ndarray, caps: np.ndarray,
+                     pairs: np.ndarray,
+                     optimum_of: Callable[[np.ndarray, np.ndarray, np.ndarray], float]) -> None:
+    """The typed search's selection is feasible, keeps one of each pair, and is optimal to
+    the gap (``optimum_of``: brute force or HiGHS, the pairs as rows x_a + x_b <= 1)."""
+    selected = solve(values, weights, caps, pairs)
+    assert np.all(weights[:, selected].sum(axis=1) <= caps)
+    assert not np.any(selected[pairs].all(axis=1))
+    optimum = optimum_of(values, np.vstack([weights, pair_rows(pairs, len(values))]),
+                         np.r_[caps, np.ones(len(pairs))])
+    assert values[selected].sum() >= optimum * (1 - 1.01 * RELATIVE_GAP) - 1e-12
+
+
 @pytest.mark.usefixtures("backend")
 def test_matches_brute_force_on_small_instances() -> None:
     rng = np.random.default_rng(1)
@@ -114,13 +128,7 @@ def test_general_search_matches_brute_force_with_pairs() -> None:
         values, weights, caps = typed_instance(rng, 13, affine=False)
         if case % 5 == 0:
             caps[2:] = np.inf  # risk control off
-        pairs = random_pairs(rng, len(values))
-        selected = solve(values, weights, caps, pairs)
-        assert np.all(weights[:, selected].sum(axis=1) <= caps)
-        assert not np.any(selected[pairs].all(axis=1))
-        optimum = brute_force(values, np.vstack([weights, pair_rows(pairs, len(values))]),
-                              np.r_[caps, np.ones(len(pairs))])
-        assert values[selected].sum() >= optimum * (1 - RELATIVE_GAP) - 1e-12
+        check_with_pairs(values, weights, caps, random_pairs(rng, len(values)), brute_force)
 
 
 def test_general_search_matches_milp_on_larger_instances() -> None:
@@ -130,13 +138,7 @@ def test_general_search_matches_milp_on_larger_instances() -> None:
     rng = np.random.default_rng(7)
     for _ in range(150):
         values, weights, caps = typed_instance(rng, 40, affine=False)
-        pairs = random_pairs(rng, len(values))
-        selected = solve(values, weights, caps, pairs)
-        assert np.all(weights[:, selected].sum(axis=1) <= caps)
-        assert not np.any(selected[pairs].all(axis=1))
-        optimum = exact_optimum(values, np.vstack([weights, pair_rows(pairs, len(values))]),
-                                np.r_[caps, np.ones(len(pairs))])
-        assert values[selected].sum() >= optimum * (1 - 1.01 * RELATIVE_GAP)
+        check_with_pairs(values, weights, caps, random_pairs(rng, len(values)), exact_optimum)
 
 
 def test_compiled_and_python_search_agree(monkeypatch: pytest.MonkeyPatch) -> None:
