@@ -277,7 +277,6 @@ def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: 
                 if nodes > node_limit:
                     return nodes, False
                 limit = best_value * (1.0 + relative_gap) + value_tolerance
-                now = pos if pos < n else n
                 this_type = item_type[pos] if pos < n else n_types
                 for t in range(n_types):
                     if t < this_type:
@@ -286,7 +285,7 @@ def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: 
                     elif t == this_type:
                         end, k = starts[t + 1], need[t]
                         lo[t] = current[t] + prefix[end] - prefix[end - k]
-                        hi[t] = current[t] + prefix[now + k] - prefix[now]
+                        hi[t] = current[t] + prefix[pos + k] - prefix[pos]
                     else:
                         k = counts[v * n_types + t]
                         lo[t] = prefix[starts[t + 1]] - prefix[starts[t + 1] - k]
