@@ -29,6 +29,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from isac_market_env.mechanisms._highs import quiet_stdout
 from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
 from isac_market_env.mechanisms.typed_knapsack import (
+    adjacency,
     compiled_general_search,
     compiled_typed_search,
     solve_typed,
@@ -206,7 +207,7 @@ def _prepare(values: NDArray[np.float64], weights: NDArray[np.float64],
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     ranked_pairs = rank[pairs]
-    partner_ptr, partner_idx = _adjacency(n, np.concatenate([ranked_pairs,
+    partner_ptr, partner_idx = adjacency(n, np.concatenate([ranked_pairs,
                                                              ranked_pairs[:, ::-1]]))
     # dominance: j (after i) needs at least i's resources for at most i's value, so an optimal
     # set that leaves i out can leave j out too (swap j for i)
@@ -214,21 +215,12 @@ def _prepare(values: NDArray[np.float64], weights: NDArray[np.float64],
                  & (v_sorted[None, :] <= v_sorted[:, None])
                  & (np.arange(n)[None, :] > np.arange(n)[:, None]))
     dominates[np.diff(partner_ptr) > 0] = False
-    dominated_ptr, dominated_idx = _adjacency(n, np.argwhere(dominates))
+    dominated_ptr, dominated_idx = adjacency(n, np.argwhere(dominates))
     arrays = (v_sorted, np.ascontiguousarray(w_sorted.T).ravel(), sur, prefix_w, prefix_v,
               np.ascontiguousarray(rel.T).ravel(), row_order.ravel(), row_weight.ravel(),
               row_value.ravel(), dominated_ptr, dominated_idx, partner_ptr, partner_idx,
               capacities)
     return order, arrays, n_rows
-
-
-def _adjacency(n: int, edges: NDArray[np.intp]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Compressed rows (pointer, targets) of the directed ``edges`` (k, 2) over ``n`` nodes."""
-    if len(edges) == 0:
-        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    edges = edges[np.argsort(edges[:, 0], kind="stable")]
-    ptr = np.searchsorted(edges[:, 0], np.arange(n + 1)).astype(np.int64)
-    return ptr, edges[:, 1].astype(np.int64)
 
 
 def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel_w: Any,

@@ -138,7 +138,8 @@ def solve_typed(values: NDArray[np.float64], weights: NDArray[np.float64],
     else:
         rank = np.empty(len(values), dtype=np.int64)
         rank[order] = np.arange(len(values))
-        partner_ptr, partner_idx = _partners(len(values), rank[pairs])
+        ranked = rank[pairs]
+        partner_ptr, partner_idx = adjacency(len(values), np.concatenate([ranked, ranked[:, ::-1]]))
         kernel = compiled_general_search()
         search = _general_search if kernel is None else kernel
         _, finished = search(values[order], presence, starts, st.scale.ravel(), risk_caps,
@@ -176,9 +177,11 @@ def _search_affine(st: TypedStructure, presence: NDArray[np.float64], starts: ND
     return bool(finished)
 
 
-def _partners(n: int, pairs: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Compressed rows (pointer, partners) of the symmetric conflict graph of ``pairs``."""
-    edges = np.concatenate([pairs, pairs[:, ::-1]]).reshape(-1, 2)
+def adjacency(n: int, edges: NDArray[np.intp]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Compressed rows (pointer, targets) of the directed ``edges`` (k, 2) over ``n`` nodes (here
+    and in ``knapsack``: conflict partners, dominated items)."""
+    if len(edges) == 0:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     edges = edges[np.argsort(edges[:, 0], kind="stable")]
     ptr = np.searchsorted(edges[:, 0], np.arange(n + 1)).astype(np.int64)
     return ptr, edges[:, 1].astype(np.int64)
@@ -393,6 +396,15 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
             p = starts[item_type[p] + 1]
         return p
 
+    def by_reduced_value(t: int, r: int, lam: float) -> Any:
+        """Type t's items (offsets from ``starts[t]``) by decreasing reduced value
+        ``values - lam * scale[t, r] * presence`` (ties by position); ``keys`` keeps the negated
+        reduced values."""
+        c = scale[t * n_rows + r]
+        for i in range(starts[t], starts[t + 1]):
+            keys[i] = lam * c * presence[i] - values[i]
+        return np.argsort(keys[starts[t]:starts[t + 1]], kind="mergesort")
+
     def relaxed(v: int, r: int, lam: float) -> tuple[float, float]:
         """(Lagrangian bound of vector v on row r at lam, risk used by its top items)."""
         total = lam * risk_caps[r] if lam > 0.0 else 0.0  # an unlimited row has lam = 0
@@ -402,9 +414,7 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
             if k == 0:
                 continue
             c = scale[t * n_rows + r]
-            for i in range(starts[t], starts[t + 1]):
-                keys[i] = lam * c * presence[i] - values[i]
-            top = np.argsort(keys[starts[t]:starts[t + 1]], kind="mergesort")
+            top = by_reduced_value(t, r, lam)
             for e in range(k):
                 i = starts[t] + top[e]
                 total += values[i] - lam * c * presence[i]
@@ -437,10 +447,7 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
 
     def fill_top_sums(r: int, lam: float) -> None:
         for t in range(n_types):
-            c = scale[t * n_rows + r]
-            for i in range(starts[t], starts[t + 1]):
-                keys[i] = lam * c * presence[i] - values[i]
-            top = np.argsort(keys[starts[t]:starts[t + 1]], kind="mergesort")
+            top = by_reduced_value(t, r, lam)
             base = starts[t] + t
             for e in range(starts[t + 1] - starts[t]):
                 top_sums[base + e + 1] = top_sums[base + e] - keys[starts[t] + top[e]]
@@ -498,9 +505,7 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
         lam = lam_of[bound_row]
         for t in range(n_types):
             c = scale[t * n_rows + bound_row]
-            for i in range(starts[t], starts[t + 1]):
-                keys[i] = lam * c * presence[i] - values[i]
-            seg = np.argsort(keys[starts[t]:starts[t + 1]], kind="mergesort")
+            seg = by_reduced_value(t, bound_row, lam)
             for e in range(starts[t + 1] - starts[t]):
                 i = starts[t] + seg[e]
                 position[starts[t] + e] = i
