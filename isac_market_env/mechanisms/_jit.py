@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -41,3 +41,19 @@ def compile_or_warn(build: Callable[[], T], what: str) -> T | None:
         warnings.warn(f"numba could not compile the {what} ({err!r}); using the numpy version "
                       "(same results, slower)", RuntimeWarning, stacklevel=4)
         return None
+
+
+def compile_with_example(function: Callable[..., T], example: tuple[Any, ...],
+                         what: str) -> Callable[..., T] | None:
+    """``function`` compiled with numba for the argument types of ``example`` (run on it once),
+    or None when numba is off or missing, or cannot compile it (warned)."""
+    jit = numba_jit()
+    if jit is None:
+        return None
+
+    def build() -> Callable[..., T]:
+        kernel = jit(function)
+        kernel(*example)
+        return cast(Callable[..., T], kernel)
+
+    return compile_or_warn(build, what)

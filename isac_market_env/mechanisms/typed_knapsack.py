@@ -26,12 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
+from isac_market_env.mechanisms._jit import compile_with_example
 
 # rows with at most this many distinct values (and fewer than the most varied row) define the
 # types
@@ -617,33 +617,20 @@ _GENERAL_KERNEL: list[Search | None] = []  # the compiled ``_general_search``
 def compiled_typed_search() -> Search | None:
     """The compiled ``_typed_search``, or None without numba."""
     if not _KERNEL:
-        _KERNEL.append(_compile(_typed_search, (
+        _KERNEL.append(compile_with_example(_typed_search, (
             np.ones(1), np.array([0, 1]), np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1),
             np.ones(1), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.zeros(1),
-            np.ones(1), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8))))
+            np.ones(1), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8)), "typed knapsack search"))
     return _KERNEL[0]
 
 
 def compiled_general_search() -> Search | None:
     """The compiled ``_general_search``, or None without numba."""
     if not _GENERAL_KERNEL:
-        _GENERAL_KERNEL.append(_compile(_general_search, (
+        _GENERAL_KERNEL.append(compile_with_example(_general_search, (
             np.ones(1), np.ones(1), np.array([0, 1]), np.ones(1), np.ones(1),
             np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int64),
-            np.ones(1, dtype=np.int64), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8))))
+            np.ones(1, dtype=np.int64), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8)),
+            "general typed knapsack search"))
     return _GENERAL_KERNEL[0]
 
-
-def _compile(search: Search, example: tuple[Any, ...]) -> Search | None:
-    """``search`` compiled with numba for the argument types of ``example`` (and run on it), or
-    None when numba is off or missing."""
-    jit = numba_jit()
-    if jit is None:
-        return None
-
-    def build() -> Search:
-        kernel = jit(search)
-        kernel(*example)
-        return cast(Search, kernel)
-
-    return compile_or_warn(build, f"typed knapsack search ({search.__name__})")

@@ -14,12 +14,12 @@ both paths (tested).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
+from isac_market_env.mechanisms._jit import compile_with_example
 
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
@@ -205,15 +205,9 @@ def compiled_volunteer_cases() -> Callable[..., tuple[FloatArray, NDArray[np.int
     """The compiled ``_volunteer_cases_with_loops`` (compiled or loaded from numba's cache on the
     first call), or None without numba (the numpy versions run; same results)."""
     if not _KERNEL:
-        jit = numba_jit()
-        _KERNEL.append(None if jit is None else compile_or_warn(lambda: _compile(jit),
-                                                                "volunteer rule"))
+        one = np.ones(1)  # compile for the argument types of the calls
+        _KERNEL.append(compile_with_example(
+            _volunteer_cases_with_loops,
+            (one / 2, one, one, one, 1.0, 1.0, True, np.zeros((0, 1)), np.zeros((0, 1), np.bool_)),
+            "volunteer rule"))
     return _KERNEL[0]
-
-
-def _compile(jit: Callable[[Callable[..., Any]], Any]
-             ) -> Callable[..., tuple[FloatArray, NDArray[np.int64]]]:
-    kernel = jit(_volunteer_cases_with_loops)
-    one = np.ones(1)  # compile for the argument types of the calls
-    kernel(one / 2, one, one, one, 1.0, 1.0, True, np.zeros((0, 1)), np.zeros((0, 1), np.bool_))
-    return cast(Callable[..., tuple[FloatArray, NDArray[np.int64]]], kernel)
