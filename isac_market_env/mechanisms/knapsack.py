@@ -177,7 +177,9 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
         start[incumbent] = 1
     order, arrays, n_rows = _prepare(values, weights, capacities, pairs)
     best = start[order].tolist()
-    arguments = [a.tolist() for a in arrays] + [n_rows, incumbent_value, best, node_limit]
+    n, m = len(values), len(capacities)
+    work = [[0.0] * m, [0.0] * m, [0] * n, [0] * (n + 1), [0] * (n + 1), [0.0] * (n + 1)]
+    arguments = [a.tolist() for a in arrays] + [n_rows, incumbent_value, best, node_limit, *work]
     nodes, finished = _search(*arguments)
     if not finished:
         return None, nodes
@@ -226,8 +228,9 @@ def _prepare(values: NDArray[np.float64], weights: NDArray[np.float64],
 def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel_w: Any,
             row_order: Any, row_weight: Any, row_value: Any, dominated_ptr: Any,
             dominated_idx: Any, partner_ptr: Any, partner_idx: Any, capacities: Any,
-            n_rows: int, incumbent_value: float, best: Any, node_limit: int
-            ) -> tuple[int, bool]:
+            n_rows: int, incumbent_value: float, best: Any, node_limit: int,
+            remaining: Any, rel_remaining: Any, forbidden: Any, chosen: Any, stage: Any,
+            value_at: Any) -> tuple[int, bool]:
     """Depth-first search over items in order; returns (nodes, finished), ``best`` updated.
 
     The search starts from the greedy selection in item order, or from the caller's selection
@@ -237,17 +240,21 @@ def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel
     incumbent by ``RELATIVE_GAP``. Written with plain loops over flat sequences so that the same
     code runs under numba (arrays) and under CPython (lists); both give identical results.
     ``weights`` and ``rel_w`` are item-major (item * m + constraint), the ``row_*`` sequences
-    row-major (row * n + rank).
+    row-major (row * n + rank). ``remaining`` ... ``value_at`` are work space of lengths m, m,
+    n, n + 1, n + 1, n + 1 (the caller allocates them: arrays compiled, lists in CPython).
     """
     n = len(vals)
     m = len(capacities)
-    remaining = [capacities[r] for r in range(m)]
-    rel_remaining = [1.0] * m
+    for r in range(m):
+        remaining[r] = capacities[r]
+        rel_remaining[r] = 1.0
     sur_remaining = float(m)
-    forbidden = [0] * n
-    chosen = [0] * (n + 1)
-    stage = [0] * (n + 1)  # 0: entering, 1: include branch done, 2: exclude branch done
-    value_at = [0.0] * (n + 1)
+    for i in range(n + 1):
+        chosen[i] = 0
+        stage[i] = 0  # 0: entering, 1: include branch done, 2: exclude branch done
+        value_at[i] = 0.0
+    for i in range(n):
+        forbidden[i] = 0
     best_value = 0.0
     for i in range(n):  # greedy incumbent, kept in ``chosen``
         fits = True
@@ -388,7 +395,7 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
             rel[r, i] = weights[r, i] * scale[r]
             surrogate[i] = rel[r, i] if r == 0 else surrogate[i] + rel[r, i]
         key[i] = -values[i] / max(surrogate[i], 1e-300)
-    order = np.argsort(key, kind="mergesort")
+    order = _argsort_kernel(key)
     rank = np.empty(n, dtype=np.int64)
     v_sorted = np.empty(n)
     sur = np.empty(n)
@@ -415,7 +422,7 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
         for i in range(n):
             w = rel_flat[i * m + r]
             density[i] = -(v_sorted[i] / max(w, 1e-300)) if w > 0 else -np.inf
-        row = np.argsort(density, kind="mergesort")
+        row = _argsort_kernel(density)
         for e in range(n):
             row_order[r * n + e] = row[e]
             row_weight[r * n + e] = rel_flat[row[e] * m + r]
@@ -435,7 +442,8 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
         partner_idx[filled[b]] = a
         filled[b] += 1
     dominated_ptr = np.zeros(n + 1, dtype=np.int64)
-    dominated = []
+    dominated = np.empty(n * (n - 1) // 2, dtype=np.int64)  # at most every later item
+    n_dominated = 0
     for i in range(n):
         if partner_ptr[i + 1] == partner_ptr[i]:
             for j in range(i + 1, n):
@@ -446,20 +454,41 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
                             covers = False
                             break
                     if covers:
-                        dominated.append(j)
-        dominated_ptr[i + 1] = len(dominated)
-    dominated_idx = np.array(dominated, dtype=np.int64) if dominated else np.empty(0, np.int64)
+                        dominated[n_dominated] = j
+                        n_dominated += 1
+        dominated_ptr[i + 1] = n_dominated
+    dominated_idx = dominated[:n_dominated]
     best = np.empty(n, dtype=np.int8)
     for i in range(n):
         best[rank[i]] = start[i]
     nodes, finished = _search_kernel(v_sorted, w_flat, sur, prefix_w, prefix_v, rel_flat,
                                      row_order, row_weight, row_value, dominated_ptr,
                                      dominated_idx, partner_ptr, partner_idx, capacities,
-                                     n_rows, incumbent_value, best, node_limit)
+                                     n_rows, incumbent_value, best, node_limit, np.empty(m),
+                                     np.empty(m), np.empty(n, dtype=np.int64),
+                                     np.empty(n + 1, dtype=np.int64),
+                                     np.empty(n + 1, dtype=np.int64), np.empty(n + 1))
     selected = np.empty(n, dtype=np.int8)
     for i in range(n):
         selected[order[i]] = best[i]
     return selected, nodes, finished
+
+
+def _stable_argsort(key: Any) -> Any:
+    """``np.argsort(key, kind="stable")`` in loops, for numba (compiled only): insertion sort
+    for the short keys of the market's selections (faster than numba's mergesort there)."""
+    n = len(key)
+    if n > 48:
+        return np.argsort(key, kind="mergesort")
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = key[i]
+        j = i
+        while j > 0 and key[order[j - 1]] > k:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    return order
 
 
 def _solve_with_loops(values: Any, weights: Any, capacities: Any, pair_a: Any, pair_b: Any,
@@ -569,6 +598,7 @@ def _milp(values: NDArray[np.float64], weights: NDArray[np.float64],
 
 # compiled functions that compiled callers reach as globals (set by ``_compile``)
 _search_kernel: Any = None
+_argsort_kernel: Any = None
 _prepare_kernel: Any = None
 _KERNEL: list[Callable[..., tuple[Any, int, int]] | None] = []
 
@@ -598,8 +628,9 @@ def _compile() -> Callable[..., tuple[Any, int, int]] | None:
         return None
 
     def build() -> Callable[..., tuple[Any, int, int]]:
-        global _search_kernel, _prepare_kernel
+        global _search_kernel, _argsort_kernel, _prepare_kernel
         _search_kernel = jit(_search)
+        _argsort_kernel = jit(_stable_argsort)
         _prepare_kernel = jit(_prepare_and_search)
         kernel = jit(_solve_with_loops)
         no_pairs = np.zeros(0, dtype=np.int64)  # compile for the argument types of the calls
