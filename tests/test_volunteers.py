@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from conftest import numpy_only
 
-from isac_market_env.mechanisms import volunteers
+from isac_market_env.mechanisms import matching, volunteers
 from isac_market_env.mechanisms.volunteers import (
+    VolunteerModel,
     expected_volunteer_rate,
     select_volunteers,
     select_volunteers_batch,
@@ -99,3 +100,37 @@ def test_compiled_rule_equals_numpy_bit_for_bit(monkeypatch: pytest.MonkeyPatch)
             assert expected_volunteer_rate(prob, b, p, pel, cap_b, cap_p, 12 if exact else 0,
                                            None if exact else draws) == rate
             assert np.array_equal(select_volunteers(present, b, p, pel, cap_b, cap_p), mask)
+
+
+def test_compiled_signing_rounds_publish_the_numpy_estimate() -> None:
+    """The compiled signing rounds publish each BS's E[v] from its tentative contracts exactly
+    as ``VolunteerModel.rate`` does on the numpy path (exact and Monte Carlo)."""
+    pytest.importorskip("numba")
+    assert matching.compiled_kernels() is not None
+    rng = np.random.default_rng(11)
+    n_bss, published = 3, 0
+    for _ in range(150):
+        n_clients = int(rng.integers(1, 30))
+        sol_client = np.repeat(np.arange(n_clients), 2)  # two solutions per client
+        sol_bs = rng.integers(0, n_bss, 2 * n_clients)
+        held = np.where(rng.random(n_clients) < 0.8,
+                        2 * np.arange(n_clients) + rng.integers(0, 2, n_clients), -1)
+        held_pay = rng.uniform(0.1, 5.0, n_clients)
+        presence = rng.uniform(0.5, 0.99, 2 * n_clients)
+        bundles = np.vstack([rng.choice([1.8e6, 8.1e6], 2 * n_clients),
+                             rng.uniform(0.5, 5.0, 2 * n_clients)])
+        weights = np.vstack([bundles, presence * bundles])
+        model = VolunteerModel(rng.uniform(5e6, 3e7, n_bss), rng.uniform(3.0, 20.0, n_bss),
+                               int(rng.integers(0, 12)), rng.random((32, n_clients)))
+        for j in range(n_bss):
+            contracts = held[held >= 0]
+            contracts = contracts[sol_bs[contracts] == j]
+            clients = sol_client[contracts]
+            rate = model.rate(j, clients, presence[contracts], bundles[0, contracts],
+                              bundles[1, contracts], 0.5 * held_pay[clients])
+            assert matching._volunteer_rate_kernel(
+                j, held, held_pay, sol_bs, sol_client, presence, weights, 0.5,
+                model.supply_bandwidth_hz[j], model.supply_power_w[j],
+                model.exact_max_contracts, model.uniforms) == rate
+            published += rate > 0
+    assert published > 100

@@ -154,8 +154,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.pending: PendingTransaction | None = None
         self.matching: AscendingMatching | None = None
         if self.mechanism.offline:
-            estimator = (self.market.volunteer_estimate if self.mechanism.overbooking else None)
-            self.matching = AscendingMatching(self.market.offline_problem(), estimator)
+            volunteers = self.market.volunteer_model() if self.mechanism.overbooking else None
+            self.matching = AscendingMatching(self.market.offline_problem(), volunteers)
             self.problem_sols = self.focal_book_sols.copy()  # offline: problem index = book
         else:
             self.market.sign()
@@ -239,9 +239,6 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         out[: len(sols)] = ok
         return out
 
-    def _decision_point(self) -> bool:
-        return bool(self._available().any())
-
     def _play_focal_round(self, slot: int, level: int) -> None:
         m = self.matching
         assert m is not None
@@ -271,8 +268,7 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         while True:
             m = self.matching
             if m is not None:
-                while not m.finished and not self._decision_point():
-                    m.play_round(m.rule_proposals())
+                m.run_rounds(stop_client=self.focal)
                 if not m.finished:
                     return
                 self._finish_matching()

@@ -31,7 +31,7 @@ from isac_market_env.mechanisms.matching import (
     run_matching,
 )
 from isac_market_env.mechanisms.optimal import optimal_allocation
-from isac_market_env.mechanisms.volunteers import expected_volunteer_rate, select_volunteers
+from isac_market_env.mechanisms.volunteers import VolunteerModel, select_volunteers
 from isac_market_env.metrics.overhead import Overhead, draw_overhead
 from isac_market_env.model.clients import COMM, SENSING, ClientBook, build_client_book
 from isac_market_env.scenarios.scenario import Scenario
@@ -179,15 +179,12 @@ class Market:
             max_revivals=m.max_revivals, knapsack_node_limit=m.knapsack_node_limit,
         )
 
-    def volunteer_estimate(self, bs: int, clients: NDArray[np.int64],
-                           solutions: NDArray[np.int64], pays: NDArray[np.float64]) -> float:
-        """BS ``bs``'s published E[v] for the tentative contracts (App. B, DESIGN.md 3)."""
-        book, m = self.book, self.config.market
-        return expected_volunteer_rate(
-            book.client_presence_prob[clients], book.sol_bandwidth_hz[solutions],
-            book.sol_power_w[solutions], m.penalty_bs_ratio * pays,
-            float(self.scenario.bs_bandwidth_hz[bs]), float(self.scenario.bs_power_w[bs]),
-            m.volunteer_exact_max_contracts, self._volunteer_uniforms[:, clients])
+    def volunteer_model(self) -> VolunteerModel:
+        """What the BSs need to publish E[v] in the signing phase (App. B, DESIGN.md 3)."""
+        return VolunteerModel(np.asarray(self.scenario.bs_bandwidth_hz, dtype=np.float64),
+                              np.asarray(self.scenario.bs_power_w, dtype=np.float64),
+                              self.config.market.volunteer_exact_max_contracts,
+                              self._volunteer_uniforms)
 
     def sign(self, problem: MatchingProblem | None = None) -> SigningRecord:
         """Run the offline signing phase (offRFW2M) and store the contracts."""
@@ -200,8 +197,8 @@ class Market:
                                          np.zeros(self.scenario.n_bss))
             return self.signing
         problem = problem or self.offline_problem()
-        estimator = self.volunteer_estimate if self.spec.overbooking else None
-        return self.record_signing(run_matching(problem, estimator))
+        volunteers = self.volunteer_model() if self.spec.overbooking else None
+        return self.record_signing(run_matching(problem, volunteers))
 
     def record_signing(self, result: MatchingResult) -> SigningRecord:
         """Turn a finished offRFW2M result into the contract book and signing record."""

@@ -12,6 +12,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import numpy as np
+from numpy.typing import NDArray
+
 T = TypeVar("T")
 
 
@@ -57,3 +60,9 @@ def compile_with_example(function: Callable[..., T], example: tuple[Any, ...],
         return cast(Callable[..., T], kernel)
 
     return compile_or_warn(build, what)
+
+
+def sequential_sums(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Sums over the last axis added left to right, as the compiled loops add them (numpy's
+    ``sum`` adds pairwise and ``@`` in its BLAS's order, which can differ in the last bit)."""
+    return x.cumsum(axis=-1)[..., -1] if x.shape[-1] else np.zeros(x.shape[:-1])

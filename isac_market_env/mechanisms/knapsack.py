@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from isac_market_env.mechanisms._highs import quiet_stdout
-from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
+from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit, sequential_sums
 from isac_market_env.mechanisms.typed_knapsack import (
     adjacency,
     compiled_general_search,
@@ -119,12 +119,6 @@ def _candidates(values: NDArray[np.float64], weights: NDArray[np.float64],
     return idx, slack, local_pairs[np.all(local_pairs >= 0, axis=1)]
 
 
-def _sequential_sums(w: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Sums over the last axis added left to right, as the compiled path adds them (numpy's
-    ``sum`` adds pairwise, which can differ in the last bit)."""
-    return w.cumsum(axis=-1)[..., -1] if w.shape[-1] else np.zeros(w.shape[:-1])
-
-
 def _solve_with_numpy(values: NDArray[np.float64], weights: NDArray[np.float64],
                       capacities: NDArray[np.float64], pair_a: NDArray[np.int64],
                       pair_b: NDArray[np.int64], start: NDArray[np.int8], has_incumbent: bool,
@@ -137,7 +131,7 @@ def _solve_with_numpy(values: NDArray[np.float64], weights: NDArray[np.float64],
     if idx.size == 0:
         return selected, 0, TRIVIAL
     weights = weights[:, idx]
-    if len(pairs) == 0 and np.all(_sequential_sums(weights) <= slack):
+    if len(pairs) == 0 and np.all(sequential_sums(weights) <= slack):
         selected[idx] = 1
         return selected, 0, ALL_FIT
     if idx.size > MAX_SEARCH_DEPTH:
@@ -166,14 +160,14 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
     valid relaxations), and an item with a partner dominates nothing (the swap could clash).
     The arrays are prepared with numpy (``_prepare``) and ``_search`` walks the tree.
     """
-    binding = _sequential_sums(weights) > capacities
+    binding = sequential_sums(weights) > capacities
     weights, capacities = weights[binding], capacities[binding]
     # the caller's selection (if feasible) is the starting incumbent when it beats the greedy one
     start = np.zeros(len(values), dtype=np.int8)
     incumbent_value = -np.inf
-    if (incumbent is not None and np.all(_sequential_sums(weights[:, incumbent]) <= capacities)
+    if (incumbent is not None and np.all(sequential_sums(weights[:, incumbent]) <= capacities)
             and not np.any(np.all(incumbent[pairs], axis=1))):
-        incumbent_value = float(_sequential_sums(values[incumbent]))
+        incumbent_value = float(sequential_sums(values[incumbent]))
         start[incumbent] = 1
     order, arrays, n_rows = _prepare(values, weights, capacities, pairs)
     best = start[order].tolist()

@@ -26,9 +26,10 @@ Every proposal is one exchange (it is answered); a displaced held client's notic
 and so is a moving client's release of its former BS.
 
 With numba installed (the ``fast`` extra) the loops run compiled: ``_proposals_with_loops``
-(step 1), ``_answer_with_loops`` (step 2), ``_raise_with_loops`` (step 3) and, for matchings
-without an E[v] estimator (online), whole runs of rounds (``_rounds_with_loops``). They repeat the
-numpy methods operation for operation; tests check that episodes and env rollouts are identical.
+(step 1), ``_answer_with_loops`` (step 2), ``_raise_with_loops`` (step 3),
+``_volunteer_rate_with_loops`` (step 4) and whole runs of rounds (``_rounds_with_loops``, up to
+the next round in which a bidding agent's client must choose). They repeat the numpy methods
+operation for operation; tests check that episodes and env rollouts are identical.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from isac_market_env.mechanisms.knapsack import (
     load_compiled_solver,
     solve_knapsack,
 )
-from isac_market_env.mechanisms.volunteers import compiled_volunteer_cases
+from isac_market_env.mechanisms.volunteers import VolunteerModel, compiled_volunteer_cases
 from isac_market_env.model.utilities import (
     bs_expected_contract_value,
     client_expected_utility,
@@ -63,8 +64,6 @@ IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 # a held client switches to a revived solution only for a gain above this (stability's tolerance)
 SWITCH_GAIN = 1e-9
-# (bs, contract clients, contract solutions, their bids) -> published volunteer probability
-VolunteerEstimator = Callable[[int, IntArray, IntArray, FloatArray], float]
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,9 +144,9 @@ class AscendingMatching:
     """
 
     def __init__(self, problem: MatchingProblem,
-                 volunteer_estimator: VolunteerEstimator | None = None) -> None:
+                 volunteers: VolunteerModel | None = None) -> None:
         p = self.problem = problem
-        self.estimator = volunteer_estimator
+        self.volunteers = volunteers
         load_compiled_matching()  # compile before the clock starts (no-op after the first call)
         self.started = time.perf_counter()
         self.elapsed_s = 0.0
@@ -279,16 +278,15 @@ class AscendingMatching:
         """The ``answered`` BSs answer in turn (step 2), then publish E[v] (step 4); returns the
         solutions whose bid may rise. ``searched_out``: a BS whose compiled search for this
         answer already ran out of nodes (it goes straight to the typed search or HiGHS)."""
-        p, held = self.problem, self.held
+        p = self.problem
         kernels = compiled_kernels()
         rejected: list[IntArray] = []
-        released: set[int] = set()  # BSs a client left for a solution at another BS
         for j in answered.tolist():
             outcome = TOO_HARD
             searched = j == searched_out
             if kernels is not None and not searched:
-                outcome, rej, left, n_displaced = kernels.answer(
-                    j, proposals, pays, at_rule_price, held, self.held_pay, self.bs_version,
+                outcome, rej, n_displaced = kernels.answer(
+                    j, proposals, pays, at_rule_price, self.held, self.held_pay, self.bs_version,
                     p.sol_bs, p.sol_client, self.sol_presence, self.sol_weights,
                     float(self.volunteer_rate[j]), self.bs_caps[j], p.penalty_client_ratio,
                     p.penalty_bs_ratio, p.knapsack_node_limit)
@@ -296,23 +294,29 @@ class AscendingMatching:
             if outcome == TOO_HARD:  # no numba, or an instance for HiGHS
                 # the same search would run out of nodes again: a limit of 0 goes straight on to
                 # the typed search or HiGHS
-                outcome, rej, left, n_displaced = self._answer_with_numpy(
+                outcome, rej, n_displaced = self._answer_with_numpy(
                     j, proposals, pays, at_rule_price, 0 if searched else p.knapsack_node_limit)
             self.knapsack_calls += outcome in (SEARCHED, TOO_HARD, TYPED)
             self.milp_calls += outcome == TOO_HARD
             self.n_displacements += n_displaced
-            released.update(left.tolist())
             rejected.append(rej)
-        if self.estimator is not None:
-            for j in sorted(released.union(answered.tolist())):
-                if self.estimated_version[j] == self.bs_version[j]:
-                    continue  # tentative set unchanged: so is its E[v]
-                self.estimated_version[j] = self.bs_version[j]
-                contracts = held[held >= 0]
-                contracts = contracts[p.sol_bs[contracts] == j]
-                self.volunteer_rate[j] = self.estimator(j, p.sol_client[contracts], contracts,
-                                                        self.held_pay[p.sol_client[contracts]])
+        self._publish_volunteer_rates()
         return rejected
+
+    def _publish_volunteer_rates(self) -> None:
+        """Step 4: every BS whose tentative set changed since its last estimate publishes E[v]
+        (``_volunteer_rate_with_loops`` is the compiled twin)."""
+        if self.volunteers is None:
+            return
+        p, held = self.problem, self.held
+        for j in np.flatnonzero(self.estimated_version != self.bs_version).tolist():
+            self.estimated_version[j] = self.bs_version[j]
+            contracts = held[held >= 0]
+            contracts = contracts[p.sol_bs[contracts] == j]
+            clients = p.sol_client[contracts]
+            self.volunteer_rate[j] = self.volunteers.rate(
+                j, clients, self.sol_presence[contracts], p.sol_bandwidth_hz[contracts],
+                p.sol_power_w[contracts], p.penalty_bs_ratio * self.held_pay[clients])
 
     def _raise_bids(self, rejected: list[IntArray]) -> None:
         """Step 3: rejected solutions' bids rise by Delta p, or the solution is capped."""
@@ -337,11 +341,11 @@ class AscendingMatching:
 
     def _answer_with_numpy(self, j: int, proposals: IntArray, pays: FloatArray,
                            at_rule_price: NDArray[np.bool_], node_limit: int
-                           ) -> tuple[int, IntArray, IntArray, int]:
+                           ) -> tuple[int, IntArray, int]:
         """BS ``j`` keeps the best subset of its held and new proposals (step 2 above).
 
         Updates the held solutions, payments and BS versions; returns (knapsack outcome,
-        solutions whose bid may rise, BSs that clients left for ``j``, displacement exchanges).
+        solutions whose bid may rise, displacement exchanges).
         ``_answer_with_loops`` is its compiled twin.
         """
         p, held = self.problem, self.held
@@ -380,33 +384,56 @@ class AscendingMatching:
         # only rejections at the rule's bid move the rule's bid
         rejected = np.concatenate([displaced, new[~keep[n_held:] & at_rule_price[mask]]])
         outcome = SOLVERS.index(result.solver)
-        return outcome, rejected, p.sol_bs[left], len(left) + len(displaced)
+        return outcome, rejected, len(left) + len(displaced)
+
+    def must_choose(self, client: int) -> bool:
+        """``client`` is free and has a solution it may propose this round (live, or capped and
+        revived), whatever its utility: the rounds at which a bidding agent decides."""
+        p = self.problem
+        if self.held[client] >= 0:
+            return False
+        s = np.flatnonzero(p.sol_client == client)
+        revived = (self.capped[s] & (self.capped_version[s] != self.bs_version[p.sol_bs[s]])
+                   & (self.revivals[s] < p.max_revivals))
+        return bool(np.any((self.alive[s] | revived) & self.fits[s]))
 
     def run(self) -> MatchingResult:
         """Play rule rounds until the matching finishes."""
-        kernels = compiled_kernels()
-        while not self.finished:
-            if kernels is not None and self.estimator is None:
-                self._run_compiled(kernels)
-            else:
-                self.play_round(self.rule_proposals())
+        self.run_rounds()
         return self.result()
 
-    def _run_compiled(self, kernels: Kernels) -> None:
-        """Rule rounds in one compiled call until the matching ends or a BS's selection needs
-        the typed search or HiGHS; that round is then finished here. Only without an E[v]
-        estimator (online)."""
+    def run_rounds(self, stop_client: int = -1) -> None:
+        """Play rule rounds until the matching finishes or, for ``stop_client`` >= 0, until that
+        client must choose (``must_choose``) at the start of a round."""
+        kernels = compiled_kernels()
+        while not self.finished and not (stop_client >= 0 and self.must_choose(stop_client)):
+            if kernels is not None:
+                self._run_compiled(kernels, stop_client)
+            else:
+                self.play_round(self.rule_proposals())
+
+    def _run_compiled(self, kernels: Kernels, stop_client: int) -> None:
+        """Rule rounds in one compiled call until the matching ends, ``stop_client`` must
+        choose, or a BS's selection needs the typed search or HiGHS; that round is then
+        finished here."""
         t0 = time.perf_counter()
-        p = self.problem
+        p, v = self.problem, self.volunteers
         counters = np.array([self.rounds, self.n_proposals, self.n_displacements,
                              self.knapsack_calls], dtype=np.int64)
+        stop_sols = np.flatnonzero(p.sol_client == stop_client)
+        no_supply = np.zeros(0)
         status, proposals, position, rejected = kernels.rounds(
             counters, p.max_rounds, p.max_revivals, self.capped, self.capped_version,
             self.bs_version, self.revivals, self.alive, self.held, self.held_pay, self.bids,
             self.step, p.sol_bs, p.sol_client, p.sol_value, self.sol_presence,
             self.sol_threshold, self.sol_risk_limit, self.sol_weights, self.volunteer_rate,
             self.bs_caps, p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on,
-            p.knapsack_node_limit)
+            p.knapsack_node_limit, v is not None, self.estimated_version,
+            no_supply if v is None else v.supply_bandwidth_hz,
+            no_supply if v is None else v.supply_power_w,
+            0 if v is None else v.exact_max_contracts,
+            np.zeros((0, 0)) if v is None else v.uniforms, self.fits,
+            stop_sols[0] if stop_sols.size else -1, stop_sols[-1] + 1 if stop_sols.size else -1)
         self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls = (
             int(c) for c in counters)
         if status == CONVERGED:
@@ -431,23 +458,24 @@ class AscendingMatching:
 
 
 def run_matching(problem: MatchingProblem,
-                 volunteer_estimator: VolunteerEstimator | None = None) -> MatchingResult:
-    """Run the ascending-price deferred acceptance to convergence (or ``max_rounds``)."""
+                 volunteers: VolunteerModel | None = None) -> MatchingResult:
+    """Run the ascending-price deferred acceptance to convergence (or ``max_rounds``); BSs
+    publish E[v] with ``volunteers`` (offline with overbooking), else E[v] = 0."""
     if len(problem.sol_client) == 0:
         return empty_result(problem)
-    return AscendingMatching(problem, volunteer_estimator).run()
+    return AscendingMatching(problem, volunteers).run()
 
 
 def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, held: Any,
                        held_pay: Any, bs_version: Any, sol_bs: Any, sol_client: Any,
                        sol_presence: Any, sol_weights: Any, volunteer_rate: float, caps: Any,
                        penalty_client_ratio: float, penalty_bs_ratio: float, node_limit: int
-                       ) -> tuple[int, Any, Any, int]:
+                       ) -> tuple[int, Any, int]:
     """``AscendingMatching._answer_with_numpy`` in loops, for numba (compiled only).
 
-    Returns its (outcome, rejected, left BSs, displacements); an instance the branch and bound
-    leaves to the typed search or HiGHS returns ``TOO_HARD`` before changing anything, and the
-    numpy twin takes over.
+    Returns its (outcome, rejected, displacements); an instance the branch and bound leaves to
+    the typed search or HiGHS returns ``TOO_HARD`` before changing anything, and the numpy twin
+    takes over.
     """
     held_here = np.empty(len(held), dtype=np.int64)
     n_held = 0
@@ -496,7 +524,7 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, he
     keep, _, outcome = _solve_kernel(values, weights, caps, pair_a[:n_pairs], pair_b[:n_pairs],
                                      start, True, node_limit)
     if outcome == TOO_HARD:
-        return outcome, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), 0
+        return outcome, np.empty(0, dtype=np.int64), 0
     changed = False
     for i in range(n):
         if (i < n_held) != (keep[i] == 1):
@@ -504,11 +532,11 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, he
     if changed:
         bs_version[j] += 1
     left_mask = np.zeros(len(bs_version), dtype=np.bool_)
-    left = []
+    n_left = 0
     for k in range(n_new):
         if keep[n_held + k] and before[k] >= 0 and sol_bs[before[k]] != j:
             left_mask[sol_bs[before[k]]] = True
-            left.append(sol_bs[before[k]])
+            n_left += 1
     for b in range(len(bs_version)):
         if left_mask[b]:
             bs_version[b] += 1
@@ -521,17 +549,14 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, he
         if not keep[i] and held[sol_client[held_here[i]]] == held_here[i]:
             held[sol_client[held_here[i]]] = -1
             rejected.append(held_here[i])
-    n_displaced = len(left) + len(rejected)
+    n_displaced = n_left + len(rejected)
     for k in range(n_new):
         if not keep[n_held + k] and at_rule_price[slot[k]]:
             rejected.append(items[n_held + k])
     rejected_array = np.empty(len(rejected), dtype=np.int64)
     for i in range(len(rejected)):
         rejected_array[i] = rejected[i]
-    left_array = np.empty(len(left), dtype=np.int64)
-    for i in range(len(left)):
-        left_array[i] = left[i]
-    return outcome, rejected_array, left_array, n_displaced
+    return outcome, rejected_array, n_displaced
 
 
 def _utility_at(value: float, pay: float, presence: float, volunteer: float,
@@ -628,8 +653,73 @@ def _raise_with_loops(rejected: Any, bids: Any, step: Any, sol_value: Any, sol_p
             capped_version[s] = bs_version[sol_bs[s]]
 
 
+def _volunteer_rate_with_loops(j: int, held: Any, held_pay: Any, sol_bs: Any, sol_client: Any,
+                               sol_presence: Any, sol_weights: Any, penalty_bs_ratio: float,
+                               supply_bandwidth_hz: float, supply_power_w: float,
+                               exact_max_contracts: int, uniforms: Any) -> float:
+    """BS ``j``'s E[v] for its tentative contracts: ``AscendingMatching._publish_volunteer_rates``
+    and ``expected_volunteer_rate`` in loops, for numba (compiled only; same sums, same order)."""
+    n = 0
+    for c in range(len(held)):
+        if held[c] >= 0 and sol_bs[held[c]] == j:
+            n += 1
+    if n == 0:
+        return 0.0
+    clients = np.empty(n, dtype=np.int64)
+    presence = np.empty(n)
+    bandwidth = np.empty(n)
+    power = np.empty(n)
+    compensation = np.empty(n)
+    k = 0
+    for c in range(len(held)):  # contracts by client, as the numpy twin takes them
+        s = held[c]
+        if s >= 0 and sol_bs[s] == j:
+            clients[k] = c
+            presence[k] = sol_presence[s]
+            bandwidth[k] = sol_weights[0, s]
+            power[k] = sol_weights[1, s]
+            compensation[k] = penalty_bs_ratio * held_pay[c]
+            k += 1
+    total_b = bandwidth[0]
+    total_p = power[0]
+    expected_present = presence[0]
+    for k in range(1, n):
+        total_b += bandwidth[k]
+        total_p += power[k]
+        expected_present += presence[k]
+    if (total_b <= supply_bandwidth_hz and total_p <= supply_power_w) or expected_present <= 0:
+        return 0.0
+    exact = n <= exact_max_contracts
+    draws = np.empty((0 if exact else uniforms.shape[0], n))
+    for r in range(draws.shape[0]):
+        for k in range(n):
+            draws[r, k] = uniforms[r, clients[k]]
+    weights, counts = _volunteer_kernel(presence, bandwidth, power, compensation,
+                                        supply_bandwidth_hz, supply_power_w, exact, draws,
+                                        np.zeros((0, n), dtype=np.bool_))
+    expected_volunteers = weights[0] * counts[0]
+    for c in range(1, len(weights)):
+        expected_volunteers += weights[c] * counts[c]
+    return expected_volunteers / expected_present
+
+
+def _must_choose_with_loops(client_start: int, client_stop: int, held_now: int, alive: Any,
+                            capped: Any, capped_version: Any, bs_version: Any, revivals: Any,
+                            max_revivals: int, fits: Any, sol_bs: Any) -> bool:
+    """``AscendingMatching.must_choose`` for the client of solutions ``client_start`` to
+    ``client_stop`` - 1 (held at ``held_now``), in loops, for numba (compiled only)."""
+    if held_now >= 0:
+        return False
+    for s in range(client_start, client_stop):
+        revived = (capped[s] and capped_version[s] != bs_version[sol_bs[s]]
+                   and revivals[s] < max_revivals)
+        if (alive[s] or revived) and fits[s]:
+            return True
+    return False
+
+
 # how a compiled run of rounds ended
-CONVERGED, ROUND_LIMIT, INTERRUPTED = 0, 1, 2
+CONVERGED, ROUND_LIMIT, INTERRUPTED, STOPPED = 0, 1, 2, 3
 
 
 def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped: Any,
@@ -638,16 +728,24 @@ def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped
                        sol_client: Any, sol_value: Any, sol_presence: Any, sol_threshold: Any,
                        sol_risk_limit: Any, sol_weights: Any, volunteer_rate: Any, bs_caps: Any,
                        penalty_client_ratio: float, penalty_bs_ratio: float, risk_on: bool,
-                       node_limit: int) -> tuple[int, Any, int, Any]:
-    """``AscendingMatching.run`` without an E[v] estimator, in loops, for numba.
+                       node_limit: int, estimate: bool, estimated_version: Any,
+                       supply_bandwidth_hz: Any, supply_power_w: Any, exact_max_contracts: int,
+                       uniforms: Any, fits: Any, stop_start: int, stop_stop: int
+                       ) -> tuple[int, Any, int, Any]:
+    """``AscendingMatching.run_rounds`` in loops, for numba (compiled only).
 
-    Plays rule rounds (``counters``: rounds, proposals, displacements, knapsack calls) until no
-    proposal is left (``CONVERGED``), ``max_rounds`` (``ROUND_LIMIT``), or a BS's selection needs
-    the typed search or HiGHS (``INTERRUPTED``: returns the round's proposals, the position of
-    that BS among the answering BSs and the solutions rejected so far; the caller finishes the
-    round).
+    Plays rule rounds (``counters``: rounds, proposals, displacements, knapsack calls), the BSs
+    publishing E[v] when ``estimate``, until no proposal is left (``CONVERGED``),
+    ``max_rounds`` (``ROUND_LIMIT``), the client of solutions ``stop_start`` to ``stop_stop``
+    - 1 must choose (``STOPPED``; -1: none), or a BS's selection needs the typed search or
+    HiGHS (``INTERRUPTED``: returns the round's proposals, the position of that BS among the
+    answering BSs and the solutions rejected so far; the caller finishes the round).
     """
     while True:
+        if stop_start >= 0 and _must_choose_kernel(
+                stop_start, stop_stop, held[sol_client[stop_start]], alive, capped,
+                capped_version, bs_version, revivals, max_revivals, fits, sol_bs):
+            return STOPPED, np.empty(0, dtype=np.int64), 0, np.empty(0, dtype=np.int64)
         proposals = _proposals_kernel(capped, capped_version, bs_version, revivals,
                                       max_revivals, alive, held, held_pay, bids, sol_bs,
                                       sol_client, sol_value, sol_presence, sol_threshold,
@@ -667,7 +765,7 @@ def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped
         answered = np.unique(sol_bs[proposals])
         for position in range(len(answered)):
             j = answered[position]
-            outcome, rej, _, n_displaced = _answer_kernel(
+            outcome, rej, n_displaced = _answer_kernel(
                 j, proposals, pays, at_rule_price, held, held_pay, bs_version, sol_bs, sol_client,
                 sol_presence, sol_weights, volunteer_rate[j], bs_caps[j], penalty_client_ratio,
                 penalty_bs_ratio, node_limit)
@@ -677,6 +775,14 @@ def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped
             if outcome == SEARCHED:
                 counters[3] += 1
             rejected = np.concatenate((rejected, rej))
+        if estimate:
+            for j in range(len(bs_version)):
+                if estimated_version[j] != bs_version[j]:
+                    estimated_version[j] = bs_version[j]
+                    volunteer_rate[j] = _volunteer_rate_kernel(
+                        j, held, held_pay, sol_bs, sol_client, sol_presence, sol_weights,
+                        penalty_bs_ratio, supply_bandwidth_hz[j], supply_power_w[j],
+                        exact_max_contracts, uniforms)
         _raise_kernel(rejected, bids, step, sol_value, sol_presence, sol_bs, volunteer_rate,
                       sol_threshold, sol_risk_limit, penalty_client_ratio, penalty_bs_ratio,
                       risk_on, alive, capped, capped_version, bs_version)
@@ -688,7 +794,7 @@ def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped
 class Kernels:
     """The compiled twins of the matching's loops (see ``mechanisms/_jit.py``)."""
 
-    answer: Callable[..., tuple[int, IntArray, IntArray, int]]
+    answer: Callable[..., tuple[int, IntArray, int]]
     proposals: Callable[..., IntArray]
     raise_bids: Callable[..., None]
     rounds: Callable[..., tuple[int, IntArray, int, IntArray]]
@@ -696,6 +802,9 @@ class Kernels:
 
 # compiled functions that compiled callers reach as globals (set by ``_compile``)
 _solve_kernel: Any = None
+_volunteer_kernel: Any = None
+_volunteer_rate_kernel: Any = None
+_must_choose_kernel: Any = None
 _answer_kernel: Any = None
 _proposals_kernel: Any = None
 _raise_kernel: Any = None
@@ -715,21 +824,24 @@ def load_compiled_matching() -> bool:
 def compiled_kernels() -> Kernels | None:
     """The compiled loops, or None (numba missing or turned off: the numpy code runs)."""
     if not _KERNELS:
-        jit, solver = numba_jit(), compiled_solver()
-        usable = jit is not None and solver is not None
-        _KERNELS.append(compile_or_warn(lambda: _compile(jit, solver), "matching loops")
-                        if usable else None)
+        jit, solver, volunteers = numba_jit(), compiled_solver(), compiled_volunteer_cases()
+        usable = jit is not None and solver is not None and volunteers is not None
+        _KERNELS.append(compile_or_warn(lambda: _compile(jit, solver, volunteers),
+                                        "matching loops") if usable else None)
     return _KERNELS[0]
 
 
-def _compile(jit: Any, solver: Any) -> Kernels:
-    global _utility_at, _acceptable_at, _solve_kernel, _answer_kernel, _proposals_kernel
-    global _raise_kernel
+def _compile(jit: Any, solver: Any, volunteers: Any) -> Kernels:
+    global _utility_at, _acceptable_at, _solve_kernel, _volunteer_kernel, _volunteer_rate_kernel
+    global _must_choose_kernel, _answer_kernel, _proposals_kernel, _raise_kernel
     # the scalar helpers are called by name from compiled code, so their names must hold the
     # compiled versions (``py_func``: the plain function, should this run again)
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
     _acceptable_at = jit(getattr(_acceptable_at, "py_func", _acceptable_at))
     _solve_kernel = solver
+    _volunteer_kernel = volunteers
+    _volunteer_rate_kernel = jit(_volunteer_rate_with_loops)
+    _must_choose_kernel = jit(_must_choose_with_loops)
     _answer_kernel = jit(_answer_with_loops)
     _proposals_kernel = jit(_proposals_with_loops)
     _raise_kernel = jit(_raise_with_loops)
@@ -739,5 +851,6 @@ def _compile(jit: Any, solver: Any) -> Kernels:
     rounds(np.zeros(4, dtype=np.int64), 10, 10, no, one - 1, one.copy(), one.copy(),
            ~no, one - 1, np.zeros(1), np.full(1, 0.5), np.full(1, 0.1), one, one, np.ones(1),
            np.ones(1), np.zeros(1), np.full(1, np.inf), np.ones((4, 1)), np.zeros(1),
-           np.full((1, 4), 2.0), 0.1, 0.1, False, DEFAULT_NODE_LIMIT)
+           np.full((1, 4), 2.0), 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, one - 1,
+           np.ones(1), np.ones(1), 4, np.zeros((0, 1)), ~no, 0, 1)
     return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, rounds)

@@ -14,12 +14,13 @@ both paths (tested).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_with_example
+from isac_market_env.mechanisms._jit import compile_with_example, sequential_sums
 
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
@@ -78,6 +79,29 @@ def select_volunteers_batch(present: BoolArray, bandwidth_hz: FloatArray, power_
     return volunteers
 
 
+@dataclass(frozen=True, eq=False)
+class VolunteerModel:
+    """What a BS needs to publish E[v] for its tentative contracts (App. B, DESIGN.md 3).
+
+    Its real supply per BS, the contract count up to which every participation case is
+    enumerated, and the common uniforms (samples x clients) of the Monte Carlo estimate above
+    it. The contracts' presences, bundles and PelS come from the matching.
+    """
+
+    supply_bandwidth_hz: FloatArray
+    supply_power_w: FloatArray
+    exact_max_contracts: int
+    uniforms: FloatArray
+
+    def rate(self, bs: int, clients: NDArray[np.int64], presence_prob: FloatArray,
+             bandwidth_hz: FloatArray, power_w: FloatArray, compensation: FloatArray) -> float:
+        """BS ``bs``'s E[v] for contracts with ``clients`` (``expected_volunteer_rate``)."""
+        return expected_volunteer_rate(presence_prob, bandwidth_hz, power_w, compensation,
+                                       float(self.supply_bandwidth_hz[bs]),
+                                       float(self.supply_power_w[bs]), self.exact_max_contracts,
+                                       self.uniforms[:, clients])
+
+
 def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
                             power_w: FloatArray, compensation: FloatArray,
                             supply_bandwidth_hz: float, supply_power_w: float,
@@ -88,19 +112,21 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
     Contracts are present independently with ``presence_prob``. Up to ``exact_max_contracts``
     contracts every participation case is enumerated and weighted by its probability (eq. 66);
     above, ``uniforms`` (samples x contracts, common random numbers) give a Monte Carlo estimate.
+    Sums run left to right, as in the matching's compiled twin (``_volunteer_rate_with_loops``).
     """
     n = len(presence_prob)
     if n == 0:
         return 0.0
-    if bandwidth_hz.sum() <= supply_bandwidth_hz and power_w.sum() <= supply_power_w:
+    if (sequential_sums(bandwidth_hz) <= supply_bandwidth_hz
+            and sequential_sums(power_w) <= supply_power_w):
         return 0.0
-    expected_present = float(presence_prob.sum())
+    expected_present = float(sequential_sums(presence_prob))
     if expected_present <= 0:
         return 0.0
     exact = n <= exact_max_contracts
     if not exact and (uniforms is None or uniforms.shape[1] != n):
         raise ValueError("Monte Carlo volunteer estimate needs one uniform column per contract")
-    draws = np.zeros((0, n)) if uniforms is None else np.ascontiguousarray(uniforms)
+    draws = np.zeros((0, n)) if uniforms is None or exact else np.ascontiguousarray(uniforms)
     kernel = compiled_volunteer_cases()
     if kernel is None:
         weights, counts = _volunteer_cases_with_numpy(presence_prob, bandwidth_hz, power_w,
@@ -110,7 +136,7 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
         weights, counts = kernel(presence_prob, bandwidth_hz, power_w, compensation,
                                  supply_bandwidth_hz, supply_power_w, exact, draws,
                                  np.zeros((0, n), dtype=bool))
-    return float(weights @ counts) / expected_present
+    return float(sequential_sums(weights * counts)) / expected_present
 
 
 def _volunteer_cases_with_numpy(presence_prob: FloatArray, bandwidth_hz: FloatArray,
