@@ -262,8 +262,17 @@ def test_compilation_happens_before_any_timed_region(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(volunteers, "_KERNEL", [])
     monkeypatch.setattr(typed_knapsack, "_KERNEL", [])
     monkeypatch.setattr(typed_knapsack, "_GENERAL_KERNEL", [])
-    small_market()
+    market = small_market()
     assert matching._KERNELS and matching._KERNELS[0] is not None
+    kernels = [matching._answer_kernel, matching._proposals_kernel, matching._raise_kernel,
+               knapsack._KERNEL[0], volunteers._KERNEL[0], typed_knapsack._KERNEL[0],
+               typed_knapsack._GENERAL_KERNEL[0]]
+    compiled = [len(kernel.signatures) for kernel in kernels]
+    rounds = matching.AscendingMatching(market.offline_problem(), market.volunteer_model())
+    for _ in range(3):  # round by round, as Bidding-v0 plays them: the Python-level calls
+        rounds.play_round(rounds.rule_proposals())
+    market.run()
+    assert [len(kernel.signatures) for kernel in kernels] == compiled
     assert volunteers._KERNEL and volunteers._KERNEL[0] is not None
     assert typed_knapsack._KERNEL and typed_knapsack._KERNEL[0] is not None
     assert typed_knapsack._GENERAL_KERNEL and typed_knapsack._GENERAL_KERNEL[0] is not None

@@ -846,11 +846,20 @@ def _compile(jit: Any, solver: Any, volunteers: Any) -> Kernels:
     _proposals_kernel = jit(_proposals_with_loops)
     _raise_kernel = jit(_raise_with_loops)
     rounds = jit(_rounds_with_loops)
-    # one client, one solution, one BS: compiles every loop for the argument types of the calls
-    one, no = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.bool_)
+    # one client, one solution, one BS: compiles (or loads) every loop for the argument types
+    # of the calls, including those the Python methods make, so that no timed region compiles
+    one, no, unit = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.bool_), np.ones(1)
+    caps = np.full((1, 4), 2.0)
     rounds(np.zeros(4, dtype=np.int64), 10, 10, no, one - 1, one.copy(), one.copy(),
-           ~no, one - 1, np.zeros(1), np.full(1, 0.5), np.full(1, 0.1), one, one, np.ones(1),
-           np.ones(1), np.zeros(1), np.full(1, np.inf), np.ones((4, 1)), np.zeros(1),
-           np.full((1, 4), 2.0), 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, one - 1,
-           np.ones(1), np.ones(1), 4, np.zeros((0, 1)), ~no, 0, 1)
+           ~no, one - 1, np.zeros(1), unit / 2, unit / 10, one, one, unit,
+           unit, np.zeros(1), np.full(1, np.inf), np.ones((4, 1)), np.zeros(1),
+           caps, 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, one - 1,
+           unit, unit, 4, np.zeros((0, 1)), ~no, 0, 1)
+    _proposals_kernel(no, one - 1, one.copy(), one.copy(), 10, ~no, one - 1, np.zeros(1),
+                      unit / 2, one, one, unit, unit, np.zeros(1), np.full(1, np.inf),
+                      np.zeros(1), 0.1, 0.1, False)
+    _answer_kernel(0, one.copy(), unit / 2, ~no, one - 1, np.zeros(1), one.copy(), one, one,
+                   unit, np.ones((4, 1)), 0.0, caps[0], 0.1, 0.1, DEFAULT_NODE_LIMIT)
+    _raise_kernel(one.copy(), unit / 2, unit / 10, unit, unit, one, np.zeros(1), np.zeros(1),
+                  np.full(1, np.inf), 0.1, 0.1, False, ~no, no.copy(), one.copy(), one.copy())
     return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, rounds)
