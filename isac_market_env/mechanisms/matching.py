@@ -162,6 +162,11 @@ class AscendingMatching:
         n_sol = len(p.sol_client)
         self.alive = (self.bids <= p.sol_value) & self.fits  # bid can still rise
         self.capped = np.zeros(n_sol, dtype=bool)  # re-proposable after a BS change
+        # the compiled proposals visit only ``live[:n_live]``: solutions that are alive or capped
+        # with revivals left (the others can never be proposed again: nothing revives ``alive``,
+        # only a proposal is capped, revivals only grow); they drop the rest as they go
+        self.live = np.flatnonzero(self.alive).astype(np.int64)
+        self.n_live = len(self.live)
         self.capped_version = np.full(n_sol, -1, dtype=np.int64)
         self.revivals = np.zeros(n_sol, dtype=np.int64)
         self.bs_version = np.zeros(p.n_bss, dtype=np.int64)
@@ -234,11 +239,13 @@ class AscendingMatching:
         kernels = compiled_kernels()
         if kernels is not None:
             p = self.problem
-            return kernels.proposals(
-                self.capped, self.capped_version, self.bs_version, self.revivals, p.max_revivals,
-                self.alive, self.held, self.held_pay, self.bids, p.sol_bs, p.sol_client,
-                p.sol_value, self.sol_presence, self.sol_threshold, self.sol_risk_limit,
-                self.volunteer_rate, p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on)
+            proposals, self.n_live = kernels.proposals(
+                self.live, self.n_live, self.capped, self.capped_version, self.bs_version,
+                self.revivals, p.max_revivals, self.alive, self.held, self.held_pay, self.bids,
+                p.sol_bs, p.sol_client, p.sol_value, self.sol_presence, self.sol_threshold,
+                self.sol_risk_limit, self.volunteer_rate, p.penalty_client_ratio,
+                p.penalty_bs_ratio, self.risk_on)
+            return proposals
         free_sol = self.candidates()
         if free_sol.size == 0:
             return free_sol
@@ -419,11 +426,11 @@ class AscendingMatching:
         t0 = time.perf_counter()
         p, v = self.problem, self.volunteers
         counters = np.array([self.rounds, self.n_proposals, self.n_displacements,
-                             self.knapsack_calls], dtype=np.int64)
+                             self.knapsack_calls, self.n_live], dtype=np.int64)
         stop_sols = np.flatnonzero(p.sol_client == stop_client)
         no_supply = np.zeros(0)
         status, proposals, position, rejected = kernels.rounds(
-            counters, p.max_rounds, p.max_revivals, self.capped, self.capped_version,
+            counters, self.live, p.max_rounds, p.max_revivals, self.capped, self.capped_version,
             self.bs_version, self.revivals, self.alive, self.held, self.held_pay, self.bids,
             self.step, p.sol_bs, p.sol_client, p.sol_value, self.sol_presence,
             self.sol_threshold, self.sol_risk_limit, self.sol_weights, self.volunteer_rate,
@@ -434,8 +441,8 @@ class AscendingMatching:
             0 if v is None else v.exact_max_contracts,
             np.zeros((0, 0)) if v is None else v.uniforms, self.fits,
             stop_sols[0] if stop_sols.size else -1, stop_sols[-1] + 1 if stop_sols.size else -1)
-        self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls = (
-            int(c) for c in counters)
+        (self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls,
+         self.n_live) = (int(c) for c in counters)
         if status == CONVERGED:
             self.converged = self.finished = True
         elif status == INTERRUPTED:
@@ -581,31 +588,38 @@ def _acceptable_at(value: float, pay: float, presence: float, volunteer: float, 
     return bool(risk <= risk_limit + 1e-12)
 
 
-def _proposals_with_loops(capped: Any, capped_version: Any, bs_version: Any, revivals: Any,
-                          max_revivals: int, alive: Any, held: Any, held_pay: Any, bids: Any,
-                          sol_bs: Any, sol_client: Any, sol_value: Any, sol_presence: Any,
-                          sol_threshold: Any, sol_risk_limit: Any, volunteer_rate: Any,
-                          penalty_client_ratio: float, penalty_bs_ratio: float, risk_on: bool
-                          ) -> Any:
+def _proposals_with_loops(live: Any, n_live: int, capped: Any, capped_version: Any,
+                          bs_version: Any, revivals: Any, max_revivals: int, alive: Any,
+                          held: Any, held_pay: Any, bids: Any, sol_bs: Any, sol_client: Any,
+                          sol_value: Any, sol_presence: Any, sol_threshold: Any,
+                          sol_risk_limit: Any, volunteer_rate: Any, penalty_client_ratio: float,
+                          penalty_bs_ratio: float, risk_on: bool) -> tuple[Any, int]:
     """``candidates`` + ``_rule_proposals`` of ``AscendingMatching`` in loops, for numba.
 
     Compiled only; the same eligibility tests, utilities and risks with the same floating-point
-    operations, so the same proposals.
+    operations, so the same proposals. Visits the solutions ``live[:n_live]`` (ascending) and
+    moves those that can never be proposed again out of it; returns (proposals, new n_live).
     """
-    n_sol = len(sol_client)
     proposals = []
-    utility = np.empty(n_sol)
-    eligible = np.zeros(n_sol, dtype=np.bool_)
-    start = 0
-    while start < n_sol:
-        client = sol_client[start]
+    utility = np.empty(n_live)
+    eligible = np.empty(n_live, dtype=np.bool_)
+    start = kept = 0
+    while start < n_live:
+        client = sol_client[live[start]]
         stop = start
-        while stop < n_sol and sol_client[stop] == client:
+        while stop < n_live and sol_client[live[stop]] == client:
             stop += 1
+        first = kept  # this client's solutions, compacted
+        for e in range(start, stop):
+            s = live[e]
+            if alive[s] or (capped[s] and revivals[s] < max_revivals):
+                live[kept] = s
+                kept += 1
         holding = held[client]
         best = -np.inf
-        for s in range(start, stop):
-            eligible[s] = False
+        for e in range(first, kept):
+            s = live[e]
+            eligible[e] = False
             revived = (capped[s] and capped_version[s] != bs_version[sol_bs[s]]
                        and revivals[s] < max_revivals)
             if not ((alive[s] or revived) if holding < 0 else (revived and holding != s)):
@@ -618,21 +632,21 @@ def _proposals_with_loops(capped: Any, capped_version: Any, bs_version: Any, rev
                     volunteer_rate[sol_bs[holding]], penalty_client_ratio,
                     penalty_bs_ratio) + SWITCH_GAIN:
                 continue
-            eligible[s] = _acceptable_at(sol_value[s], bids[s], sol_presence[s], v,
+            eligible[e] = _acceptable_at(sol_value[s], bids[s], sol_presence[s], v,
                                          sol_threshold[s], sol_risk_limit[s],
                                          penalty_client_ratio, penalty_bs_ratio, risk_on)
-            if eligible[s]:
-                utility[s] = u
+            if eligible[e]:
+                utility[e] = u
                 best = max(best, u)
-        for s in range(start, stop):
-            if eligible[s] and utility[s] >= best - 1e-12:
-                proposals.append(s)
+        for e in range(first, kept):
+            if eligible[e] and utility[e] >= best - 1e-12:
+                proposals.append(live[e])
                 break
         start = stop
     out = np.empty(len(proposals), dtype=np.int64)
     for i in range(len(proposals)):
         out[i] = proposals[i]
-    return out
+    return out, kept
 
 
 def _raise_with_loops(rejected: Any, bids: Any, step: Any, sol_value: Any, sol_presence: Any,
@@ -722,7 +736,7 @@ def _must_choose_with_loops(client_start: int, client_stop: int, held_now: int, 
 CONVERGED, ROUND_LIMIT, INTERRUPTED, STOPPED = 0, 1, 2, 3
 
 
-def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped: Any,
+def _rounds_with_loops(counters: Any, live: Any, max_rounds: int, max_revivals: int, capped: Any,
                        capped_version: Any, bs_version: Any, revivals: Any, alive: Any,
                        held: Any, held_pay: Any, bids: Any, step: Any, sol_bs: Any,
                        sol_client: Any, sol_value: Any, sol_presence: Any, sol_threshold: Any,
@@ -734,7 +748,8 @@ def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped
                        ) -> tuple[int, Any, int, Any]:
     """``AscendingMatching.run_rounds`` in loops, for numba (compiled only).
 
-    Plays rule rounds (``counters``: rounds, proposals, displacements, knapsack calls), the BSs
+    Plays rule rounds (``counters``: rounds, proposals, displacements, knapsack calls, and the
+    live solutions of ``live``, see ``_proposals_with_loops``), the BSs
     publishing E[v] when ``estimate``, until no proposal is left (``CONVERGED``),
     ``max_rounds`` (``ROUND_LIMIT``), the client of solutions ``stop_start`` to ``stop_stop``
     - 1 must choose (``STOPPED``; -1: none), or a BS's selection needs the typed search or
@@ -746,11 +761,10 @@ def _rounds_with_loops(counters: Any, max_rounds: int, max_revivals: int, capped
                 stop_start, stop_stop, held[sol_client[stop_start]], alive, capped,
                 capped_version, bs_version, revivals, max_revivals, fits, sol_bs):
             return STOPPED, np.empty(0, dtype=np.int64), 0, np.empty(0, dtype=np.int64)
-        proposals = _proposals_kernel(capped, capped_version, bs_version, revivals,
-                                      max_revivals, alive, held, held_pay, bids, sol_bs,
-                                      sol_client, sol_value, sol_presence, sol_threshold,
-                                      sol_risk_limit, volunteer_rate, penalty_client_ratio,
-                                      penalty_bs_ratio, risk_on)
+        proposals, counters[4] = _proposals_kernel(
+            live, counters[4], capped, capped_version, bs_version, revivals, max_revivals, alive,
+            held, held_pay, bids, sol_bs, sol_client, sol_value, sol_presence, sol_threshold,
+            sol_risk_limit, volunteer_rate, penalty_client_ratio, penalty_bs_ratio, risk_on)
         rejected = np.empty(0, dtype=np.int64)
         if len(proposals) == 0:
             return CONVERGED, proposals, 0, rejected
@@ -795,7 +809,7 @@ class Kernels:
     """The compiled twins of the matching's loops (see ``mechanisms/_jit.py``)."""
 
     answer: Callable[..., tuple[int, IntArray, int]]
-    proposals: Callable[..., IntArray]
+    proposals: Callable[..., tuple[IntArray, int]]
     raise_bids: Callable[..., None]
     rounds: Callable[..., tuple[int, IntArray, int, IntArray]]
 
@@ -850,14 +864,14 @@ def _compile(jit: Any, solver: Any, volunteers: Any) -> Kernels:
     # of the calls, including those the Python methods make, so that no timed region compiles
     one, no, unit = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.bool_), np.ones(1)
     caps = np.full((1, 4), 2.0)
-    rounds(np.zeros(4, dtype=np.int64), 10, 10, no, one - 1, one.copy(), one.copy(),
+    rounds(np.ones(5, dtype=np.int64), one.copy(), 10, 10, no, one - 1, one.copy(), one.copy(),
            ~no, one - 1, np.zeros(1), unit / 2, unit / 10, one, one, unit,
            unit, np.zeros(1), np.full(1, np.inf), np.ones((4, 1)), np.zeros(1),
            caps, 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, one - 1,
            unit, unit, 4, np.zeros((0, 1)), ~no, 0, 1)
-    _proposals_kernel(no, one - 1, one.copy(), one.copy(), 10, ~no, one - 1, np.zeros(1),
-                      unit / 2, one, one, unit, unit, np.zeros(1), np.full(1, np.inf),
-                      np.zeros(1), 0.1, 0.1, False)
+    _proposals_kernel(one.copy(), 1, no, one - 1, one.copy(), one.copy(), 10, ~no, one - 1,
+                      np.zeros(1), unit / 2, one, one, unit, unit, np.zeros(1),
+                      np.full(1, np.inf), np.zeros(1), 0.1, 0.1, False)
     _answer_kernel(0, one.copy(), unit / 2, ~no, one - 1, np.zeros(1), one.copy(), one, one,
                    unit, np.ones((4, 1)), 0.0, caps[0], 0.1, 0.1, DEFAULT_NODE_LIMIT)
     _raise_kernel(one.copy(), unit / 2, unit / 10, unit, unit, one, np.zeros(1), np.zeros(1),
