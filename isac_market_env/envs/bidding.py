@@ -228,14 +228,10 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         m = self.matching
         if m is None or m.finished or m.held[self.focal] >= 0:
             return out
-        p = m.problem
         sols = self.problem_sols
         valid = sols >= 0
-        s = sols[valid]
-        revived = (m.capped[s] & (m.capped_version[s] != m.bs_version[p.sol_bs[s]])
-                   & (m.revivals[s] < p.max_revivals))
         ok = np.zeros(len(sols), dtype=bool)
-        ok[valid] = (m.alive[s] | revived) & m.fits[s]
+        ok[valid] = m.proposable(sols[valid])
         out[: len(sols)] = ok
         return out
 

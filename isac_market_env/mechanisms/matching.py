@@ -214,8 +214,7 @@ class AscendingMatching:
         that solution's BS has room; otherwise a Type 2 blocking pair can remain).
         """
         p = self.problem
-        revived = (self.capped & (self.capped_version != self.bs_version[p.sol_bs])
-                   & (self.revivals < p.max_revivals))
+        revived = self.revived(np.arange(len(p.sol_client)))
         holding = self.held[p.sol_client]
         free_sol = np.flatnonzero((self.alive | revived) & (holding < 0))
         switch = np.flatnonzero(revived & (holding >= 0) & (holding != np.arange(len(holding))))
@@ -393,16 +392,23 @@ class AscendingMatching:
         outcome = SOLVERS.index(result.solver)
         return outcome, rejected, len(left) + len(displaced)
 
-    def must_choose(self, client: int) -> bool:
-        """``client`` is free and has a solution it may propose this round (live, or capped and
-        revived), whatever its utility: the rounds at which a bidding agent decides."""
+    def revived(self, sols: IntArray) -> NDArray[np.bool_]:
+        """Per solution: capped, its BS's tentative set changed since, revivals left."""
         p = self.problem
-        if self.held[client] >= 0:
-            return False
-        s = np.flatnonzero(p.sol_client == client)
-        revived = (self.capped[s] & (self.capped_version[s] != self.bs_version[p.sol_bs[s]])
-                   & (self.revivals[s] < p.max_revivals))
-        return bool(np.any((self.alive[s] | revived) & self.fits[s]))
+        return np.asarray(self.capped[sols]
+                          & (self.capped_version[sols] != self.bs_version[p.sol_bs[sols]])
+                          & (self.revivals[sols] < p.max_revivals))
+
+    def proposable(self, sols: IntArray) -> NDArray[np.bool_]:
+        """Per solution: its client, if free, may propose it this round (live, or revived, and
+        within the BS's published supply), whatever its utility."""
+        return np.asarray((self.alive[sols] | self.revived(sols)) & self.fits[sols])
+
+    def must_choose(self, client: int) -> bool:
+        """``client`` is free and has a solution it may propose this round: the rounds at which
+        a bidding agent decides."""
+        sols = np.flatnonzero(self.problem.sol_client == client)
+        return bool(self.held[client] < 0 and self.proposable(sols).any())
 
     def run(self) -> MatchingResult:
         """Play rule rounds until the matching finishes."""
