@@ -172,7 +172,8 @@ def _branch_and_bound(values: NDArray[np.float64], weights: NDArray[np.float64],
     order, arrays, n_rows = _prepare(values, weights, capacities, pairs)
     best = start[order].tolist()
     n, m = len(values), len(capacities)
-    work = [[0.0] * m, [0.0] * m, [0] * n, [0] * (n + 1), [0] * (n + 1), [0.0] * (n + 1)]
+    work = [[0.0] * m, [0.0] * m, [0] * n, [0] * (n + 1), [0] * (n + 1), [0.0] * (n + 1), False,
+            [], [], []]
     arguments = [a.tolist() for a in arrays] + [n_rows, incumbent_value, best, node_limit, *work]
     nodes, finished = _search(*arguments)
     if not finished:
@@ -224,7 +225,8 @@ def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel
             dominated_idx: Any, partner_ptr: Any, partner_idx: Any, capacities: Any,
             n_rows: int, incumbent_value: float, best: Any, node_limit: int,
             remaining: Any, rel_remaining: Any, forbidden: Any, chosen: Any, stage: Any,
-            value_at: Any) -> tuple[int, bool]:
+            value_at: Any, linked: bool, row_next: Any, row_prev: Any, row_entry: Any
+            ) -> tuple[int, bool]:
     """Depth-first search over items in order; returns (nodes, finished), ``best`` updated.
 
     The search starts from the greedy selection in item order, or from the caller's selection
@@ -236,6 +238,13 @@ def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel
     ``weights`` and ``rel_w`` are item-major (item * m + constraint), the ``row_*`` sequences
     row-major (row * n + rank). ``remaining`` ... ``value_at`` are work space of lengths m, m,
     n, n + 1, n + 1, n + 1 (the caller allocates them: arrays compiled, lists in CPython).
+
+    The per-row bounds add up each row's undecided items in the row's order. When ``linked``
+    (compiled) they follow ``row_next``, lists of the undecided items (work space of n_rows *
+    (n + 1), with ``row_prev`` and ``row_entry`` of n_rows * n; entry n heads each list) from
+    which a node unlinks the item its parent decided and into which it relinks it on the way
+    back; otherwise (CPython, where the upkeep costs more than it saves) they scan the row and
+    skip decided items. Both visit the same items in the same order, so the sums are the same.
     """
     n = len(vals)
     m = len(capacities)
@@ -249,6 +258,14 @@ def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel
         value_at[i] = 0.0
     for i in range(n):
         forbidden[i] = 0
+    for r in range(n_rows if linked else 0):
+        base = r * (n + 1)
+        for e in range(n):
+            row_entry[r * n + row_order[r * n + e]] = e
+            row_next[base + e] = e + 1
+            row_prev[base + e] = e - 1 if e > 0 else n
+        row_next[base + n] = 0 if n > 0 else n
+        row_prev[base + n] = n - 1 if n > 0 else n
     best_value = 0.0
     for i in range(n):  # greedy incumbent, kept in ``chosen``
         fits = True
@@ -278,6 +295,12 @@ def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel
     while True:
         step = stage[pos]
         if step == 0:
+            if linked and pos > 0:  # item pos - 1 is decided from here down: unlink it
+                for r in range(n_rows):
+                    base = r * (n + 1)
+                    e = row_entry[r * n + pos - 1]
+                    row_next[base + row_prev[base + e]] = row_next[base + e]
+                    row_prev[base + row_next[base + e]] = row_prev[base + e]
             nodes += 1
             if nodes > node_limit:
                 return nodes, False
@@ -306,16 +329,29 @@ def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel
                 for r in range(n_rows):
                     cap = rel_remaining[r]
                     total = value
-                    for e in range(r * n, r * n + n):
-                        if row_order[e] < pos:
-                            continue
-                        w = row_weight[e]
-                        if w <= cap:
-                            cap -= w
-                            total += row_value[e]
-                        else:
-                            total += row_value[e] * cap / w
-                            break
+                    if linked:  # the undecided items in the row's order, from the list
+                        base = r * (n + 1)
+                        e = row_next[base + n]
+                        while e != n:
+                            w = row_weight[r * n + e]
+                            if w <= cap:
+                                cap -= w
+                                total += row_value[r * n + e]
+                            else:
+                                total += row_value[r * n + e] * cap / w
+                                break
+                            e = row_next[base + e]
+                    else:  # the same items, by scanning the row
+                        for e in range(r * n, r * n + n):
+                            if row_order[e] < pos:
+                                continue
+                            w = row_weight[e]
+                            if w <= cap:
+                                cap -= w
+                                total += row_value[e]
+                            else:
+                                total += row_value[e] * cap / w
+                                break
                     if total <= limit:
                         prune = True
                         break
@@ -365,6 +401,12 @@ def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel
         # this node is done: back to its parent
         if pos == 0:
             return nodes, True
+        if linked:  # item pos - 1 is undecided again: relink it (last out, first in)
+            for r in range(n_rows):
+                base = r * (n + 1)
+                e = row_entry[r * n + pos - 1]
+                row_next[base + row_prev[base + e]] = e
+                row_prev[base + row_next[base + e]] = e
         pos -= 1
 
 
@@ -461,7 +503,10 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
                                      n_rows, incumbent_value, best, node_limit, np.empty(m),
                                      np.empty(m), np.empty(n, dtype=np.int64),
                                      np.empty(n + 1, dtype=np.int64),
-                                     np.empty(n + 1, dtype=np.int64), np.empty(n + 1))
+                                     np.empty(n + 1, dtype=np.int64), np.empty(n + 1), True,
+                                     np.empty(n_rows * (n + 1), dtype=np.int64),
+                                     np.empty(n_rows * (n + 1), dtype=np.int64),
+                                     np.empty(n_rows * n, dtype=np.int64))
     selected = np.empty(n, dtype=np.int8)
     for i in range(n):
         selected[order[i]] = best[i]
