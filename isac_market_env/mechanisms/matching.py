@@ -557,19 +557,19 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, he
         if keep[i]:
             held[sol_client[items[i]]] = items[i]
             held_pay[sol_client[items[i]]] = prices[i]
-    rejected = []
+    rejected = np.empty(n, dtype=np.int64)
+    n_rejected = 0
     for i in range(n_held):
         if not keep[i] and held[sol_client[held_here[i]]] == held_here[i]:
             held[sol_client[held_here[i]]] = -1
-            rejected.append(held_here[i])
-    n_displaced = n_left + len(rejected)
+            rejected[n_rejected] = held_here[i]
+            n_rejected += 1
+    n_displaced = n_left + n_rejected
     for k in range(n_new):
         if not keep[n_held + k] and at_rule_price[slot[k]]:
-            rejected.append(items[n_held + k])
-    rejected_array = np.empty(len(rejected), dtype=np.int64)
-    for i in range(len(rejected)):
-        rejected_array[i] = rejected[i]
-    return outcome, rejected_array, n_displaced
+            rejected[n_rejected] = items[n_held + k]
+            n_rejected += 1
+    return outcome, rejected[:n_rejected], n_displaced
 
 
 def _utility_at(value: float, pay: float, presence: float, volunteer: float,
@@ -771,30 +771,38 @@ def _rounds_with_loops(counters: Any, live: Any, max_rounds: int, max_revivals: 
             live, counters[4], capped, capped_version, bs_version, revivals, max_revivals, alive,
             held, held_pay, bids, sol_bs, sol_client, sol_value, sol_presence, sol_threshold,
             sol_risk_limit, volunteer_rate, penalty_client_ratio, penalty_bs_ratio, risk_on)
-        rejected = np.empty(0, dtype=np.int64)
         if len(proposals) == 0:
-            return CONVERGED, proposals, 0, rejected
+            return CONVERGED, proposals, 0, np.empty(0, dtype=np.int64)
         counters[0] += 1
         counters[1] += len(proposals)
         pays = np.empty(len(proposals))
+        proposed_to = np.zeros(len(bs_version), dtype=np.bool_)
         for i in range(len(proposals)):
             pays[i] = bids[proposals[i]]
+            proposed_to[sol_bs[proposals[i]]] = True
             if capped[proposals[i]]:
                 revivals[proposals[i]] += 1
         at_rule_price = np.ones(len(proposals), dtype=np.bool_)
-        answered = np.unique(sol_bs[proposals])
-        for position in range(len(answered)):
-            j = answered[position]
+        # every held and every proposed solution is rejected at most once
+        rejected = np.empty(len(held) + len(proposals), dtype=np.int64)
+        n_rejected = 0
+        position = 0  # among the answering BSs, in increasing order
+        for j in range(len(bs_version)):
+            if not proposed_to[j]:
+                continue
             outcome, rej, n_displaced = _answer_kernel(
                 j, proposals, pays, at_rule_price, held, held_pay, bs_version, sol_bs, sol_client,
                 sol_presence, sol_weights, volunteer_rate[j], bs_caps[j], penalty_client_ratio,
                 penalty_bs_ratio, node_limit)
             if outcome == TOO_HARD:
-                return INTERRUPTED, proposals, position, rejected
+                return INTERRUPTED, proposals, position, rejected[:n_rejected]
             counters[2] += n_displaced
             if outcome == SEARCHED:
                 counters[3] += 1
-            rejected = np.concatenate((rejected, rej))
+            rejected[n_rejected:n_rejected + len(rej)] = rej
+            n_rejected += len(rej)
+            position += 1
+        rejected = rejected[:n_rejected]
         if estimate:
             for j in range(len(bs_version)):
                 if estimated_version[j] != bs_version[j]:
