@@ -606,7 +606,8 @@ def _proposals_with_loops(live: Any, n_live: int, capped: Any, capped_version: A
     operations, so the same proposals. Visits the solutions ``live[:n_live]`` (ascending) and
     moves those that can never be proposed again out of it; returns (proposals, new n_live).
     """
-    proposals = []
+    proposals = np.empty(n_live, dtype=np.int64)  # at most one per client
+    n_proposals = 0
     utility = np.empty(n_live)
     eligible = np.empty(n_live, dtype=np.bool_)
     start = kept = 0
@@ -646,13 +647,11 @@ def _proposals_with_loops(live: Any, n_live: int, capped: Any, capped_version: A
                 best = max(best, u)
         for e in range(first, kept):
             if eligible[e] and utility[e] >= best - 1e-12:
-                proposals.append(live[e])
+                proposals[n_proposals] = live[e]
+                n_proposals += 1
                 break
         start = stop
-    out = np.empty(len(proposals), dtype=np.int64)
-    for i in range(len(proposals)):
-        out[i] = proposals[i]
-    return out, kept
+    return proposals[:n_proposals], kept
 
 
 def _raise_with_loops(rejected: Any, bids: Any, step: Any, sol_value: Any, sol_presence: Any,
