@@ -417,28 +417,57 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
 
     Compiled only (in CPython the numpy ``_prepare`` is faster); it builds exactly the arrays of
     ``_prepare`` (stable sorts, the same floating-point operations in the same order), which the
-    tests check.
+    tests check. The arrays are cut from one float and one integer buffer (``_cut``): a call
+    builds ~30 of them, and one allocation each cost more than the set-up's arithmetic.
     """
     m, n = weights.shape
-    scale = np.empty(m)
+    n_rows = m if m > 1 else 0
+    n_pairs = len(pair_a)
+    floats = np.empty(3 * m + 3 * m * n + 5 * n + 3 * (n + 1) + 2 * n_rows * n)
+    ints = np.empty(5 * n + 4 * (n + 1) + 2 * n_pairs + n * (n - 1) // 2
+                    + 3 * n_rows * n + 2 * n_rows * (n + 1), dtype=np.int64)
+    scale, at = _cut_kernel(floats, 0, m)
+    rel_rows, at = _cut_kernel(floats, at, m * n)  # row-major m x n
+    surrogate, at = _cut_kernel(floats, at, n)
+    key, at = _cut_kernel(floats, at, n)
+    v_sorted, at = _cut_kernel(floats, at, n)
+    sur, at = _cut_kernel(floats, at, n)
+    w_flat, at = _cut_kernel(floats, at, n * m)
+    rel_flat, at = _cut_kernel(floats, at, n * m)
+    prefix_w, at = _cut_kernel(floats, at, n + 1)
+    prefix_v, at = _cut_kernel(floats, at, n + 1)
+    row_weight, at = _cut_kernel(floats, at, n_rows * n)
+    row_value, at = _cut_kernel(floats, at, n_rows * n)
+    density, at = _cut_kernel(floats, at, n)
+    remaining, at = _cut_kernel(floats, at, m)
+    rel_remaining, at = _cut_kernel(floats, at, m)
+    value_at, at = _cut_kernel(floats, at, n + 1)
+    order, at = _cut_kernel(ints, 0, n)
+    rank, at = _cut_kernel(ints, at, n)
+    row, at = _cut_kernel(ints, at, n)
+    row_order, at = _cut_kernel(ints, at, n_rows * n)
+    partner_ptr, at = _cut_kernel(ints, at, n + 1)
+    partner_idx, at = _cut_kernel(ints, at, 2 * n_pairs)
+    filled, at = _cut_kernel(ints, at, n)
+    dominated_ptr, at = _cut_kernel(ints, at, n + 1)
+    dominated, at = _cut_kernel(ints, at, n * (n - 1) // 2)  # at most every later item
+    forbidden, at = _cut_kernel(ints, at, n)
+    chosen, at = _cut_kernel(ints, at, n + 1)
+    stage, at = _cut_kernel(ints, at, n + 1)
+    row_next, at = _cut_kernel(ints, at, n_rows * (n + 1))
+    row_prev, at = _cut_kernel(ints, at, n_rows * (n + 1))
+    row_entry, at = _cut_kernel(ints, at, n_rows * n)
     for r in range(m):
         scale[r] = 1.0 / max(capacities[r], 1e-300)
-    rel = np.empty((m, n))
-    surrogate = np.zeros(n)
-    key = np.empty(n)
     for i in range(n):
+        surrogate[i] = 0.0  # no binding row: conflicts alone decide
         for r in range(m):
-            rel[r, i] = weights[r, i] * scale[r]
-            surrogate[i] = rel[r, i] if r == 0 else surrogate[i] + rel[r, i]
+            rel_rows[r * n + i] = weights[r, i] * scale[r]
+            surrogate[i] = rel_rows[i] if r == 0 else surrogate[i] + rel_rows[r * n + i]
         key[i] = -values[i] / max(surrogate[i], 1e-300)
-    order = _argsort_kernel(key)
-    rank = np.empty(n, dtype=np.int64)
-    v_sorted = np.empty(n)
-    sur = np.empty(n)
-    w_flat = np.empty(n * m)
-    rel_flat = np.empty(n * m)
-    prefix_w = np.zeros(n + 1)
-    prefix_v = np.zeros(n + 1)
+    _argsort_kernel(key, order)
+    prefix_w[0] = 0.0
+    prefix_v[0] = 0.0
     for i in range(n):
         o = order[i]
         rank[o] = i
@@ -446,39 +475,32 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
         sur[i] = surrogate[o]
         for r in range(m):
             w_flat[i * m + r] = weights[r, o]
-            rel_flat[i * m + r] = rel[r, o]
+            rel_flat[i * m + r] = rel_rows[r * n + o]
         prefix_w[i + 1] = sur[i] if i == 0 else prefix_w[i] + sur[i]
         prefix_v[i + 1] = v_sorted[i] if i == 0 else prefix_v[i] + v_sorted[i]
-    n_rows = m if m > 1 else 0
-    row_order = np.empty(n_rows * n, dtype=np.int64)
-    row_weight = np.empty(n_rows * n)
-    row_value = np.empty(n_rows * n)
-    density = np.empty(n)
     for r in range(n_rows):
         for i in range(n):
             w = rel_flat[i * m + r]
             density[i] = -(v_sorted[i] / max(w, 1e-300)) if w > 0 else -np.inf
-        row = _argsort_kernel(density)
+        _argsort_kernel(density, row)
         for e in range(n):
             row_order[r * n + e] = row[e]
             row_weight[r * n + e] = rel_flat[row[e] * m + r]
             row_value[r * n + e] = v_sorted[row[e]]
-    partner_ptr = np.zeros(n + 1, dtype=np.int64)
-    for e in range(len(pair_a)):
+    partner_ptr[:] = 0
+    for e in range(n_pairs):
         partner_ptr[rank[pair_a[e]] + 1] += 1
         partner_ptr[rank[pair_b[e]] + 1] += 1
     for i in range(n):
         partner_ptr[i + 1] += partner_ptr[i]
-    partner_idx = np.empty(2 * len(pair_a), dtype=np.int64)
-    filled = partner_ptr[:-1].copy()
-    for e in range(len(pair_a)):
+        filled[i] = partner_ptr[i]
+    for e in range(n_pairs):
         a, b = rank[pair_a[e]], rank[pair_b[e]]
         partner_idx[filled[a]] = b
         filled[a] += 1
         partner_idx[filled[b]] = a
         filled[b] += 1
-    dominated_ptr = np.zeros(n + 1, dtype=np.int64)
-    dominated = np.empty(n * (n - 1) // 2, dtype=np.int64)  # at most every later item
+    dominated_ptr[0] = 0
     n_dominated = 0
     for i in range(n):
         if partner_ptr[i + 1] == partner_ptr[i]:
@@ -493,33 +515,34 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
                         dominated[n_dominated] = j
                         n_dominated += 1
         dominated_ptr[i + 1] = n_dominated
-    dominated_idx = dominated[:n_dominated]
     best = np.empty(n, dtype=np.int8)
     for i in range(n):
         best[rank[i]] = start[i]
     nodes, finished = _search_kernel(v_sorted, w_flat, sur, prefix_w, prefix_v, rel_flat,
                                      row_order, row_weight, row_value, dominated_ptr,
-                                     dominated_idx, partner_ptr, partner_idx, capacities,
-                                     n_rows, incumbent_value, best, node_limit, np.empty(m),
-                                     np.empty(m), np.empty(n, dtype=np.int64),
-                                     np.empty(n + 1, dtype=np.int64),
-                                     np.empty(n + 1, dtype=np.int64), np.empty(n + 1), True,
-                                     np.empty(n_rows * (n + 1), dtype=np.int64),
-                                     np.empty(n_rows * (n + 1), dtype=np.int64),
-                                     np.empty(n_rows * n, dtype=np.int64))
+                                     dominated[:n_dominated], partner_ptr, partner_idx,
+                                     capacities, n_rows, incumbent_value, best, node_limit,
+                                     remaining, rel_remaining, forbidden, chosen, stage,
+                                     value_at, True, row_next, row_prev, row_entry)
     selected = np.empty(n, dtype=np.int8)
     for i in range(n):
         selected[order[i]] = best[i]
     return selected, nodes, finished
 
 
-def _stable_argsort(key: Any) -> Any:
-    """``np.argsort(key, kind="stable")`` in loops, for numba (compiled only): insertion sort
-    for the short keys of the market's selections (faster than numba's mergesort there)."""
+def _cut(buffer: Any, at: int, size: int) -> tuple[Any, int]:
+    """The ``size`` items of ``buffer`` from ``at`` (a view) and the position after them."""
+    return buffer[at:at + size], at + size
+
+
+def _stable_argsort(key: Any, order: Any) -> None:
+    """``order[:] = np.argsort(key, kind="stable")`` in loops, for numba (compiled only):
+    insertion sort for the short keys of the market's selections (faster than numba's merge
+    sort there)."""
     n = len(key)
     if n > 48:
-        return np.argsort(key, kind="mergesort")
-    order = np.empty(n, dtype=np.int64)
+        order[:] = np.argsort(key, kind="mergesort")
+        return
     for i in range(n):
         k = key[i]
         j = i
@@ -527,7 +550,6 @@ def _stable_argsort(key: Any) -> Any:
             order[j] = order[j - 1]
             j -= 1
         order[j] = i
-    return order
 
 
 def _solve_with_loops(values: Any, weights: Any, capacities: Any, pair_a: Any, pair_b: Any,
@@ -637,6 +659,7 @@ def _milp(values: NDArray[np.float64], weights: NDArray[np.float64],
 
 # compiled functions that compiled callers reach as globals (set by ``_compile``)
 _search_kernel: Any = None
+_cut_kernel: Any = None
 _argsort_kernel: Any = None
 _prepare_kernel: Any = None
 _KERNEL: list[Callable[..., tuple[Any, int, int]] | None] = []
@@ -667,8 +690,9 @@ def _compile() -> Callable[..., tuple[Any, int, int]] | None:
         return None
 
     def build() -> Callable[..., tuple[Any, int, int]]:
-        global _search_kernel, _argsort_kernel, _prepare_kernel
+        global _search_kernel, _cut_kernel, _argsort_kernel, _prepare_kernel
         _search_kernel = jit(_search)
+        _cut_kernel = jit(_cut)
         _argsort_kernel = jit(_stable_argsort)
         _prepare_kernel = jit(_prepare_and_search)
         kernel = jit(_solve_with_loops)
