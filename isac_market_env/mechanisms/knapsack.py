@@ -417,15 +417,15 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
 
     Compiled only (in CPython the numpy ``_prepare`` is faster); it builds exactly the arrays of
     ``_prepare`` (stable sorts, the same floating-point operations in the same order), which the
-    tests check. The arrays are cut from one float and one integer buffer (``_cut``): a call
-    builds ~30 of them, and one allocation each cost more than the set-up's arithmetic.
+    tests check. Its ~30 arrays are cut from one float and one integer buffer (``_cut``):
+    allocating them one by one cost ~0.6 us a call, a fifth of the set-up.
     """
     m, n = weights.shape
     n_rows = m if m > 1 else 0
     n_pairs = len(pair_a)
     floats = np.empty(3 * m + 3 * m * n + 5 * n + 3 * (n + 1) + 2 * n_rows * n)
     ints = np.empty(5 * n + 4 * (n + 1) + 2 * n_pairs + n * (n - 1) // 2
-                    + 3 * n_rows * n + 2 * n_rows * (n + 1), dtype=np.int64)
+                    + 2 * n_rows * n + 2 * n_rows * (n + 1), dtype=np.int64)
     scale, at = _cut_kernel(floats, 0, m)
     rel_rows, at = _cut_kernel(floats, at, m * n)  # row-major m x n
     surrogate, at = _cut_kernel(floats, at, n)
