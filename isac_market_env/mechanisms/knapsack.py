@@ -205,7 +205,7 @@ def _prepare(values: NDArray[np.float64], weights: NDArray[np.float64],
     rank[order] = np.arange(n)
     ranked_pairs = rank[pairs]
     partner_ptr, partner_idx = adjacency(n, np.concatenate([ranked_pairs,
-                                                             ranked_pairs[:, ::-1]]))
+                                                            ranked_pairs[:, ::-1]]))
     # dominance: j (after i) needs at least i's resources for at most i's value, so an optimal
     # set that leaves i out can leave j out too (swap j for i)
     dominates = (np.all(w_sorted[:, None, :] >= w_sorted[:, :, None], axis=0)
