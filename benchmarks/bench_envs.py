@@ -3,6 +3,8 @@
 * ISACMarket-Bidding-v0, paper-synthetic, 50 MUs: env steps per second      [>= 2,000]
 * ISACMarket-Overbooking-v0, W = 20: contract periods per second            [>= 20]
 * both again at --n-mus with a smaller search budget, ``knapsack_node_limit`` = 3,000
+* both at --n-mus as ``gymnasium.make_vec(..., vectorization_mode="async")`` with one worker
+  process per core: the throughput a training run with ``SubprocVecEnv`` gets on this machine
 
 Also prints where the time goes (cProfile, top functions) with --profile.
 Usage: python benchmarks/bench_envs.py [--n-mus 50] [--seconds 30] [--profile] [--json OUT]
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import time
 from pathlib import Path
@@ -50,6 +53,24 @@ def run(env_id: str, seconds: float, **kwargs: Any) -> tuple[int, int, float]:
     return steps, episodes, time.perf_counter() - started
 
 
+def run_async(env_id: str, seconds: float, n_workers: int, **kwargs: Any) -> tuple[int, float]:
+    """Steps of ``n_workers`` envs in worker processes, random actions, in about ``seconds``
+    (after a warm-up step in every worker, so compiling or loading numba's cache is excluded)."""
+    envs = gym.make_vec(env_id, num_envs=n_workers, vectorization_mode="async", **kwargs)
+    try:
+        envs.action_space.seed(0)
+        envs.reset(seed=0)
+        envs.step(envs.action_space.sample())
+        steps = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            envs.step(envs.action_space.sample())
+            steps += n_workers
+        return steps, time.perf_counter() - started
+    finally:
+        envs.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n-mus", type=int, default=50)
@@ -82,6 +103,16 @@ def main() -> None:
         out.append({"env": "ISACMarket-Overbooking-v0", "n_mus": n_mus,
                     "transactions_per_period": 20, "market_overrides": overrides,
                     "periods_per_s": steps / elapsed})
+    n_workers = os.cpu_count() or 1
+    for env_id, kwargs, unit in (
+            ("ISACMarket-Bidding-v0", {"n_transactions": 10}, "steps"),
+            ("ISACMarket-Overbooking-v0", {"n_periods": 5, "transactions_per_period": 20},
+             "periods")):
+        steps, elapsed = run_async(env_id, args.seconds, n_workers, n_mus=args.n_mus, **kwargs)
+        print(f"{env_id[11:]}, {args.n_mus} MUs, {n_workers} async workers: "
+              f"{steps / elapsed:7.1f} {unit}/s in total")
+        out.append({"env": env_id, "n_mus": args.n_mus, **kwargs, "async_workers": n_workers,
+                    f"{unit}_per_s": steps / elapsed})
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     if args.profile:
