@@ -1,0 +1,54 @@
+"""The benchmark scripts run and write the JSON that docs/performance.md reports from (their
+numbers are checked by reading them, not by tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str, cwd: Path) -> str:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_bench_envs_writes_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "envs.json"
+    printed = run_script("bench_envs.py", "--n-mus", "10", "--seconds", "0.2", "--json",
+                         str(out), cwd=tmp_path)
+    rows = json.loads(out.read_text())
+    assert "compiled" in rows[0]
+    single = [r for r in rows[1:] if "async_workers" not in r]
+    assert [(r["env"][11:], r["n_mus"], r["market_overrides"]) for r in single] == [
+        ("Bidding-v0", 10, {}), ("Overbooking-v0", 10, {}),
+        ("Bidding-v0", 20, {}), ("Overbooking-v0", 20, {}),
+        ("Bidding-v0", 10, {"knapsack_node_limit": 3000}),
+        ("Overbooking-v0", 10, {"knapsack_node_limit": 3000})]
+    parallel = [r for r in rows[1:] if "async_workers" in r]
+    assert [r["env"] for r in parallel] == ["ISACMarket-Bidding-v0", "ISACMarket-Overbooking-v0"]
+    for row in rows[1:]:
+        rate = row.get("steps_per_s", row.get("periods_per_s"))
+        assert isinstance(rate, float) and rate > 0
+    assert "async workers" in printed
+
+
+@pytest.mark.slow
+def test_bench_core_quick_writes_every_measurement(tmp_path: Path) -> None:
+    out = tmp_path / "core.json"
+    run_script("bench_core.py", "--quick", "--json", str(out), cwd=tmp_path)
+    result = json.loads(out.read_text())
+    assert len(result["signing_100_mus_ms"]) == 3
+    assert len(result["transaction_100_mus_ms"]) == 30
+    assert all(len(r["signing_ms"]) == 3 for r in result["knapsack_node_limit"])
+    assert len(result["eua_episode_100_tx_ms"]) == 2
+    assert [g["n_mus"] for g in result["signing_growth"]][:4] == [50, 100, 200, 500]
+    assert all(g["converged"] for g in result["signing_growth"])
+    assert [r["bid_increment_fraction"] for r in result["bid_step"]] == [0.05, 0.1, 0.2, 0.4]
