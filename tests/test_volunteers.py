@@ -102,6 +102,38 @@ def test_compiled_rule_equals_numpy_bit_for_bit(monkeypatch: pytest.MonkeyPatch)
             assert np.array_equal(select_volunteers(present, b, p, pel, cap_b, cap_p), mask)
 
 
+def test_compiled_exact_estimate_skips_only_cases_without_volunteers() -> None:
+    """The compiled exact E[#volunteers] walks only the participation cases that may overload
+    the BS; it equals the probability-weighted sum over all 2^n cases to the last bit, also
+    when a supply equals a subset's demand exactly (the walk's margin is what keeps it exact)."""
+    pytest.importorskip("numba")
+    expected = volunteers.compiled_expected_volunteers()
+    assert expected is not None
+    rng = np.random.default_rng(3)
+    overloaded = 0
+    for trial in range(600):
+        n = int(rng.integers(1, 17))
+        prob = rng.uniform(0.6, 0.97, n)
+        if trial % 3:
+            b, p = rng.uniform(0.1, 10, n) / 3, rng.uniform(0.1, 5, n) / 7
+        else:
+            b, p = rng.choice([1.8e6, 8.1e6, 14.4e6], n), rng.choice([1.0, 4.5, 8.0], n)
+        pel = rng.uniform(0.1, 3, n)
+        if trial % 2:  # supplies exactly at a subset's demand, summed left to right
+            subset = rng.random(n) < 0.8
+            subset[0] = True
+            cap_b = float(np.cumsum(np.where(subset, b, 0.0))[-1])
+            cap_p = float(np.cumsum(np.where(subset, p, 0.0))[-1])
+        else:
+            cap_b, cap_p = rng.uniform(0.4, 1.0) * b.sum(), rng.uniform(0.4, 1.0) * p.sum()
+        weights, counts = volunteers._volunteer_cases_with_numpy(prob, b, p, pel, cap_b, cap_p,
+                                                                 True, np.zeros((0, n)))
+        total = float(np.cumsum(weights * counts)[-1])
+        assert expected(prob, b, p, pel, cap_b, cap_p) == total
+        overloaded += total > 0
+    assert overloaded > 300
+
+
 def test_compiled_signing_rounds_publish_the_numpy_estimate() -> None:
     """The compiled signing rounds publish each BS's E[v] from its tentative contracts exactly
     as ``VolunteerModel.rate`` does on the numpy path (exact and Monte Carlo)."""

@@ -53,7 +53,11 @@ from isac_market_env.mechanisms.knapsack import (
     load_compiled_solver,
     solve_knapsack,
 )
-from isac_market_env.mechanisms.volunteers import VolunteerModel, compiled_volunteer_cases
+from isac_market_env.mechanisms.volunteers import (
+    VolunteerModel,
+    compiled_expected_volunteers,
+    compiled_volunteer_cases,
+)
 from isac_market_env.model.utilities import (
     bs_expected_contract_value,
     client_expected_utility,
@@ -708,13 +712,15 @@ def _volunteer_rate_with_loops(j: int, held: Any, held_pay: Any, sol_bs: Any, so
         expected_present += presence[k]
     if (total_b <= supply_bandwidth_hz and total_p <= supply_power_w) or expected_present <= 0:
         return 0.0
-    exact = n <= exact_max_contracts
-    draws = np.empty((0 if exact else uniforms.shape[0], n))
+    if n <= exact_max_contracts:
+        return _expected_volunteers_kernel(presence, bandwidth, power, compensation,
+                                           supply_bandwidth_hz, supply_power_w) / expected_present
+    draws = np.empty((uniforms.shape[0], n))
     for r in range(draws.shape[0]):
         for k in range(n):
             draws[r, k] = uniforms[r, clients[k]]
     weights, counts = _volunteer_kernel(presence, bandwidth, power, compensation,
-                                        supply_bandwidth_hz, supply_power_w, exact, draws,
+                                        supply_bandwidth_hz, supply_power_w, False, draws,
                                         np.zeros((0, n), dtype=np.bool_))
     expected_volunteers = weights[0] * counts[0]
     for c in range(1, len(weights)):
@@ -830,6 +836,7 @@ class Kernels:
 # compiled functions that compiled callers reach as globals (set by ``_compile``)
 _solve_kernel: Any = None
 _volunteer_kernel: Any = None
+_expected_volunteers_kernel: Any = None
 _volunteer_rate_kernel: Any = None
 _must_choose_kernel: Any = None
 _answer_kernel: Any = None
@@ -851,22 +858,26 @@ def load_compiled_matching() -> bool:
 def compiled_kernels() -> Kernels | None:
     """The compiled loops, or None (numba missing or turned off: the numpy code runs)."""
     if not _KERNELS:
-        jit, solver, volunteers = numba_jit(), compiled_solver(), compiled_volunteer_cases()
-        usable = jit is not None and solver is not None and volunteers is not None
-        _KERNELS.append(compile_or_warn(lambda: _compile(jit, solver, volunteers),
+        jit, solver = numba_jit(), compiled_solver()
+        volunteers, expected = compiled_volunteer_cases(), compiled_expected_volunteers()
+        usable = (jit is not None and solver is not None and volunteers is not None
+                  and expected is not None)
+        _KERNELS.append(compile_or_warn(lambda: _compile(jit, solver, volunteers, expected),
                                         "matching loops") if usable else None)
     return _KERNELS[0]
 
 
-def _compile(jit: Any, solver: Any, volunteers: Any) -> Kernels:
+def _compile(jit: Any, solver: Any, volunteers: Any, expected: Any) -> Kernels:
     global _utility_at, _acceptable_at, _solve_kernel, _volunteer_kernel, _volunteer_rate_kernel
-    global _must_choose_kernel, _answer_kernel, _proposals_kernel, _raise_kernel
+    global _expected_volunteers_kernel, _must_choose_kernel, _answer_kernel, _proposals_kernel
+    global _raise_kernel
     # the scalar helpers are called by name from compiled code, so their names must hold the
     # compiled versions (``py_func``: the plain function, should this run again)
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
     _acceptable_at = jit(getattr(_acceptable_at, "py_func", _acceptable_at))
     _solve_kernel = solver
     _volunteer_kernel = volunteers
+    _expected_volunteers_kernel = expected
     _volunteer_rate_kernel = jit(_volunteer_rate_with_loops)
     _must_choose_kernel = jit(_must_choose_with_loops)
     _answer_kernel = jit(_answer_with_loops)

@@ -6,21 +6,22 @@ BS's supply), until the remaining demand fits both supplies. Volunteers receive 
 
 E[v] runs the rule on every participation case of a BS's tentative contracts, hundreds of times
 per signing; a transaction runs it once per BS. With numba installed (the ``fast`` extra) both
-run compiled (``_volunteer_cases_with_loops``) with the same floating-point operations in the
-same order as the numpy version, so E[v] and the volunteers are the same to the last bit on
-both paths (tested).
+run compiled (``_volunteer_cases_with_loops``, and ``_expected_volunteers_with_loops`` for the
+exact E[v], which skips the cases that cannot overload the BS) with the same floating-point
+operations in the same order as the numpy version, so E[v] and the volunteers are the same to
+the last bit on both paths (tested).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_with_example, sequential_sums
+from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit, sequential_sums
 
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
@@ -127,15 +128,18 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
     if not exact and (uniforms is None or uniforms.shape[1] != n):
         raise ValueError("Monte Carlo volunteer estimate needs one uniform column per contract")
     draws = np.zeros((0, n)) if uniforms is None or exact else np.ascontiguousarray(uniforms)
-    kernel = compiled_volunteer_cases()
-    if kernel is None:
+    kernels = _compiled()
+    if kernels is None:
         weights, counts = _volunteer_cases_with_numpy(presence_prob, bandwidth_hz, power_w,
                                                       compensation, supply_bandwidth_hz,
                                                       supply_power_w, exact, draws)
-    else:
-        weights, counts = kernel(presence_prob, bandwidth_hz, power_w, compensation,
-                                 supply_bandwidth_hz, supply_power_w, exact, draws,
-                                 np.zeros((0, n), dtype=bool))
+        return float(sequential_sums(weights * counts)) / expected_present
+    if exact:
+        return float(kernels.expected(presence_prob, bandwidth_hz, power_w, compensation,
+                                      supply_bandwidth_hz, supply_power_w)) / expected_present
+    weights, counts = kernels.cases(presence_prob, bandwidth_hz, power_w, compensation,
+                                    supply_bandwidth_hz, supply_power_w, exact, draws,
+                                    np.zeros((0, n), dtype=bool))
     return float(sequential_sums(weights * counts)) / expected_present
 
 
@@ -224,16 +228,137 @@ def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: 
     return weights, counts
 
 
-_KERNEL: list[Callable[..., tuple[FloatArray, NDArray[np.int64]]] | None] = []
+def _expected_volunteers_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: Any,
+                                    compensation: Any, supply_bandwidth_hz: float,
+                                    supply_power_w: float) -> float:
+    """E[#volunteers] over all 2^n participation cases, for numba (compiled only): the sum of
+    probability x count that the exact ``_volunteer_cases_with_numpy`` gives, to the last bit.
+
+    Only the cases that may overload the BS are weighed and counted (``_overloadable_cases``;
+    the others have no volunteers, and leaving out their zero terms changes no bit of the sum),
+    with the same products and by ``_volunteer_cases_with_loops``, in the same order. With 20%
+    overbooking most cases fit, so few are left.
+    """
+    n = len(presence_prob)
+    # the rule's overload test, 1e-12 lower: the walk adds the demand in another order than the
+    # rule, which can move a sum of n <= 64 terms by ~1e-14 of itself, never by 1e-12
+    safe_b = (supply_bandwidth_hz + 1e-9 * max(supply_bandwidth_hz, 1.0)) * (1.0 - 1e-12)
+    safe_p = (supply_power_w + 1e-9 * max(supply_power_w, 1.0)) * (1.0 - 1e-12)
+    n_left = _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p,
+                                  np.empty((0, n)), np.empty(0))
+    draws = np.empty((n_left, n))
+    weights = np.empty(n_left)
+    _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p, draws, weights)
+    _, counts = _cases_kernel(presence_prob, bandwidth_hz, power_w, compensation,
+                              supply_bandwidth_hz, supply_power_w, False, draws,
+                              np.zeros((0, n), dtype=np.bool_))
+    total = 0.0
+    for c in range(n_left):
+        if counts[c] > 0:
+            total += weights[c] * counts[c]
+    return total
+
+
+def _overloadable_cases(presence_prob: Any, bandwidth_hz: Any, power_w: Any, safe_b: float,
+                        safe_p: float, draws: Any, weights: Any) -> int:
+    """The participation cases whose demand may exceed ``safe_b`` or ``safe_p``, in case order
+    (case c has contract i present when bit i of c is set), for numba (compiled only).
+
+    Returns their number; fills ``draws`` (-1 present, 2 absent: below and above any presence)
+    and ``weights`` (the case probabilities, multiplied left to right as in
+    ``_volunteer_cases_with_loops``) when they have room. A depth-first walk decides the
+    highest bit first, absent before present, and skips every subtree in which even all
+    undecided contracts present keep the demand within both limits (the caller's limits lie
+    far enough below the supplies that no rounding can put such a case over).
+    """
+    n = len(presence_prob)
+    fill = len(weights) > 0
+    all_low_b = np.empty(n + 1)  # demand of contracts 0..k-1 when all are present
+    all_low_p = np.empty(n + 1)
+    all_low_b[0] = 0.0
+    all_low_p[0] = 0.0
+    for i in range(n):
+        all_low_b[i + 1] = all_low_b[i] + bandwidth_hz[i]
+        all_low_p[i + 1] = all_low_p[i] + power_w[i]
+    decided_b = np.zeros(n + 1)  # demand of the present contracts n-d..n-1 at depth d
+    decided_p = np.zeros(n + 1)
+    visited = np.zeros(n + 1, dtype=np.int64)  # children of the node at depth d visited so far
+    present = np.zeros(n, dtype=np.bool_)
+    n_cases = 0
+    d = 0
+    while True:
+        if visited[d] == 0:
+            if (decided_b[d] + all_low_b[n - d] <= safe_b
+                    and decided_p[d] + all_low_p[n - d] <= safe_p):
+                visited[d] = 2  # no case below can overload the BS
+            elif d == n:
+                if fill:
+                    weight = presence_prob[0] if present[0] else 1.0 - presence_prob[0]
+                    for i in range(1, n):
+                        weight *= presence_prob[i] if present[i] else 1.0 - presence_prob[i]
+                    weights[n_cases] = weight
+                    for i in range(n):
+                        draws[n_cases, i] = -1.0 if present[i] else 2.0
+                n_cases += 1
+                visited[d] = 2
+        if visited[d] < 2:  # contract n-1-d absent first (the smaller cases), then present
+            i = n - 1 - d
+            present[i] = visited[d] == 1
+            decided_b[d + 1] = decided_b[d] + bandwidth_hz[i] if present[i] else decided_b[d]
+            decided_p[d + 1] = decided_p[d] + power_w[i] if present[i] else decided_p[d]
+            visited[d] += 1
+            d += 1
+            visited[d] = 0
+            continue
+        if d == 0:
+            return n_cases
+        d -= 1
+
+
+@dataclass(frozen=True)
+class VolunteerKernels:
+    """The compiled volunteer rule: every case's probability and count (``cases``), and the
+    exact E[#volunteers] alone (``expected``)."""
+
+    cases: Callable[..., tuple[FloatArray, NDArray[np.int64]]]
+    expected: Callable[..., float]
+
+
+# compiled functions that compiled callers reach as globals (set by ``_compile``)
+_cases_kernel: Any = None
+_overloadable_kernel: Any = None
+_KERNEL: list[VolunteerKernels | None] = []
+
+
+def _compiled() -> VolunteerKernels | None:
+    """The compiled volunteer rule (compiled or loaded from numba's cache on the first call), or
+    None without numba (the numpy versions run; same results)."""
+    if not _KERNEL:
+        jit = numba_jit()
+        _KERNEL.append(None if jit is None else compile_or_warn(lambda: _compile(jit),
+                                                                "volunteer rule"))
+    return _KERNEL[0]
+
+
+def _compile(jit: Any) -> VolunteerKernels:
+    global _cases_kernel, _overloadable_kernel
+    cases = _cases_kernel = jit(_volunteer_cases_with_loops)
+    _overloadable_kernel = jit(_overloadable_cases)
+    expected = jit(_expected_volunteers_with_loops)
+    one = np.ones(1)  # compile for the argument types of the calls
+    cases(one / 2, one, one, one, 1.0, 1.0, True, np.zeros((0, 1)), np.zeros((0, 1), np.bool_))
+    expected(one / 2, one, one, one, 0.5, 0.5)
+    return VolunteerKernels(cast(Callable[..., tuple[FloatArray, NDArray[np.int64]]], cases),
+                            cast(Callable[..., float], expected))
 
 
 def compiled_volunteer_cases() -> Callable[..., tuple[FloatArray, NDArray[np.int64]]] | None:
-    """The compiled ``_volunteer_cases_with_loops`` (compiled or loaded from numba's cache on the
-    first call), or None without numba (the numpy versions run; same results)."""
-    if not _KERNEL:
-        one = np.ones(1)  # compile for the argument types of the calls
-        _KERNEL.append(compile_with_example(
-            _volunteer_cases_with_loops,
-            (one / 2, one, one, one, 1.0, 1.0, True, np.zeros((0, 1)), np.zeros((0, 1), np.bool_)),
-            "volunteer rule"))
-    return _KERNEL[0]
+    """The compiled ``_volunteer_cases_with_loops``, or None without numba."""
+    kernels = _compiled()
+    return None if kernels is None else kernels.cases
+
+
+def compiled_expected_volunteers() -> Callable[..., float] | None:
+    """The compiled ``_expected_volunteers_with_loops``, or None without numba."""
+    kernels = _compiled()
+    return None if kernels is None else kernels.expected
