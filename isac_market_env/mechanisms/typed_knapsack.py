@@ -316,6 +316,8 @@ def _typed_search(presence: Any, starts: Any, item_type: Any, scale: Any, beta: 
                             total += beta[t] * take
                             budget -= c * take
                     bound = min(bound, total)
+                    if bound == -np.inf or base[v] + bound <= limit:
+                        break  # pruned, whatever the other rows give
                     if top > risk_caps[r]:
                         completion_fits = False
                 value = base[v]
@@ -552,6 +554,9 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
                             taken += 1
                     if taken < need[t]:
                         possible = False
+                        break
+                if bound <= limit:
+                    possible = False  # pruned by the bound: the risk rows cannot reopen it
                 for r in range(n_rows):
                     if not possible:
                         break
@@ -566,6 +571,8 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
                             if forbidden[i] == 0 and (t > this_type or spot[i] >= pos):
                                 least += c * presence[i]
                                 taken += 1
+                        if least > risk_caps[r]:
+                            break  # the use only grows
                     if least > risk_caps[r]:
                         possible = False
                 if possible and bound > limit:
