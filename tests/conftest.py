@@ -38,7 +38,7 @@ def numpy_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(typed_knapsack, "_KERNEL", [None])
     monkeypatch.setattr(typed_knapsack, "_GENERAL_KERNEL", [None])
     assert not matching.load_compiled_matching() and not knapsack.load_compiled_solver()
-    assert volunteers.compiled_volunteer_cases() is None
+    assert volunteers.compiled_volunteer_kernels() is None
     assert typed_knapsack.compiled_typed_search() is None
     assert typed_knapsack.compiled_general_search() is None
 

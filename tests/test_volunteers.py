@@ -75,8 +75,9 @@ def test_compiled_rule_equals_numpy_bit_for_bit(monkeypatch: pytest.MonkeyPatch)
     (exact and Monte Carlo, with ties in the greedy order and resources that do not add exactly
     in floating point)."""
     pytest.importorskip("numba")
-    kernel = volunteers.compiled_volunteer_cases()
-    assert kernel is not None
+    kernels = volunteers.compiled_volunteer_kernels()
+    assert kernels is not None
+    kernel = kernels.cases
     rng = np.random.default_rng(7)
     for trial in range(300):
         n = int(rng.integers(1, 13))
@@ -107,8 +108,9 @@ def test_compiled_exact_estimate_skips_only_cases_without_volunteers() -> None:
     the BS; it equals the probability-weighted sum over all 2^n cases to the last bit, also
     when a supply equals a subset's demand exactly (the walk's margin is what keeps it exact)."""
     pytest.importorskip("numba")
-    expected = volunteers.compiled_expected_volunteers()
-    assert expected is not None
+    kernels = volunteers.compiled_volunteer_kernels()
+    assert kernels is not None
+    expected = kernels.expected
     rng = np.random.default_rng(3)
     overloaded = 0
     for trial in range(600):

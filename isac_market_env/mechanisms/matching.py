@@ -54,9 +54,9 @@ from isac_market_env.mechanisms.knapsack import (
     solve_knapsack,
 )
 from isac_market_env.mechanisms.volunteers import (
+    VolunteerKernels,
     VolunteerModel,
-    compiled_expected_volunteers,
-    compiled_volunteer_cases,
+    compiled_volunteer_kernels,
 )
 from isac_market_env.model.utilities import (
     bs_expected_contract_value,
@@ -852,22 +852,23 @@ def load_compiled_matching() -> bool:
     Called before any timed region, so that no reported running time includes compilation.
     """
     solver = load_compiled_solver()  # the branch and bound and both typed searches
-    return solver and compiled_volunteer_cases() is not None and compiled_kernels() is not None
+    return (solver and compiled_volunteer_kernels() is not None
+            and compiled_kernels() is not None)
 
 
 def compiled_kernels() -> Kernels | None:
     """The compiled loops, or None (numba missing or turned off: the numpy code runs)."""
     if not _KERNELS:
-        jit, solver = numba_jit(), compiled_solver()
-        volunteers, expected = compiled_volunteer_cases(), compiled_expected_volunteers()
-        usable = (jit is not None and solver is not None and volunteers is not None
-                  and expected is not None)
-        _KERNELS.append(compile_or_warn(lambda: _compile(jit, solver, volunteers, expected),
-                                        "matching loops") if usable else None)
+        jit, solver, volunteers = numba_jit(), compiled_solver(), compiled_volunteer_kernels()
+        kernels = None
+        if jit is not None and solver is not None and volunteers is not None:
+            rule = volunteers
+            kernels = compile_or_warn(lambda: _compile(jit, solver, rule), "matching loops")
+        _KERNELS.append(kernels)
     return _KERNELS[0]
 
 
-def _compile(jit: Any, solver: Any, volunteers: Any, expected: Any) -> Kernels:
+def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     global _utility_at, _acceptable_at, _solve_kernel, _volunteer_kernel, _volunteer_rate_kernel
     global _expected_volunteers_kernel, _must_choose_kernel, _answer_kernel, _proposals_kernel
     global _raise_kernel
@@ -876,8 +877,8 @@ def _compile(jit: Any, solver: Any, volunteers: Any, expected: Any) -> Kernels:
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
     _acceptable_at = jit(getattr(_acceptable_at, "py_func", _acceptable_at))
     _solve_kernel = solver
-    _volunteer_kernel = volunteers
-    _expected_volunteers_kernel = expected
+    _volunteer_kernel = volunteers.cases
+    _expected_volunteers_kernel = volunteers.expected
     _volunteer_rate_kernel = jit(_volunteer_rate_with_loops)
     _must_choose_kernel = jit(_must_choose_with_loops)
     _answer_kernel = jit(_answer_with_loops)

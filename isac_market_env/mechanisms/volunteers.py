@@ -32,16 +32,17 @@ def select_volunteers(present: BoolArray, bandwidth_hz: FloatArray, power_w: Flo
                       supply_power_w: float) -> BoolArray:
     """Volunteer mask for one transaction at one BS (greedy rule above)."""
     present = np.asarray(present, dtype=bool)
-    kernel = compiled_volunteer_cases()
-    if kernel is None:
+    kernels = compiled_volunteer_kernels()
+    if kernels is None:
         return select_volunteers_batch(present[None, :], bandwidth_hz, power_w, compensation,
                                        supply_bandwidth_hz, supply_power_w)[0]
     # the one case as a Monte Carlo draw: uniform 0 is below presence 1, not below 0
     n = len(present)
     volunteers = np.zeros((1, n), dtype=bool)
-    kernel(present.astype(np.float64), np.asarray(bandwidth_hz, dtype=np.float64),
-           np.asarray(power_w, dtype=np.float64), np.asarray(compensation, dtype=np.float64),
-           float(supply_bandwidth_hz), float(supply_power_w), False, np.zeros((1, n)), volunteers)
+    kernels.cases(present.astype(np.float64), np.asarray(bandwidth_hz, dtype=np.float64),
+                  np.asarray(power_w, dtype=np.float64), np.asarray(compensation, dtype=np.float64),
+                  float(supply_bandwidth_hz), float(supply_power_w), False, np.zeros((1, n)),
+                  volunteers)
     return volunteers[0]
 
 
@@ -128,7 +129,7 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
     if not exact and (uniforms is None or uniforms.shape[1] != n):
         raise ValueError("Monte Carlo volunteer estimate needs one uniform column per contract")
     draws = np.zeros((0, n)) if uniforms is None or exact else np.ascontiguousarray(uniforms)
-    kernels = _compiled()
+    kernels = compiled_volunteer_kernels()
     if kernels is None:
         weights, counts = _volunteer_cases_with_numpy(presence_prob, bandwidth_hz, power_w,
                                                       compensation, supply_bandwidth_hz,
@@ -330,7 +331,7 @@ _overloadable_kernel: Any = None
 _KERNEL: list[VolunteerKernels | None] = []
 
 
-def _compiled() -> VolunteerKernels | None:
+def compiled_volunteer_kernels() -> VolunteerKernels | None:
     """The compiled volunteer rule (compiled or loaded from numba's cache on the first call), or
     None without numba (the numpy versions run; same results)."""
     if not _KERNEL:
@@ -350,15 +351,3 @@ def _compile(jit: Any) -> VolunteerKernels:
     expected(one / 2, one, one, one, 0.5, 0.5)
     return VolunteerKernels(cast(Callable[..., tuple[FloatArray, NDArray[np.int64]]], cases),
                             cast(Callable[..., float], expected))
-
-
-def compiled_volunteer_cases() -> Callable[..., tuple[FloatArray, NDArray[np.int64]]] | None:
-    """The compiled ``_volunteer_cases_with_loops``, or None without numba."""
-    kernels = _compiled()
-    return None if kernels is None else kernels.cases
-
-
-def compiled_expected_volunteers() -> Callable[..., float] | None:
-    """The compiled ``_expected_volunteers_with_loops``, or None without numba."""
-    kernels = _compiled()
-    return None if kernels is None else kernels.expected
