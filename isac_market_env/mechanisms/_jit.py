@@ -22,8 +22,8 @@ def numba_jit() -> Callable[[Callable[..., Any]], Any] | None:
     """``numba.njit`` with the package's options, or None when compilation is off or unavailable.
 
     Compiled code is cached beside this file when the package directory is writable (or in
-    ``NUMBA_CACHE_DIR`` when set), so only the first process pays for compilation (~14 s;
-    loading from the cache takes ~0.2 s).
+    ``NUMBA_CACHE_DIR`` when set), so only the first process pays for compilation (~27 s for
+    every kernel of the market; loading them from the cache takes under a second).
     """
     if os.environ.get("ISAC_MARKET_ENV_JIT", "1") == "0":
         return None
