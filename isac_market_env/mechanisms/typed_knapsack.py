@@ -189,25 +189,37 @@ def adjacency(n: int, edges: NDArray[np.intp]) -> tuple[NDArray[np.int64], NDArr
 
 def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
                    capacities: NDArray[np.float64]) -> NDArray[np.int64] | None:
-    """Every (k_t) with 0 <= k_t <= sizes[t] whose capacity rows fit, or None when too many."""
-    counts = np.zeros((1, 0), dtype=np.int64)
+    """Every (k_t) with 0 <= k_t <= sizes[t] whose capacity rows fit, or None when too many.
+
+    Built type by type: each vector so far is extended by every count of the next type (in that
+    order) and kept if it fits. A kept vector is stored as its parent and its last count, and
+    the rows are assembled once at the end (copying the growing rows at every type cost more
+    than the rest together on the larger instances)."""
     used = np.zeros((1, len(capacities)))
+    parents: list[NDArray[np.intp]] = []
+    last_counts: list[NDArray[np.int64]] = []
     for t, size in enumerate(sizes.tolist()):
         positive = levels[t] > 0
         fit_alone = np.min(capacities[positive] / levels[t][positive]) if positive.any() else np.inf
         if np.isfinite(fit_alone):  # no more of this type than fit alone (the exact test follows)
             size = min(size, int(fit_alone) + 1)
-        if len(counts) * (size + 1) > 20 * MAX_COUNT_VECTORS:
+        if len(used) * (size + 1) > 20 * MAX_COUNT_VECTORS:
             return None
         k = np.arange(size + 1)
-        used = (used[:, None, :] + k[None, :, None] * levels[t][None, None, :]).reshape(
-            -1, len(capacities))
-        counts = np.column_stack([np.repeat(counts, size + 1, axis=0),
-                                  np.tile(k, len(counts))])
-        fits = np.all(used <= capacities, axis=1)
-        counts, used = counts[fits], used[fits]
-        if len(counts) > MAX_COUNT_VECTORS:
+        extended = (used[:, None, :] + k[None, :, None] * levels[t][None, None, :]).reshape(
+            -1, len(capacities))  # vector v with count k of type t is row v * (size + 1) + k
+        kept = np.flatnonzero(np.all(extended <= capacities, axis=1))
+        used = extended[kept]
+        parent, count = np.divmod(kept, size + 1)
+        parents.append(parent)
+        last_counts.append(count)
+        if len(used) > MAX_COUNT_VECTORS:
             return None
+    counts = np.empty((len(used), len(parents)), dtype=np.int64)
+    row = np.arange(len(used))
+    for t in range(len(parents) - 1, -1, -1):
+        counts[:, t] = last_counts[t][row]
+        row = parents[t][row]
     return counts
 
 
