@@ -193,8 +193,8 @@ def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
 
     Built type by type: each vector so far is extended by every count of the next type (in that
     order) and kept if it fits. A kept vector is stored as its parent and its last count, and
-    the rows are assembled once at the end (copying the growing rows at every type cost more
-    than the rest together on the larger instances)."""
+    the rows are assembled once at the end (copying the growing rows at every type would cost
+    more than everything else on the larger instances)."""
     used = np.zeros((1, len(capacities)))
     parents: list[NDArray[np.intp]] = []
     last_counts: list[NDArray[np.int64]] = []
