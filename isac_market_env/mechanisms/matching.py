@@ -319,10 +319,10 @@ class AscendingMatching:
         if self.volunteers is None:
             return
         p, held = self.problem, self.held
+        all_contracts = held[held >= 0]
         for j in np.flatnonzero(self.estimated_version != self.bs_version).tolist():
             self.estimated_version[j] = self.bs_version[j]
-            contracts = held[held >= 0]
-            contracts = contracts[p.sol_bs[contracts] == j]
+            contracts = all_contracts[p.sol_bs[all_contracts] == j]
             clients = p.sol_client[contracts]
             self.volunteer_rate[j] = self.volunteers.rate(
                 j, clients, self.sol_presence[contracts], p.sol_bandwidth_hz[contracts],

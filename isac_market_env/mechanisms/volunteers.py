@@ -130,17 +130,17 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
         raise ValueError("Monte Carlo volunteer estimate needs one uniform column per contract")
     draws = np.zeros((0, n)) if uniforms is None or exact else np.ascontiguousarray(uniforms)
     kernels = compiled_volunteer_kernels()
+    if kernels is not None and exact:
+        return float(kernels.expected(presence_prob, bandwidth_hz, power_w, compensation,
+                                      supply_bandwidth_hz, supply_power_w)) / expected_present
     if kernels is None:
         weights, counts = _volunteer_cases_with_numpy(presence_prob, bandwidth_hz, power_w,
                                                       compensation, supply_bandwidth_hz,
                                                       supply_power_w, exact, draws)
-        return float(sequential_sums(weights * counts)) / expected_present
-    if exact:
-        return float(kernels.expected(presence_prob, bandwidth_hz, power_w, compensation,
-                                      supply_bandwidth_hz, supply_power_w)) / expected_present
-    weights, counts = kernels.cases(presence_prob, bandwidth_hz, power_w, compensation,
-                                    supply_bandwidth_hz, supply_power_w, exact, draws,
-                                    np.zeros((0, n), dtype=bool))
+    else:
+        weights, counts = kernels.cases(presence_prob, bandwidth_hz, power_w, compensation,
+                                        supply_bandwidth_hz, supply_power_w, exact, draws,
+                                        np.zeros((0, n), dtype=bool))
     return float(sequential_sums(weights * counts)) / expected_present
 
 
@@ -245,6 +245,8 @@ def _expected_volunteers_with_loops(presence_prob: Any, bandwidth_hz: Any, power
     # rule, which can move a sum of n <= 64 terms by ~1e-14 of itself, never by 1e-12
     safe_b = (supply_bandwidth_hz + 1e-9 * max(supply_bandwidth_hz, 1.0)) * (1.0 - 1e-12)
     safe_p = (supply_power_w + 1e-9 * max(supply_power_w, 1.0)) * (1.0 - 1e-12)
+    # count the cases first, then fill arrays of that size (arrays grown inside the walk would
+    # cost reference counting on every step of it)
     n_left = _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p,
                                   np.empty((0, n)), np.empty(0))
     draws = np.empty((n_left, n))
