@@ -408,10 +408,15 @@ class AscendingMatching:
         within the BS's published supply), whatever its utility."""
         return np.asarray((self.alive[sols] | self.revived(sols)) & self.fits[sols])
 
-    def must_choose(self, client: int) -> bool:
+    def solutions_of(self, client: int) -> IntArray:
+        """The solutions of ``client`` (contiguous: solutions are sorted by client)."""
+        start, stop = np.searchsorted(self.problem.sol_client, [client, client + 1])
+        return np.arange(start, stop, dtype=np.int64)
+
+    def must_choose(self, client: int, sols: IntArray | None = None) -> bool:
         """``client`` is free and has a solution it may propose this round: the rounds at which
-        a bidding agent decides."""
-        sols = np.flatnonzero(self.problem.sol_client == client)
+        a bidding agent decides (``sols``: its ``solutions_of``, when the caller has them)."""
+        sols = self.solutions_of(client) if sols is None else sols
         return bool(self.held[client] < 0 and self.proposable(sols).any())
 
     def run(self) -> MatchingResult:
@@ -423,21 +428,22 @@ class AscendingMatching:
         """Play rule rounds until the matching finishes or, for ``stop_client`` >= 0, until that
         client must choose (``must_choose``) at the start of a round."""
         kernels = compiled_kernels()
-        while not self.finished and not (stop_client >= 0 and self.must_choose(stop_client)):
+        stop_sols = self.solutions_of(stop_client)  # none for -1
+        while not self.finished and not (stop_client >= 0
+                                         and self.must_choose(stop_client, stop_sols)):
             if kernels is not None:
-                self._run_compiled(kernels, stop_client)
+                self._run_compiled(kernels, stop_sols)
             else:
                 self.play_round(self.rule_proposals())
 
-    def _run_compiled(self, kernels: Kernels, stop_client: int) -> None:
-        """Rule rounds in one compiled call until the matching ends, ``stop_client`` must
-        choose, or a BS's selection needs the typed search or HiGHS; that round is then
+    def _run_compiled(self, kernels: Kernels, stop_sols: IntArray) -> None:
+        """Rule rounds in one compiled call until the matching ends, the client of ``stop_sols``
+        must choose, or a BS's selection needs the typed search or HiGHS; that round is then
         finished here."""
         t0 = time.perf_counter()
         p, v = self.problem, self.volunteers
         counters = np.array([self.rounds, self.n_proposals, self.n_displacements,
                              self.knapsack_calls, self.n_live], dtype=np.int64)
-        stop_sols = np.flatnonzero(p.sol_client == stop_client)
         no_supply = np.zeros(0)
         status, proposals, position, rejected = kernels.rounds(
             counters, self.live, p.max_rounds, p.max_revivals, self.capped, self.capped_version,
