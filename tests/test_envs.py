@@ -146,6 +146,24 @@ def test_overbooking_return_is_episode_sw_and_policies_run() -> None:
         assert info["period"] == 3
 
 
+def test_overbooking_sw_feature_is_a_share_at_any_size() -> None:
+    """The last-period SW feature is SW / (W x every client's best value): inside (0, 1] at
+    50 MUs with W = 20, where SW / 1000 (the ``sw_scale`` option) passes the bound 5."""
+    env = gym.make("ISACMarket-Overbooking-v0", n_mus=50, n_periods=1)
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(np.full(env.action_space.shape, 0.5, dtype=np.float32))
+    book = env.unwrapped.market.book
+    best = np.zeros(book.n_clients)
+    np.maximum.at(best, book.sol_client, book.sol_value)
+    share = info["social_welfare"] / (20 * best.sum())
+    assert 0.0 < share <= 1.0
+    assert obs[-1] == pytest.approx(share, rel=1e-6)
+    assert info["social_welfare"] / 1000 > 5.0
+    fixed = gym.make("ISACMarket-Overbooking-v0", n_mus=50, n_periods=1, sw_scale=1000.0)
+    fixed.reset(seed=0)
+    assert fixed.step(np.full(env.action_space.shape, 0.5, dtype=np.float32))[0][-1] == 5.0
+
+
 @pytest.mark.parametrize("env_id", ime.ENV_IDS)
 @pytest.mark.parametrize("bad", ["nan", "inf", "shape", "bounds"])
 def test_bad_actions_raise(env_id: str, bad: str) -> None:

@@ -46,7 +46,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     defaulted (DRLC); the rate it last used (/ max_overbooking). Global: the MUs' realised
     participation rate last period, the MUs' mean participation probability for the coming
     period (known to the market, as a_i is in the paper), the period index / n_periods, and
-    last period's SW / ``sw_scale``.
+    last period's SW as a share of the most it could have delivered (W transactions in which
+    every client is present and gets its most valuable solution), so about 0.2-0.8 at any
+    market size; with ``sw_scale`` set, last period's SW / ``sw_scale`` instead.
 
     ## Info
     ``period``, the rates used, ``participation_mean``, ``phase`` and the period's episode
@@ -65,7 +67,8 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     ``scenario`` (preset name), ``n_mus`` (default 20), ``n_periods`` (10),
     ``transactions_per_period`` (W = 20), ``mechanism`` ("frbank"; any mechanism with offline
     contracts and overbooking), ``max_overbooking`` (0.6), ``drift_std`` (0.08),
-    ``reward`` and ``reward_scale`` (1.0), ``render_mode`` ("ansi" or "rgb_array"),
+    ``reward`` and ``reward_scale`` (1.0), ``sw_scale`` (None: the share above),
+    ``render_mode`` ("ansi" or "rgb_array"),
     ``scenario_overrides`` / ``market_overrides`` / ``physics_overrides`` (dicts, validated), and
     ``eua_directory``, ``include_runtime`` (False: wall-clock RT in ``info`` would make identical
     seeds give different infos). Period k of a seed uses market seed ``[seed, k]`` (period 0:
@@ -73,7 +76,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     ``simulate(mechanism, seed=seed)``).
 
     ## Version history
-    * v0: initial release.
+    * v0: initial release. The last-period SW feature is a share of the period's most
+      deliverable value by default; it was SW / 1000 (``sw_scale=1000``), which saturated at
+      the observation bound 5 from about 50 MUs.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}  # noqa: RUF012
@@ -92,7 +97,8 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.drift_std = float(kwargs.get("drift_std", 0.08))
         self.reward_kind = kwargs.get("reward", "social_welfare")
         self.reward_scale = float(kwargs.get("reward_scale", 1.0))
-        self.sw_scale = float(kwargs.get("sw_scale", 1000.0))
+        sw_scale = kwargs.get("sw_scale")
+        self.sw_scale = None if sw_scale is None else float(sw_scale)
         self.eua_directory = kwargs.get("eua_directory")
         self.render_mode = kwargs.get("render_mode")
         self.include_runtime = bool(kwargs.get("include_runtime", False))
@@ -110,7 +116,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         for name, fvalue in (("max_overbooking", self.max_overbooking),
                              ("drift_std", self.drift_std), ("reward_scale", self.reward_scale),
-                             ("sw_scale", self.sw_scale)):
+                             ("sw_scale", 1.0 if self.sw_scale is None else self.sw_scale)):
             if not np.isfinite(fvalue) or fvalue < 0:
                 raise ValueError(f"{name} must be finite and >= 0, got {fvalue}")
         self.config = episode_config(self.scenario_name, kwargs.get("n_mus", 20), self.window,
@@ -214,7 +220,19 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         return {"rdsl_b": rdsl_b, "rdsl_p": rdsl_p,
                 "drlc": np.divide(failed, due, out=np.zeros(n_bss), where=due > 0),
                 "presence": float(np.mean([tx.mu_present.mean() for tx in txs])),
-                "sw": summary["social_welfare"]}
+                "sw_share": self._sw_share(summary["social_welfare"], len(txs))}
+
+    def _sw_share(self, social_welfare: float, n_transactions: int) -> float:
+        """The period's SW over ``sw_scale``, or by default over the most it could deliver:
+        ``n_transactions`` times every client's most valuable solution."""
+        if self.sw_scale is not None:
+            return social_welfare / self.sw_scale if self.sw_scale > 0 else 0.0
+        assert self.market is not None
+        book = self.market.book
+        best = np.zeros(book.n_clients)
+        np.maximum.at(best, book.sol_client, book.sol_value)
+        most = n_transactions * float(best.sum())
+        return social_welfare / most if most > 0 else 0.0
 
     def _observation(self) -> np.ndarray:
         assert self.base_scenario is not None
@@ -227,6 +245,6 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
             last.get("drlc", np.zeros(n_bss)), self._last_rates[:n_bss]])
         glob = np.array([last.get("presence", 0.0), float(self.participation.mean()),
                          self._period / self.n_periods,
-                         last.get("sw", 0.0) / self.sw_scale if self.sw_scale > 0 else 0.0])
+                         last.get("sw_share", 0.0)])
         obs = np.concatenate([per_bs.reshape(-1), glob]).astype(np.float32)
         return np.clip(obs, -1.0, 5.0)
