@@ -868,8 +868,9 @@ def compiled_kernels() -> Kernels | None:
         jit, solver, volunteers = numba_jit(), compiled_solver(), compiled_volunteer_kernels()
         kernels = None
         if jit is not None and solver is not None and volunteers is not None:
-            rule = volunteers
-            kernels = compile_or_warn(lambda: _compile(jit, solver, rule), "matching loops")
+            volunteer_kernels = volunteers  # not None, also inside the lambda (for mypy)
+            kernels = compile_or_warn(lambda: _compile(jit, solver, volunteer_kernels),
+                                      "matching loops")
         _KERNELS.append(kernels)
     return _KERNELS[0]
 

@@ -130,16 +130,16 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
         raise ValueError("Monte Carlo volunteer estimate needs one uniform column per contract")
     draws = np.zeros((0, n)) if uniforms is None or exact else np.ascontiguousarray(uniforms)
     kernels = compiled_volunteer_kernels()
-    if kernels is not None and exact:
-        return float(kernels.expected(presence_prob, bandwidth_hz, power_w, compensation,
-                                      supply_bandwidth_hz, supply_power_w)) / expected_present
     if kernels is None:
         weights, counts = _volunteer_cases_with_numpy(presence_prob, bandwidth_hz, power_w,
                                                       compensation, supply_bandwidth_hz,
                                                       supply_power_w, exact, draws)
+    elif exact:
+        return float(kernels.expected(presence_prob, bandwidth_hz, power_w, compensation,
+                                      supply_bandwidth_hz, supply_power_w)) / expected_present
     else:
         weights, counts = kernels.cases(presence_prob, bandwidth_hz, power_w, compensation,
-                                        supply_bandwidth_hz, supply_power_w, exact, draws,
+                                        supply_bandwidth_hz, supply_power_w, False, draws,
                                         np.zeros((0, n), dtype=bool))
     return float(sequential_sums(weights * counts)) / expected_present
 
