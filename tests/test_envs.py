@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import numpy_only
 from gymnasium.utils.env_checker import check_env
+from test_market import check_episode
 
 import isac_market_env as ime
 from baselines import FixedOverbookingPolicy, FRBankBiddingPolicy, NewsvendorOverbookingPolicy
@@ -162,6 +163,33 @@ def test_overbooking_sw_feature_is_a_share_at_any_size() -> None:
     fixed = gym.make("ISACMarket-Overbooking-v0", n_mus=50, n_periods=1, sw_scale=1000.0)
     fixed.reset(seed=0)
     assert fixed.step(np.full(env.action_space.shape, 0.5, dtype=np.float32))[0][-1] == 5.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_agents_keep_the_market_rules(seed: int) -> None:
+    """Whatever the agent does, the markets the envs run keep IR, capacities, risk limits and
+    the SW identity: random solutions and bids for the focal client, and overbooking rates
+    drawn from the whole range or pushed to its ends (0 and the maximum)."""
+    rng = np.random.default_rng(seed)
+    env = gym.make("ISACMarket-Bidding-v0", n_mus=(5, 12)[seed % 2], n_transactions=3)
+    _, info = env.reset(seed=seed)
+    done = False
+    while not done:  # half the time the rule's solution at any bid, up to the highest level
+        action = (_random_action(env, rng) if rng.random() < 0.5 else
+                  np.array([info["rule_slot"], rng.integers(env.action_space.nvec[1])]))
+        _, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    check_episode(env.unwrapped.market)
+    env = make("ISACMarket-Overbooking-v0")
+    env.reset(seed=seed)
+    done, period = False, 0
+    while not done:
+        action = (_random_action(env, rng) if period % 2 == 0 else
+                  rng.choice([0.0, 1.0], size=env.action_space.shape).astype(np.float32))
+        _, _, terminated, truncated, _ = env.step(action)
+        check_episode(env.unwrapped.market)  # this period's signing and transactions
+        done, period = terminated or truncated, period + 1
+    assert period == 3
 
 
 @pytest.mark.parametrize("env_id", ime.ENV_IDS)
