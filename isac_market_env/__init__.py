@@ -6,6 +6,7 @@ Gymnasium environments in ``isac_market_env.envs`` are registered on import.
 
 from isac_market_env.config import EpisodeConfig, MarketConfig, PhysicsConfig, ScenarioConfig
 from isac_market_env.market import MECHANISMS, EpisodeResult, Market, get_mechanism
+from isac_market_env.mechanisms._jit import PerformanceWarning
 from isac_market_env.scenarios import PRESETS
 from isac_market_env.simulate import make_episode_config, make_market, simulate
 
@@ -23,6 +24,7 @@ __all__ = [
     "EpisodeResult",
     "Market",
     "MarketConfig",
+    "PerformanceWarning",
     "PhysicsConfig",
     "ScenarioConfig",
     "__version__",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 import isac_market_env as ime
 from isac_market_env.market import Market
 from isac_market_env.mechanisms import knapsack, matching, typed_knapsack, volunteers
+from isac_market_env.mechanisms._jit import numba_jit
 from isac_market_env.mechanisms.knapsack import DEFAULT_NODE_LIMIT
 from isac_market_env.mechanisms.matching import (
     AscendingMatching,
@@ -210,6 +213,19 @@ def test_eua_market(eua_dir) -> None:  # type: ignore[no-untyped-def]
     assert np.all((span > 500) & (span < 5000))  # Melbourne CBD, in metres
     market.run()
     check_episode(market)
+
+
+def test_missing_numba_is_announced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without numba the market warns that it runs its slower numpy loops and how to compile
+    them; choosing the numpy loops with ISAC_MARKET_ENV_JIT=0 is silent."""
+    monkeypatch.setitem(sys.modules, "numba", None)  # ``import numba`` raises ImportError
+    monkeypatch.delenv("ISAC_MARKET_ENV_JIT", raising=False)
+    with pytest.warns(ime.PerformanceWarning, match=r"isac-market-env\[fast\]"):
+        assert numba_jit() is None
+    monkeypatch.setenv("ISAC_MARKET_ENV_JIT", "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert numba_jit() is None
 
 
 @pytest.mark.parametrize(("mechanism", "n_mus", "seed"),

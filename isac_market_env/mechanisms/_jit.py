@@ -18,18 +18,28 @@ from numpy.typing import NDArray
 T = TypeVar("T")
 
 
+class PerformanceWarning(UserWarning):
+    """The market runs without its compiled loops (numba is missing): same results, slower."""
+
+
 def numba_jit() -> Callable[[Callable[..., Any]], Any] | None:
     """``numba.njit`` with the package's options, or None when compilation is off or unavailable.
 
     Compiled code is cached beside this file when the package directory is writable (or in
     ``NUMBA_CACHE_DIR`` when set), so only the first process pays for compilation (~27 s for
-    every kernel of the market; loading them from the cache takes under a second).
+    every kernel of the market; loading them from the cache takes under a second). Without
+    numba it warns (``PerformanceWarning``, once: Python shows a warning once per place).
     """
     if os.environ.get("ISAC_MARKET_ENV_JIT", "1") == "0":
         return None
     try:
         import numba
     except ImportError:
+        warnings.warn("numba is not installed, so the market runs its numpy loops: the same "
+                      "results, about 30 times slower. pip install 'isac-market-env[fast]' "
+                      "compiles them; ISAC_MARKET_ENV_JIT=0 chooses the numpy loops without "
+                      "this warning.", PerformanceWarning,
+                      stacklevel=1)  # this line: shown once per process
         return None
     cache = (bool(os.environ.get("NUMBA_CACHE_DIR"))
              or os.access(os.path.dirname(os.path.abspath(__file__)), os.W_OK))
