@@ -227,14 +227,23 @@ def test_bad_kwargs_name_the_key(env_id: str) -> None:
 
 @pytest.mark.parametrize("env_id", ime.ENV_IDS)
 def test_render_modes(env_id: str) -> None:
+    """Both modes give a frame after reset and after every step."""
     for mode in ("ansi", "rgb_array"):
         env = make(env_id, render_mode=mode)
-        rollout(env, 0)
-        frame = env.render()
-        if mode == "ansi":
-            assert isinstance(frame, str) and "BS 0" in frame
-        else:
-            assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        frames, done = [env.render()], False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(_random_action(env, rng))
+            frames.append(env.render())
+            done = terminated or truncated
+        for frame in frames:
+            if mode == "ansi":
+                assert isinstance(frame, str) and "BS 0" in frame
+            else:
+                assert isinstance(frame, np.ndarray)
+                assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
+        assert not np.array_equal(frames[0], frames[-1])  # contracts and absences drawn
 
 
 def test_utility_reward_is_focal_utility() -> None:

@@ -79,7 +79,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Version history
     * v0: initial release. The last-period SW feature is a share of the period's most
       deliverable value by default; it was SW / 1000 (``sw_scale=1000``), which saturated at
-      the observation bound 5 from about 50 MUs.
+      the observation bound 5 from about 50 MUs. ``render()`` right after ``reset()`` draws
+      the first period's market before its signing phase (it returned None, which Gymnasium's
+      checker flags for ``rgb_array``).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}  # noqa: RUF012
@@ -189,13 +191,18 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
                 info)
 
     def render(self) -> str | np.ndarray | None:
-        if self.market is None:
+        """The last period's market; before the first step, the first period's market before
+        its signing phase (BSs, MUs and targets, no contracts yet)."""
+        if self.render_mode is None or self.base_scenario is None:
             return None
+        market = self.market
+        if market is None:
+            market = Market(self.base_scenario.with_participation(self.participation),
+                            self.config, self.spec_mechanism, seed=self.episode_seed,
+                            streams=EpisodeStreams.from_seed(self.episode_seed))
         if self.render_mode == "ansi":
-            return render_ansi(self.market, f"ISACMarket-Overbooking-v0, period {self._period}")
-        if self.render_mode == "rgb_array":
-            return render_map(self.market)
-        return None
+            return render_ansi(market, f"ISACMarket-Overbooking-v0, period {self._period}")
+        return render_map(market)
 
     # ------------------------------------------------------------------ internals
     def _drift(self) -> None:
