@@ -43,17 +43,23 @@ class FRBankBiddingPolicy(_Policy):
         return np.array([slot, 0], dtype=np.int64)
 
 
+def overbooking_action(rate: float, max_overbooking: float) -> float:
+    """The Overbooking-v0 action in [-1, 1] that sets ``rate`` (the env maps a to
+    ``(a + 1) / 2 * max_overbooking``)."""
+    return 2.0 * rate / max_overbooking - 1.0 if max_overbooking > 0 else -1.0
+
+
 class FixedOverbookingPolicy(_Policy):
     """The same overbooking rate for every BS and resource (paper default 0.2)."""
 
     def __init__(self, rate: float = 0.2, max_overbooking: float = 0.6) -> None:
         if not 0 <= rate <= max_overbooking:
             raise ValueError(f"rate must be in [0, {max_overbooking}], got {rate}")
-        self.fraction = rate / max_overbooking if max_overbooking > 0 else 0.0
+        self.action = overbooking_action(rate, max_overbooking)
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
         n_actions = 2 * ((len(obs) - N_GLOBAL_FEATURES) // 6)
-        return np.full(n_actions, self.fraction, dtype=np.float32)
+        return np.full(n_actions, self.action, dtype=np.float32)
 
 
 class NewsvendorOverbookingPolicy(_Policy):
@@ -72,9 +78,9 @@ class NewsvendorOverbookingPolicy(_Policy):
     def _act(self, obs: np.ndarray) -> np.ndarray:
         n_bss = (len(obs) - N_GLOBAL_FEATURES) // 6
         p = float(np.clip(obs[-3], 0.05, 1.0))
-        rate = np.clip(1.0 / p - 1.0 - self.safety, 0.0, self.max_overbooking)
-        fraction = rate / self.max_overbooking if self.max_overbooking > 0 else 0.0
-        return np.full(2 * n_bss, fraction, dtype=np.float32)
+        rate = float(np.clip(1.0 / p - 1.0 - self.safety, 0.0, self.max_overbooking))
+        return np.full(2 * n_bss, overbooking_action(rate, self.max_overbooking),
+                       dtype=np.float32)
 
 
 def make_policy(name: str, **kwargs: Any) -> _Policy:

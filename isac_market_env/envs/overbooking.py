@@ -38,7 +38,10 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     pays changes over the episode.
 
     ## Action space
-    ``Box(0, 1, (2 * n_bss,), float32)``: ``[O_B_1..O_B_n, O_P_1..O_P_n] / max_overbooking``.
+    ``Box(-1, 1, (2 * n_bss,), float32)``: ``a = [a_B_1..a_B_n, a_P_1..a_P_n]``, each mapped
+    linearly onto a rate in [0, ``max_overbooking``]: ``O = (a + 1) / 2 * max_overbooking``
+    (the symmetric, normalised range SB3 recommends: a Gaussian policy that starts at its mean 0
+    starts at the middle rate, not clipped to one end).
 
     ## Observation space
     ``Box(-1, 5, (6 * n_bss + 4,), float32)``, per BS: bandwidth and power supply over the
@@ -81,7 +84,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
       deliverable value by default; it was SW / 1000 (``sw_scale=1000``), which saturated at
       the observation bound 5 from about 50 MUs. ``render()`` right after ``reset()`` draws
       the first period's market before its signing phase (it returned None, which Gymnasium's
-      checker flags for ``rgb_array``).
+      checker flags for ``rgb_array``). The action space is [-1, 1] (it was [0, 1], the
+      rate over ``max_overbooking``; SB3's checker warned, and PPO's Gaussian policy, which
+      starts at 0, started half its samples clipped to rate 0).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}  # noqa: RUF012
@@ -125,7 +130,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.config = episode_config(self.scenario_name, kwargs.get("n_mus", 20), self.window,
                                      kwargs)
         n_bss = self.config.scenario.n_bss
-        self.action_space = spaces.Box(0.0, 1.0, (2 * n_bss,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (2 * n_bss,), np.float32)
         self.observation_space = spaces.Box(-1.0, 5.0, (N_BS_FEATURES * n_bss + N_GLOBAL_FEATURES,),
                                             np.float32)
         self.market: Market | None = None
@@ -159,7 +164,8 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
             raise RuntimeError("step() called on a finished episode; call reset() first")
         act = validate_action(action, self.action_space).astype(np.float64)
         n_bss = self.base_scenario.n_bss
-        rates = act * self.max_overbooking
+        fractions = (act + 1.0) / 2.0  # of max_overbooking
+        rates = fractions * self.max_overbooking
         pairs = tuple((float(rates[j]), float(rates[n_bss + j])) for j in range(n_bss))
         market_cfg = self.config.market.__class__(
             **{**self.config.market.__dict__, "overbooking_per_bs": pairs})
@@ -176,7 +182,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         reward_value = (summary["social_welfare"] if self.reward_kind == "social_welfare"
                         else summary["bs_utility"])
         self._last = self._period_features(summary)
-        self._last_rates = act
+        self._last_rates = fractions
         self._period += 1
         self._drift()
         terminated = self._period >= self.n_periods
