@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -74,13 +75,14 @@ def test_evaluate_rule_policies(tmp_path: Path) -> None:
 def test_fixed_rate_argument_and_env_max_overbooking() -> None:
     from isac_market_env.evaluate import load_policy
 
-    obs = np.zeros(6 * 5 + 4, dtype=np.float32)
-    # the action is the rate over the env's max_overbooking, so the rate itself is exact
-    policy = load_policy("fixed:0.1", "ISACMarket-Overbooking-v0", {"max_overbooking": 0.4})
-    action, _ = policy.predict(obs)
-    assert np.allclose(action * 0.4, 0.1)
-    assert np.allclose(load_policy("fixed", "ISACMarket-Overbooking-v0").predict(obs)[0] * 0.6,
-                       0.2)
+    # the policy maps its rate onto the env's action range for the env's max_overbooking
+    for name, kwargs, rate in (("fixed:0.1", {"max_overbooking": 0.4}, 0.1), ("fixed", {}, 0.2)):
+        env = gym.make("ISACMarket-Overbooking-v0", n_mus=5, n_periods=1,
+                       transactions_per_period=1, **kwargs)
+        obs, _ = env.reset(seed=0)
+        action, _ = load_policy(name, "ISACMarket-Overbooking-v0", kwargs).predict(obs)
+        info = env.step(action)[4]
+        assert np.allclose(info["overbooking_bandwidth"] + info["overbooking_power"], rate)
     with pytest.raises(ValueError, match="needs a number"):
         load_policy("fixed:abc", "ISACMarket-Overbooking-v0")
     with pytest.raises(ValueError, match="only the fixed policy"):
@@ -90,8 +92,6 @@ def test_fixed_rate_argument_and_env_max_overbooking() -> None:
 
 
 def test_action_masks_follow_the_available_slots() -> None:
-    import gymnasium as gym
-
     env = gym.make("ISACMarket-Bidding-v0", n_mus=6, n_transactions=2)
     inner = env.unwrapped
     _, info = env.reset(seed=3)
