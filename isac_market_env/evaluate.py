@@ -75,7 +75,8 @@ def _predict(policy: Any, obs: np.ndarray, env: gym.Env[Any, Any]) -> Any:
 
 def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, Any]
              ) -> list[dict[str, float]]:
-    """One episode per seed; returns per-episode return and summed info metrics."""
+    """One episode per seed; returns per-episode return and summed info metrics (Overbooking-v0:
+    DRLC and the overbooking rate set are means over the episode's periods)."""
     rows = []
     for seed in seeds:
         env = gym.make(env_id, **env_kwargs)
@@ -92,6 +93,9 @@ def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, A
             if env_id == "ISACMarket-Overbooking-v0":
                 for key in ("social_welfare", "mu_utility", "bs_utility", "ni", "drlc"):
                     totals[key] = totals.get(key, 0.0) + float(info[key])
+                rates = info["overbooking_bandwidth"] + info["overbooking_power"]
+                totals["overbooking_rate"] = (totals.get("overbooking_rate", 0.0)
+                                              + float(np.mean(rates)))
         if env_id == "ISACMarket-Bidding-v0":
             inner: Any = env.unwrapped
             market = inner.market
@@ -102,8 +106,9 @@ def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, A
             totals["focal_utility"] = float(sum(
                 tx.client_value[focal] - tx.client_paid[focal] + tx.client_received[focal]
                 for tx in market.transactions))
-        else:
+        else:  # per-period means: DRLC, and the rate set (over BSs and both resources)
             totals["drlc"] /= max(steps, 1)
+            totals["overbooking_rate"] /= max(steps, 1)
         rows.append({"seed": seed, "return": ret, "steps": steps, **totals})
         env.close()
     return rows

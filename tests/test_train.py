@@ -64,6 +64,9 @@ def test_evaluate_rule_policies(tmp_path: Path) -> None:
     expected = np.mean([a["social_welfare"] - b["social_welfare"]
                         for a, b in zip(newsvendor["per_seed"], fixed["per_seed"], strict=True)])
     assert newsvendor["paired_difference_to_first"]["social_welfare"] == pytest.approx(expected)
+    # the rate each policy set, averaged over periods, BSs and both resources
+    assert fixed["overbooking_rate"] == pytest.approx(0.2)
+    assert 0.0 <= newsvendor["overbooking_rate"] <= 0.6  # 1 + O = 1 / p, within max_overbooking
     bidding = tmp_path / "bid.json"
     bidding.write_text(json.dumps(CONFIGS["ISACMarket-Bidding-v0"]))
     assert cli_main(["evaluate", "--policy", "frbank", "--env", "ISACMarket-Bidding-v0",
