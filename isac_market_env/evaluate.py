@@ -59,10 +59,26 @@ def load_policy(spec: str, env_id: str, env_kwargs: dict[str, Any] | None = None
         pass
     for cls in classes:
         try:
-            return cls.load(path, device="cpu")
+            model = cls.load(path, device="cpu")
         except (ValueError, KeyError, TypeError, RuntimeError, AttributeError):
             continue
+        _check_spaces(model, spec, env_id, env_kwargs or {})
+        return model
     raise ValueError(f"{spec} is not a PPO, MaskablePPO or SAC model")
+
+
+def _check_spaces(model: Any, spec: str, env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """A model trained on other spaces (another env, market size or env version) would act
+    wrongly without any error (SB3's ``predict`` clips to the model's own action space)."""
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        for what in ("observation_space", "action_space"):
+            ours, theirs = getattr(env, what), getattr(model, what)
+            if ours != theirs:
+                raise ValueError(f"{spec} was trained with {what} {theirs}, but {env_id} with "
+                                 f"these settings has {ours}")
+    finally:
+        env.close()
 
 
 def _predict(policy: Any, obs: np.ndarray, env: gym.Env[Any, Any]) -> Any:

@@ -45,6 +45,12 @@ def test_train_save_load_evaluate(env_id: str, algo: str, tmp_path: Path) -> Non
                      "--seeds", "2", "--config", str(config), "--json", str(report)]) == 0
     data = json.loads(report.read_text())
     assert len(data["per_seed"]) == 2 and "social_welfare_ci95" in data
+    # a market of another shape (7 BSs) has other spaces: the model is refused, not misused
+    from isac_market_env.evaluate import load_policy
+
+    with pytest.raises(ValueError, match="was trained with observation_space"):
+        load_policy(str(out / "final_model.zip"), env_id,
+                    {**CONFIGS[env_id], "scenario": "paper-synthetic-7bs"})
     # resume: continues from the newest checkpoint up to the new total
     assert train_main([*args[:5], "384", *args[6:], "--resume"]) == 0
 
