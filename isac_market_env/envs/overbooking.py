@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from isac_market_env.config import EpisodeConfig
 from isac_market_env.envs.common import (
     REWARDS,
     check_kwargs,
@@ -172,12 +173,11 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         config = self.config.__class__(scenario=self.config.scenario,
                                        physics=self.config.physics, market=market_cfg,
                                        n_transactions=self.window)
-        scenario = self.base_scenario.with_participation(self.participation)
         streams = (self._period_streams[0] if self._period == 0
                    else EpisodeStreams.from_seed(np.random.SeedSequence(
                        [self.episode_seed, self._period])))
-        self.market = Market(scenario, config, self.spec_mechanism, seed=self.episode_seed,
-                             streams=streams)
+        self.market = self._period_market(config, streams)
+        scenario = self.market.scenario
         summary = self.market.run().summary()
         reward_value = (summary["social_welfare"] if self.reward_kind == "social_welfare"
                         else summary["bs_utility"])
@@ -202,15 +202,20 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.render_mode is None or self.base_scenario is None:
             return None
         market = self.market
-        if market is None:
-            market = Market(self.base_scenario.with_participation(self.participation),
-                            self.config, self.spec_mechanism, seed=self.episode_seed,
-                            streams=EpisodeStreams.from_seed(self.episode_seed))
+        if market is None:  # its own streams: drawing nothing from the first period's
+            market = self._period_market(self.config, EpisodeStreams.from_seed(self.episode_seed))
         if self.render_mode == "ansi":
             return render_ansi(market, f"ISACMarket-Overbooking-v0, period {self._period}")
         return render_map(market)
 
     # ------------------------------------------------------------------ internals
+    def _period_market(self, config: EpisodeConfig, streams: EpisodeStreams) -> Market:
+        """The coming period's market: the episode's BSs, MUs and targets with this period's
+        participation probabilities."""
+        assert self.base_scenario is not None
+        return Market(self.base_scenario.with_participation(self.participation), config,
+                      self.spec_mechanism, seed=self.episode_seed, streams=streams)
+
     def _drift(self) -> None:
         assert self.base_scenario is not None
         rng = self._drift_rng
