@@ -1,10 +1,15 @@
-"""Rule-based policies for the environments, with stable-baselines3's ``predict`` signature."""
+"""The rule-based policies, for scripts run from a checkout.
 
-from baselines.policies import (
+They are installed with the package as ``isac_market_env.baselines`` (``isac-market evaluate``
+loads them); this folder is not installed, so no generic top-level name is claimed.
+"""
+
+from isac_market_env.baselines import (
     FixedOverbookingPolicy,
     FRBankBiddingPolicy,
     NewsvendorOverbookingPolicy,
     make_policy,
+    overbooking_action,
 )
 
 __all__ = [
@@ -12,4 +17,5 @@ __all__ = [
     "FixedOverbookingPolicy",
     "NewsvendorOverbookingPolicy",
     "make_policy",
+    "overbooking_action",
 ]

@@ -3,7 +3,7 @@
 import gymnasium as gym
 
 import isac_market_env  # noqa: F401  (registers the environments)
-from baselines import FRBankBiddingPolicy
+from isac_market_env.baselines import FRBankBiddingPolicy
 
 env = gym.make("ISACMarket-Bidding-v0", n_mus=20, n_transactions=5, render_mode="ansi")
 policy = FRBankBiddingPolicy()

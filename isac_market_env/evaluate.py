@@ -23,7 +23,7 @@ def load_policy(spec: str, env_id: str, env_kwargs: dict[str, Any] | None = None
     """
     name, _, argument = spec.partition(":")
     if name in RULES:
-        from baselines import make_policy
+        from isac_market_env.baselines import make_policy
 
         if name == "frbank" and env_id != "ISACMarket-Bidding-v0":
             raise ValueError("the frbank policy bids: use it with ISACMarket-Bidding-v0")

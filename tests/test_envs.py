@@ -13,7 +13,11 @@ from gymnasium.utils.env_checker import check_env
 from test_market import check_episode
 
 import isac_market_env as ime
-from baselines import FixedOverbookingPolicy, FRBankBiddingPolicy, NewsvendorOverbookingPolicy
+from isac_market_env.baselines import (
+    FixedOverbookingPolicy,
+    FRBankBiddingPolicy,
+    NewsvendorOverbookingPolicy,
+)
 from isac_market_env.mechanisms.matching import load_compiled_matching
 
 SMALL = {
@@ -118,7 +122,7 @@ def test_async_vector_env(env_id: str) -> None:
 @pytest.mark.parametrize("slot_order", ["fixed", "ranked"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_bidding_reference_policy_reproduces_simulate(seed: int, slot_order: str) -> None:
-    env = make("ISACMarket-Bidding-v0", slot_order=slot_order)
+    env = make("ISACMarket-Bidding-v0", slot_order=slot_order, reward_scale=1.0)
     rewards, _ = rollout(env, seed, FRBankBiddingPolicy())
     reference = ime.simulate("frbank", n_mus=10, n_transactions=3, seed=seed)
     env_sw = [tx.social_welfare for tx in env.unwrapped.market.transactions]
@@ -128,7 +132,7 @@ def test_bidding_reference_policy_reproduces_simulate(seed: int, slot_order: str
 
 
 def test_overbooking_fixed_policy_reproduces_simulate() -> None:
-    env = make("ISACMarket-Overbooking-v0", n_periods=1, drift_std=0.0)
+    env = make("ISACMarket-Overbooking-v0", n_periods=1, drift_std=0.0, reward_scale=1.0)
     rewards, _ = rollout(env, 4, FixedOverbookingPolicy(0.2))
     reference = ime.simulate("frbank", n_mus=10, n_transactions=3, seed=4)
     assert rewards == [reference.summary()["social_welfare"]]
@@ -136,7 +140,7 @@ def test_overbooking_fixed_policy_reproduces_simulate() -> None:
 
 def test_overbooking_return_is_episode_sw_and_policies_run() -> None:
     for policy in (FixedOverbookingPolicy(0.2), NewsvendorOverbookingPolicy()):
-        env = make("ISACMarket-Overbooking-v0")
+        env = make("ISACMarket-Overbooking-v0", reward_scale=1.0)
         obs, _ = env.reset(seed=1)
         total, sw, done = 0.0, 0.0, False
         while not done:
@@ -249,7 +253,7 @@ def test_render_modes(env_id: str) -> None:
 
 
 def test_utility_reward_is_focal_utility() -> None:
-    env = make("ISACMarket-Bidding-v0", reward="utility")
+    env = make("ISACMarket-Bidding-v0", reward="utility", reward_scale=1.0)
     rewards, _ = rollout(env, 3, FRBankBiddingPolicy())
     market = env.unwrapped.market
     focal = env.unwrapped.focal
@@ -288,3 +292,64 @@ def test_ranked_slot_order_puts_the_rule_first_and_checks() -> None:
             == [tx.social_welfare for tx in fixed.unwrapped.market.transactions])
     with pytest.raises(ValueError, match="slot_order"):
         make("ISACMarket-Bidding-v0", slot_order="sorted")
+
+
+@pytest.mark.parametrize("reward", ["social_welfare", "utility"])
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_default_rewards_are_order_one(env_id: str, reward: str) -> None:
+    """Without ``reward_scale`` the rewards are the raw ones over a constant of the episode's
+    market (the most a transaction can deliver; the focal client's v* for its utility), so
+    they are O(1) at any market size and the best policy is the same."""
+    policy = FRBankBiddingPolicy() if env_id == "ISACMarket-Bidding-v0" else \
+        FixedOverbookingPolicy(0.2)
+    for n_mus in (10, 50):
+        scaled, _ = rollout(make(env_id, n_mus=n_mus, reward=reward), 1, policy)
+        env = make(env_id, n_mus=n_mus, reward=reward, reward_scale=1.0)
+        raw, _ = rollout(env, 1, policy)
+        inner = env.unwrapped
+        book = inner.market.book
+        if env_id == "ISACMarket-Bidding-v0":
+            scale = inner.value_scale if reward == "utility" else book.best_values().sum()
+        else:  # the first period's market (sensing values follow the drifting participation)
+            scale = 1.0 / inner._reward_factor
+            first = ime.make_market("frbank", n_mus=n_mus, n_transactions=3, seed=1)
+            assert scale == 3 * first.book.best_values().sum()
+            assert book.best_values().sum() != first.book.best_values().sum()
+        assert np.allclose(scaled, np.asarray(raw) / scale, rtol=1e-12, atol=0)
+        # a step's reward covers up to all 3 transactions (Bidding-v0) or one period
+        most = 3.0 if env_id == "ISACMarket-Bidding-v0" else 1.0
+        assert max(abs(r) for r in scaled) <= most and max(abs(r) for r in raw) > 5
+        assert sum(scaled) > 0
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_the_preset_size_is_the_default(env_id: str) -> None:
+    """A preset's own number of MUs unless ``n_mus`` is given (EUA: 140, synthetic: 50)."""
+    extra = {"n_transactions": 1} if env_id == "ISACMarket-Bidding-v0" else {}
+    for scenario, n_mus in (("eua-melbourne", 140), ("paper-synthetic", 50)):
+        env = gym.make(env_id, scenario=scenario, **extra)
+        assert env.unwrapped.config.scenario.n_mus == n_mus == ime.PRESETS[
+            scenario].config.n_mus
+    assert gym.make(env_id, scenario="eua-melbourne", n_mus=30).unwrapped.config.scenario.n_mus \
+        == 30
+
+
+@pytest.mark.parametrize("env_id", ime.ENV_IDS)
+def test_reset_refuses_options(env_id: str) -> None:
+    env = make(env_id)
+    env.reset(seed=0, options={})
+    with pytest.raises(ValueError, match="focal_mu"):
+        env.reset(seed=0, options={"focal_mu": 3})
+
+
+def test_maskable_ppo_learns_on_gym_make_output() -> None:
+    """MaskablePPO finds ``action_masks`` through gym.make's wrappers with no extra code (by
+    hand: ``env.unwrapped.action_masks()`` or ``env.get_wrapper_attr("action_masks")()``)."""
+    sb3_contrib = pytest.importorskip("sb3_contrib")
+    env = make("ISACMarket-Bidding-v0")
+    env.reset(seed=0)
+    assert np.array_equal(env.get_wrapper_attr("action_masks")(),
+                          env.unwrapped.action_masks())
+    model = sb3_contrib.MaskablePPO("MlpPolicy", env, n_steps=32, batch_size=32, seed=0)
+    model.learn(64)
+    assert model.num_timesteps >= 64

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from isac_market_env.envs.common import (
     REWARDS,
     check_kwargs,
+    check_reset_options,
     episode_config,
     render_ansi,
     render_map,
@@ -43,7 +44,10 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     slot K, or a slot that is not available this round, means "no proposal this round") and the
     bid level: 0 = the rule's current ascending bid for that solution, l >= 1 =
     ``reserve + (value - reserve) * l / (L - 1)``. ``info["action_mask"]`` lists available
-    slots; ``action_masks()`` gives the mask in sb3-contrib's ``MaskablePPO`` layout. With
+    slots; ``action_masks()`` gives the mask in sb3-contrib's ``MaskablePPO`` layout
+    (``MaskablePPO`` finds it through ``gym.make``'s wrappers; by hand, Gymnasium wrappers do
+    not forward methods: ``env.unwrapped.action_masks()`` or
+    ``env.get_wrapper_attr("action_masks")()``). With
     ``slot_order="fixed"`` (default) slot k is always the same (BS, bandwidth, power) solution;
     with ``slot_order="ranked"`` the slots are re-sorted every round: slot 0 is the rule's choice,
     then the other available solutions by the focal client's utility at the rule's bid, so that a
@@ -67,16 +71,21 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     ``reward="social_welfare"`` (default): the social welfare of the transactions completed
     since the previous step (the return is the episode's SW; signing steps earn 0).
     ``reward="utility"``: the focal MU's own communication utility over the same transactions.
-    Both times ``reward_scale``.
+    By default (``reward_scale=None``) rewards are O(1): the SW of a transaction is divided by
+    the most one transaction can deliver (every client present with its most valuable
+    solution), the focal utility by v* (below); both constants per episode, so the best policy
+    is unchanged. A number multiplies the raw value instead (the bidding configs of
+    docs/training.md set 1.0). ``info`` carries the raw values.
 
     ## Episode end
     Terminates after the last transaction. A reset whose focal client never gets to choose
     returns an observation from which the first step plays the whole episode.
 
     ## Arguments
-    ``scenario``, ``n_mus`` (20), ``n_transactions`` (10), ``focal_mu`` (0), ``n_bid_levels``
+    ``scenario``, ``n_mus`` (default: the preset's, 50 synthetic, 140 EUA), ``n_transactions``
+    (10), ``focal_mu`` (0), ``n_bid_levels``
     (L = 6), ``slot_order`` ("fixed" | "ranked"), ``mechanism`` ("frbank"), ``reward``,
-    ``reward_scale`` (1.0), ``render_mode`` ("ansi" | "rgb_array"), ``scenario_overrides`` /
+    ``reward_scale`` (None: the normalisation above), ``render_mode`` ("ansi" | "rgb_array"), ``scenario_overrides`` /
     ``market_overrides`` / ``physics_overrides``, ``eua_directory``, ``include_runtime``
     (False: wall-clock RT in ``info`` would make identical seeds give different infos).
     ``reset(seed=s)`` builds the market of ``simulate(mechanism, seed=s)``: with the rule's
@@ -104,7 +113,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"slot_order must be one of {SLOT_ORDERS}, got {self.slot_order!r}")
         self.mechanism = get_mechanism(kwargs.get("mechanism", "frbank"))
         self.reward_kind = kwargs.get("reward", "social_welfare")
-        self.reward_scale = float(kwargs.get("reward_scale", 1.0))
+        reward_scale = kwargs.get("reward_scale")
+        self.reward_scale = None if reward_scale is None else float(reward_scale)
         self.render_mode = kwargs.get("render_mode")
         self.include_runtime = bool(kwargs.get("include_runtime", False))
         self.eua_directory = kwargs.get("eua_directory")
@@ -118,9 +128,9 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
                              "(frbank, cononline, conoffline, hybrid, hybrido and -nor variants)")
         if self.n_levels < 2:
             raise ValueError(f"n_bid_levels must be >= 2, got {self.n_levels}")
-        if not np.isfinite(self.reward_scale):
+        if self.reward_scale is not None and not np.isfinite(self.reward_scale):
             raise ValueError("reward_scale must be finite")
-        self.config = episode_config(self.scenario_name, kwargs.get("n_mus", 20),
+        self.config = episode_config(self.scenario_name, kwargs.get("n_mus"),
                                      self.n_transactions, kwargs)
         if not 0 <= self.focal_mu < self.config.scenario.n_mus:
             raise ValueError(f"focal_mu must be in [0, {self.config.scenario.n_mus}), "
@@ -139,6 +149,7 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        check_reset_options("ISACMarket-Bidding-v0", options)
         episode_seed = int(seed) if seed is not None else int(
             self.np_random.integers(0, 2**31 - 1))
         self.market = make_market(self.mechanism, self.scenario_name, seed=episode_seed,
@@ -148,6 +159,12 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.focal_book_sols = np.flatnonzero(book.sol_client == self.focal)
         self.value_scale = float(max(book.sol_value[self.focal_book_sols].max(initial=0.0),
                                      1e-9))
+        if self.reward_scale is not None:
+            self.reward_factor = self.reward_scale
+        elif self.reward_kind == "utility":
+            self.reward_factor = 1.0 / self.value_scale
+        else:
+            self.reward_factor = 1.0 / max(float(book.best_values().sum()), 1e-9)
         self._accrued = 0.0
         self._done = False
         self.phase = "signing"
@@ -172,13 +189,13 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
             self._play_focal_round(int(self._view[slot]) if slot < self.n_slots else slot, level)
         self._advance()
         self._order_slots()
-        reward = self._accrued * self.reward_scale
+        reward = self._accrued * self.reward_factor
         self._accrued = 0.0
         terminated = self.market.done and self.matching is None
         self._done = terminated
         return self._observation(), float(reward), terminated, False, self._info()
 
-    def render(self) -> str | np.ndarray | None:
+    def render(self) -> Any:  # str (ansi), an RGB array (rgb_array) or None
         if self.market is None:
             return None
         if self.render_mode == "ansi":

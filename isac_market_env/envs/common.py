@@ -23,6 +23,14 @@ def check_kwargs(name: str, given: Mapping[str, Any], allowed: set[str]) -> None
                          f"valid: {', '.join(sorted(allowed))}")
 
 
+def check_reset_options(name: str, options: Mapping[str, Any] | None) -> None:
+    """The envs take no ``reset`` options (the seed picks the market): refuse any given, rather
+    than ignore them silently."""
+    if options:
+        raise ValueError(f"{name}.reset: unknown option(s) {', '.join(sorted(map(str, options)))}"
+                         "; it takes none (reset(seed=s) picks the market)")
+
+
 def episode_config(scenario: str, n_mus: int | None, n_transactions: int,
                    overrides: Mapping[str, Any]) -> EpisodeConfig:
     """EpisodeConfig from the env's scenario name and its override dicts (validated)."""

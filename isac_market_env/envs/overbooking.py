@@ -12,6 +12,7 @@ from isac_market_env.config import EpisodeConfig
 from isac_market_env.envs.common import (
     REWARDS,
     check_kwargs,
+    check_reset_options,
     episode_config,
     render_ansi,
     render_map,
@@ -63,16 +64,23 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Reward
     ``reward="social_welfare"`` (default): the period's social welfare (sum of all utilities =
     delivered value), so the return is the episode's SW. ``reward="utility"``: the BSs' total
-    utility. Both times ``reward_scale``.
+    utility. By default (``reward_scale=None``) both are divided by the most the first period
+    could deliver (W transactions in which every client is present and gets its most valuable
+    solution; one constant per episode, so the best policy is unchanged): rewards are O(1),
+    about the SW share of the observation, which PPO's value function needs.
+    A number multiplies the raw value instead (the training configs of docs/training.md set
+    0.01). ``info`` carries the raw values.
 
     ## Episode end
     Terminates after ``n_periods`` steps; never truncates.
 
     ## Arguments
-    ``scenario`` (preset name), ``n_mus`` (default 20), ``n_periods`` (10),
+    ``scenario`` (preset name), ``n_mus`` (default: the preset's, 50 synthetic, 140 EUA),
+    ``n_periods`` (10),
     ``transactions_per_period`` (W = 20), ``mechanism`` ("frbank"; any mechanism with offline
     contracts and overbooking), ``max_overbooking`` (0.6), ``drift_std`` (0.08),
-    ``reward`` and ``reward_scale`` (1.0), ``sw_scale`` (None: the share above),
+    ``reward`` and ``reward_scale`` (None: the normalisation above), ``sw_scale`` (None: the
+    share above),
     ``render_mode`` ("ansi" or "rgb_array"),
     ``scenario_overrides`` / ``market_overrides`` / ``physics_overrides`` (dicts, validated), and
     ``eua_directory``, ``include_runtime`` (False: wall-clock RT in ``info`` would make identical
@@ -105,7 +113,8 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.max_overbooking = float(kwargs.get("max_overbooking", 0.6))
         self.drift_std = float(kwargs.get("drift_std", 0.08))
         self.reward_kind = kwargs.get("reward", "social_welfare")
-        self.reward_scale = float(kwargs.get("reward_scale", 1.0))
+        reward_scale = kwargs.get("reward_scale")
+        self.reward_scale = None if reward_scale is None else float(reward_scale)
         sw_scale = kwargs.get("sw_scale")
         self.sw_scale = None if sw_scale is None else float(sw_scale)
         self.eua_directory = kwargs.get("eua_directory")
@@ -124,11 +133,13 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         for name, fvalue in (("max_overbooking", self.max_overbooking),
-                             ("drift_std", self.drift_std), ("reward_scale", self.reward_scale),
+                             ("drift_std", self.drift_std),
+                             ("reward_scale", 1.0 if self.reward_scale is None
+                              else self.reward_scale),
                              ("sw_scale", 1.0 if self.sw_scale is None else self.sw_scale)):
             if not np.isfinite(fvalue) or fvalue < 0:
                 raise ValueError(f"{name} must be finite and >= 0, got {fvalue}")
-        self.config = episode_config(self.scenario_name, kwargs.get("n_mus", 20), self.window,
+        self.config = episode_config(self.scenario_name, kwargs.get("n_mus"), self.window,
                                      kwargs)
         n_bss = self.config.scenario.n_bss
         self.action_space = spaces.Box(-1.0, 1.0, (2 * n_bss,), np.float32)
@@ -143,6 +154,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        check_reset_options("ISACMarket-Overbooking-v0", options)
         self.episode_seed = (int(seed) if seed is not None
                              else int(self.np_random.integers(0, 2**31 - 1)))
         streams = EpisodeStreams.from_seed(self.episode_seed)
@@ -157,6 +169,11 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last: dict[str, Any] = {}
         self._last_rates = np.zeros(2 * self.base_scenario.n_bss)
         self.market = None
+        # the default reward's constant: the most the first period could deliver (its own
+        # streams, drawing nothing from the first period's)
+        first = self._period_market(self.config, EpisodeStreams.from_seed(self.episode_seed))
+        most = self.window * float(first.book.best_values().sum())
+        self._reward_factor = 1.0 / most if most > 0 else 0.0
         return self._observation(), {"period": 0, "participation_mean": float(
             self.participation.mean())}
 
@@ -181,6 +198,8 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         summary = self.market.run().summary()
         reward_value = (summary["social_welfare"] if self.reward_kind == "social_welfare"
                         else summary["bs_utility"])
+        reward = reward_value * (self._reward_factor if self.reward_scale is None
+                                 else self.reward_scale)
         self._last = self._period_features(summary)
         self._last_rates = fractions
         self._period += 1
@@ -193,10 +212,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
                 "phase": "contract_period",
                 **{k: v for k, v in summary.items()
                    if self.include_runtime or not k.startswith("rt_")}}
-        return (self._observation(), float(reward_value * self.reward_scale), terminated, False,
-                info)
+        return self._observation(), float(reward), terminated, False, info
 
-    def render(self) -> str | np.ndarray | None:
+    def render(self) -> Any:  # str (ansi), an RGB array (rgb_array) or None
         """The last period's market; before the first step, the first period's market before
         its signing phase (BSs, MUs and targets, no contracts yet)."""
         if self.render_mode is None or self.base_scenario is None:
@@ -246,12 +264,14 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         ``n_transactions`` times every client's most valuable solution."""
         if self.sw_scale is not None:
             return social_welfare / self.sw_scale if self.sw_scale > 0 else 0.0
-        assert self.market is not None
-        book = self.market.book
-        best = np.zeros(book.n_clients)
-        np.maximum.at(best, book.sol_client, book.sol_value)
-        most = n_transactions * float(best.sum())
+        most = n_transactions * self._most_per_transaction()
         return social_welfare / most if most > 0 else 0.0
+
+    def _most_per_transaction(self) -> float:
+        """The most one transaction of this period's market can deliver: every client present
+        with its most valuable solution (sensing values follow the drifting participation)."""
+        assert self.market is not None
+        return float(self.market.book.best_values().sum())
 
     def _observation(self) -> np.ndarray:
         assert self.base_scenario is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -22,13 +23,36 @@ class PerformanceWarning(UserWarning):
     """The market runs without its compiled loops (numba is missing): same results, slower."""
 
 
+def compiled_cache_directory() -> Path | None:
+    """Where the compiled loops are cached: ``NUMBA_CACHE_DIR`` when set (numba's own setting),
+    else the user's cache directory (``$XDG_CACHE_HOME/isac-market-env/numba``, by default
+    ``~/.cache/...``; ``%LOCALAPPDATA%`` on Windows). Never inside the installed package: a
+    cache there outlives ``pip uninstall`` and a leftover package directory shadows the next
+    install. None when that directory cannot be created or written (a read-only home): the
+    loops are then compiled in every process instead of cached."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    elif os.environ.get("XDG_CACHE_HOME"):
+        base = Path(os.environ["XDG_CACHE_HOME"])
+    else:
+        base = Path.home() / ".cache"
+    directory = base / "isac-market-env" / "numba"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return directory if os.access(directory, os.W_OK | os.X_OK) else None
+
+
 def numba_jit() -> Callable[[Callable[..., Any]], Any] | None:
     """``numba.njit`` with the package's options, or None when compilation is off or unavailable.
 
-    Compiled code is cached beside this file when the package directory is writable (or in
-    ``NUMBA_CACHE_DIR`` when set), so only the first process pays for compilation (~27 s for
-    every kernel of the market; loading them from the cache takes under a second). Without
-    numba it warns (``PerformanceWarning``, once: Python shows a warning once per place).
+    Compiled code is cached in ``compiled_cache_directory()``, so only the first process pays
+    for compilation (~27 s for every kernel of the market; loading them from the cache takes
+    under a second). Without numba it warns (``PerformanceWarning``, once: Python shows a
+    warning once per place).
     """
     if os.environ.get("ISAC_MARKET_ENV_JIT", "1") == "0":
         return None
@@ -41,9 +65,22 @@ def numba_jit() -> Callable[[Callable[..., Any]], Any] | None:
                       "this warning.", PerformanceWarning,
                       stacklevel=1)  # this line: shown once per process
         return None
-    cache = (bool(os.environ.get("NUMBA_CACHE_DIR"))
-             or os.access(os.path.dirname(os.path.abspath(__file__)), os.W_OK))
-    return numba.njit(cache=cache, nogil=True)
+    directory = compiled_cache_directory()
+    if directory is None:
+        return cast(Callable[[Callable[..., Any]], Any], numba.njit(cache=False, nogil=True))
+
+    def jit(function: Callable[..., Any]) -> Any:
+        # numba binds a function's cache location when it is decorated, from its config's
+        # CACHE_DIR: set it for this decoration only, so other numba code keeps its own
+        config: Any = numba.config
+        saved = config.CACHE_DIR
+        config.CACHE_DIR = str(directory)
+        try:
+            return numba.njit(cache=True, nogil=True)(function)
+        finally:
+            config.CACHE_DIR = saved
+
+    return jit
 
 
 def compile_or_warn(build: Callable[[], T], what: str) -> T | None:

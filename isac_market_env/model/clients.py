@@ -75,6 +75,14 @@ class ClientBook:
     def n_solutions(self) -> int:
         return len(self.sol_client)
 
+    def best_values(self) -> NDArray[np.float64]:
+        """Every client's most valuable solution's expected value (0 for a client without
+        solutions): their sum is the most one transaction can deliver with everyone present
+        (without fading), the scale the envs normalise rewards and observations by."""
+        best = np.zeros(self.n_clients)
+        np.maximum.at(best, self.sol_client, self.sol_value)
+        return best
+
     def members(self, client: int) -> NDArray[np.int64]:
         return self.member_index[self.member_start[client]:self.member_start[client + 1]]
 
