@@ -86,7 +86,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     (10), ``focal_mu`` (0), ``n_bid_levels`` (L = 6), ``slot_order`` ("fixed" | "ranked"),
     ``mechanism`` ("frbank"), ``reward``, ``reward_scale`` (None: the normalisation above),
     ``render_mode`` ("ansi" | "rgb_array"), ``scenario_overrides`` / ``market_overrides`` /
-    ``physics_overrides``, ``eua_directory``, ``include_runtime`` (False: wall-clock RT in ``info`` would make identical seeds give different infos).
+    ``physics_overrides``, ``eua_directory``, ``include_runtime`` (False: wall-clock RT in
+    ``info`` would make identical seeds give different infos).
     ``reset(seed=s)`` builds the market of ``simulate(mechanism, seed=s)``: with the rule's
     actions every transaction's SW equals it exactly.
 
