@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from isac_market_env.cli import mean_ci95, write_atomic
+from isac_market_env.runs import mean_ci95, write_atomic
 
 RULES = ("frbank", "fixed", "newsvendor")
 HELD_OUT_FIRST_SEED = 1_000_000  # training and evaluation seeds never overlap

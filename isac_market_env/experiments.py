@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from isac_market_env.cli import mean_ci95, run_one, run_tasks, write_atomic
+from isac_market_env.runs import mean_ci95, run_one, run_tasks, write_atomic
 
 PAPER_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy"]
 LABELS = {"frbank": "FRBank", "cononline": "ConOnline", "conoffline": "ConOffline",

@@ -1,4 +1,4 @@
-"""Training smoke test: a few hundred PPO steps on each env, save, load, evaluate, resume."""
+"""Training smoke test: a few hundred steps on each env, save, load, evaluate, resume."""
 
 from __future__ import annotations
 
@@ -51,8 +51,6 @@ def test_train_save_load_evaluate(env_id: str, algo: str, tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="was trained with observation_space"):
         load_policy(str(out / "final_model.zip"), env_id,
                     {**CONFIGS[env_id], "scenario": "paper-synthetic-7bs"})
-    # resume: continues from the newest checkpoint up to the new total
-    assert train_main([*args[:5], "384", *args[6:], "--resume"]) == 0
 
 
 def test_evaluate_rule_policies(tmp_path: Path) -> None:
@@ -113,3 +111,63 @@ def test_action_masks_follow_the_available_slots() -> None:
         _, _, terminated, _, info = env.step(np.array([info["rule_slot"], 0]))
         if terminated:
             break
+
+
+def _tensorboard_steps(directory: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps: list[int] = []
+    for events in sorted(directory.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        steps += [event.step for event in accumulator.Scalars(tag)]
+    return steps
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_resume_continues_like_an_uninterrupted_run(algo: str, tmp_path: Path) -> None:
+    """N steps, then --resume to 2N, against one uninterrupted 2N run: the same step counts,
+    checkpoints, evaluation history and TensorBoard steps, in the same files."""
+    env_id = "ISACMarket-Overbooking-v0"
+    config = tmp_path / "env.json"
+    config.write_text(json.dumps(CONFIGS[env_id]))
+
+    def train(out: Path, steps: int, *extra: str) -> int:
+        return train_main(["--env", env_id, "--algo", algo, "--timesteps", str(steps),
+                           "--n-envs", "2", "--n-steps", "64", "--eval-freq", "128",
+                           "--eval-episodes", "1", "--checkpoint-freq", "128", "--no-progress",
+                           "--no-subprocess", "--out", str(out), *extra])
+
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert train(whole, 256, "--config", str(config)) == 0
+    assert train(split, 128, "--config", str(config)) == 0
+    assert train(split, 256, "--resume") == 0  # the saved run's env config
+    runs = [json.loads((d / "run.json").read_text()) for d in (whole, split)]
+    assert runs[1]["env_kwargs"] == CONFIGS[env_id]
+    assert [(s["from_timesteps"], s["to_timesteps"]) for s in runs[0]["segments"]] == [(0, 256)]
+    assert [(s["from_timesteps"], s["to_timesteps"]) for s in runs[1]["segments"]] == [
+        (0, 128), (128, 256)]
+    names = [sorted(p.name for p in (d / "checkpoints").iterdir()) for d in (whole, split)]
+    assert names[0] == names[1] and "model_256_steps.zip" in names[0]
+    timesteps = [np.load(d / "eval" / "evaluations.npz")["timesteps"].tolist()
+                 for d in (whole, split)]
+    assert timesteps[0] == timesteps[1] == [128, 256]
+    runs_tb = [sorted(p.name for p in (d / "tb").iterdir()) for d in (whole, split)]
+    assert runs_tb[0] == runs_tb[1] == [f"{algo}_1"]  # one TensorBoard run, appended to
+    tag = "time/fps" if algo == "ppo" else "train/actor_loss"
+    steps = [_tensorboard_steps(d / "tb" / f"{algo}_1", tag) for d in (whole, split)]
+    assert steps[0] == steps[1] and steps[1] == sorted(steps[1]) and steps[1]
+    assert not list(split.rglob("*.tmp*"))  # every file written through a rename
+    if algo == "sac":  # the replay buffer carried over: 128 steps per env in the buffer
+        from stable_baselines3.common.save_util import load_from_pkl
+
+        buffer = load_from_pkl(split / "checkpoints" / "model_replay_buffer_256_steps.pkl")
+        assert buffer.pos == 128
+    # nothing to resume, a conflicting config, a second run into the same directory
+    with pytest.raises(SystemExit, match="nothing to resume"):
+        train(tmp_path / "empty", 256, "--resume")
+    config.write_text(json.dumps({**CONFIGS[env_id], "n_mus": 7}))
+    with pytest.raises(SystemExit, match="differs from the saved run"):
+        train(split, 384, "--resume", "--config", str(config))
+    with pytest.raises(SystemExit, match="already holds a run"):
+        train(split, 384)

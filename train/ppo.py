@@ -3,13 +3,23 @@
     python -m train.ppo --env ISACMarket-Overbooking-v0 --timesteps 20000 --n-envs 2 \
         --seed 0 --out runs/overbooking-ppo [--algo ppo|sac] [--config env.json] [--resume]
 
+Run it from a checkout of the repository (train/ is not installed with the package).
 ``--algo maskable-ppo`` (sb3-contrib's MaskablePPO, Bidding-v0 only) samples only the slots the
-focal client may propose, from the env's ``action_masks()``.
+focal client may propose, from the env's ``action_masks()``. ``--env`` also takes the
+``isac_market_env:ID`` form.
 
-Writes into ``--out``: ``run.json`` (arguments, env kwargs, package versions), TensorBoard logs
-(``tb/``), periodic evaluation (``eval/``, ``best_model.zip``), checkpoints
-(``checkpoints/``) and ``final_model.zip``. ``--resume`` continues from the newest checkpoint
-with the saved step count. The env config (JSON) holds ``gym.make`` keyword arguments.
+Writes into ``--out``: ``run.json`` (env, algorithm, env kwargs, package versions, one entry
+per training segment), TensorBoard logs (``tb/``), periodic evaluation (``eval/
+evaluations.npz``, ``best_model.zip``), checkpoints (``checkpoints/model_<steps>_steps.zip``,
+with the replay buffer for SAC; one more when training ends or is interrupted with Ctrl-C) and
+``final_model.zip``. Every file is written through a temporary file and a rename.
+
+``--resume`` continues the newest saved state up to ``--timesteps`` in total: the model (and
+SAC's replay buffer) of the newest checkpoint, its step counter, the saved run's env config (a
+conflicting ``--config`` is refused), the same TensorBoard run, and the evaluation history
+(appended). The training envs are re-seeded with ``seed + steps done``, so a resumed run sees
+new episodes but is not bit-identical to an uninterrupted one (SB3 does not save its RNG
+states). Without ``--resume`` a directory that already holds a run is refused.
 """
 
 from __future__ import annotations
@@ -17,15 +27,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 import isac_market_env
+from isac_market_env.envs import canonical_env_id
+from isac_market_env.runs import write_atomic
+
+OFF_POLICY = ("sac",)
 
 
 def _sb3() -> Any:
@@ -39,11 +56,10 @@ def _sb3() -> Any:
 
 def make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int,
                  subprocess: bool) -> Any:
-    sb3 = _sb3()
+    _sb3()
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    del sb3
     vec_cls = SubprocVecEnv if subprocess and n_envs > 1 else DummyVecEnv
     # "module:id" makes gym.make import the package (and register the ids) in every worker
     return sb3_make_vec_env(f"isac_market_env:{env_id}", n_envs=n_envs, seed=seed,
@@ -72,21 +88,94 @@ def algorithm(name: str) -> tuple[Any, Any]:
     return (PPO if name == "ppo" else SAC), EvalCallback
 
 
+# ---------------------------------------------------------------------------- saved state
+def save_model_atomic(model: Any, path: Path) -> None:
+    """``model.save(path)`` through a temporary file and a rename."""
+    tmp = path.with_name(path.stem + ".tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(model: Any, directory: Path) -> Path:
+    """The model at its step count (and SAC's replay buffer), each file atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    steps = int(model.num_timesteps)
+    if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+        tmp = directory / f"model_replay_buffer_{steps}_steps.tmp.pkl"
+        model.save_replay_buffer(tmp)
+        os.replace(tmp, directory / f"model_replay_buffer_{steps}_steps.pkl")
+    path = directory / f"model_{steps}_steps.zip"
+    save_model_atomic(model, path)
+    return path
+
+
 def latest_checkpoint(directory: Path) -> tuple[Path, int] | None:
+    """The newest checkpoint (most steps) in ``directory``, or None."""
     best: tuple[Path, int] | None = None
     for path in directory.glob("model_*_steps.zip"):
-        match = re.search(r"model_(\d+)_steps", path.name)
+        match = re.fullmatch(r"model_(\d+)_steps\.zip", path.name)
         if match and (best is None or int(match.group(1)) > best[1]):
             best = (path, int(match.group(1)))
     return best
 
 
+def checkpoint_callback(directory: Path, every_calls: int) -> Any:
+    """Every ``every_calls`` vec-env steps, an atomic checkpoint (replay buffer included)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class AtomicCheckpoint(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.n_calls % every_calls == 0:
+                save_checkpoint(self.model, directory)
+            return True
+
+    return AtomicCheckpoint()
+
+
+def evaluation_callback(base: Any, eval_env: Any, out: Path, **kwargs: Any) -> Any:
+    """``base`` (SB3's or sb3-contrib's EvalCallback) writing ``eval/evaluations.npz`` and
+    ``best_model.zip`` atomically, and continuing the history a resumed run left there (the
+    earlier evaluations are kept and the best model is replaced only by a better one)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class SaveBest(BaseCallback):
+        def _on_step(self) -> bool:
+            save_model_atomic(self.model, out / "best_model.zip")
+            return True
+
+    class AtomicEvaluation(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__(eval_env, log_path=str(out / "eval"), best_model_save_path=None,
+                             callback_on_new_best=SaveBest(), **kwargs)
+            self.final_log = Path(self.log_path + ".npz")
+            self.log_path = self.log_path + ".tmp"  # np.savez adds .npz
+            if self.final_log.is_file():
+                with np.load(self.final_log) as old:
+                    self.evaluations_timesteps = old["timesteps"].tolist()
+                    self.evaluations_results = old["results"].tolist()
+                    self.evaluations_length = old["ep_lengths"].tolist()
+                if self.evaluations_results:
+                    self.best_mean_reward = float(np.max(np.mean(
+                        self.evaluations_results, axis=1)))
+
+        def _on_step(self) -> bool:
+            keep_going = bool(super()._on_step())
+            written = Path(self.log_path + ".npz")
+            if written.is_file():
+                os.replace(written, self.final_log)
+            return keep_going
+
+    return AtomicEvaluation()
+
+
+# ---------------------------------------------------------------------------- the command
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.ppo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", required=True, choices=isac_market_env.ENV_IDS)
+    parser.add_argument("--env", required=True, type=canonical_env_id,
+                        help=" or ".join(isac_market_env.ENV_IDS))
     parser.add_argument("--algo", choices=("ppo", "sac", "maskable-ppo"), default="ppo")
-    parser.add_argument("--timesteps", type=int, default=20_000)
+    parser.add_argument("--timesteps", type=int, default=20_000, help="total env steps")
     parser.add_argument("--n-envs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", default=None, help="JSON file of gym.make kwargs")
@@ -98,14 +187,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--no-subprocess", action="store_true", help="use DummyVecEnv")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its newest saved state")
     return parser
+
+
+def _run_record(out: Path) -> dict[str, Any] | None:
+    path = out / "run.json"
+    return dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+def _resume_state(args: argparse.Namespace, out: Path, env_kwargs: dict[str, Any] | None
+                  ) -> tuple[dict[str, Any], dict[str, Any], tuple[Path, int]]:
+    """The saved run, its env kwargs and its newest checkpoint; SystemExit on a conflict or
+    when there is nothing to resume."""
+    record = _run_record(out)
+    newest = latest_checkpoint(out / "checkpoints")
+    if record is None or newest is None:
+        raise SystemExit(f"--resume: nothing to resume in {out} (no run.json or no checkpoint "
+                         "in checkpoints/); start the run without --resume")
+    for key in ("env", "algo"):
+        if record[key] != getattr(args, key):
+            raise SystemExit(f"--resume: {out} holds a {key} {record[key]!r} run, not "
+                             f"{getattr(args, key)!r}")
+    if env_kwargs is not None and env_kwargs != record["env_kwargs"]:
+        raise SystemExit(f"--resume: --config {args.config} differs from the saved run's env "
+                         f"config {record['env_kwargs']}; drop --config to use the saved one")
+    return record, dict(record["env_kwargs"]), newest
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sb3 = _sb3()
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList
 
     if args.algo == "sac" and args.env != "ISACMarket-Overbooking-v0":
         raise SystemExit("SAC needs a continuous action space: use it with "
@@ -113,49 +227,77 @@ def main(argv: list[str] | None = None) -> int:
     if args.algo == "maskable-ppo" and args.env != "ISACMarket-Bidding-v0":
         raise SystemExit("maskable-ppo needs action masks: use it with ISACMarket-Bidding-v0")
     algo_cls, eval_callback_cls = algorithm(args.algo)
-    env_kwargs: dict[str, Any] = json.loads(Path(args.config).read_text()) if args.config else {}
-    gym.make(args.env, **env_kwargs).close()  # validate the kwargs before starting workers
+    given = json.loads(Path(args.config).read_text()) if args.config else None
     out = Path(args.out or f"runs/{args.env}-{args.algo}")
+    if args.resume:
+        record, env_kwargs, (checkpoint, done) = _resume_state(args, out, given)
+    else:
+        if _run_record(out) is not None:
+            raise SystemExit(f"{out} already holds a run: --resume continues it, or choose "
+                             "another --out")
+        env_kwargs, done = given or {}, 0
+    gym.make(args.env, **env_kwargs).close()  # validate the kwargs before starting workers
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
-    (out / "run.json").write_text(json.dumps({
-        "argv": sys.argv[1:] if argv is None else argv, "args": vars(args),
-        "env_kwargs": env_kwargs, "isac_market_env": isac_market_env.__version__,
-        "stable_baselines3": sb3.__version__, "torch": torch.__version__,
-        "gymnasium": gym.__version__, "sb3_contrib": _version("sb3_contrib")}, indent=2))
-    venv = make_vec_env(args.env, env_kwargs, args.n_envs, args.seed, not args.no_subprocess)
-    eval_env = make_vec_env(args.env, env_kwargs, 1, args.seed + 10_000, False)
-    resume = latest_checkpoint(out / "checkpoints") if args.resume else None
-    if resume is not None:
-        model = algo_cls.load(resume[0], env=venv, tensorboard_log=str(out / "tb"))
-        print(f"resuming from {resume[0]} ({resume[1]} steps)")
-        remaining = max(args.timesteps - resume[1], 0)
+    if not args.resume:
+        record = {"env": args.env, "algo": args.algo, "env_kwargs": env_kwargs,
+                  "isac_market_env": isac_market_env.__version__,
+                  "stable_baselines3": sb3.__version__, "torch": torch.__version__,
+                  "gymnasium": gym.__version__, "sb3_contrib": _version("sb3_contrib"),
+                  "segments": []}
+    segment = {"argv": sys.argv[1:] if argv is None else list(argv), "args": vars(args),
+               "from_timesteps": done, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "finished": False}
+    record.setdefault("segments", []).append(segment)
+    write_atomic(out / "run.json", json.dumps(record, indent=2))
+
+    # a resumed segment sees new episodes: its envs are seeded past the steps already done
+    venv = make_vec_env(args.env, env_kwargs, args.n_envs, args.seed + done,
+                        not args.no_subprocess)
+    eval_env = make_vec_env(args.env, env_kwargs, 1, args.seed + 10_000 + done, False)
+    if args.resume:
+        model = algo_cls.load(checkpoint, env=venv, tensorboard_log=str(out / "tb"))
+        buffer = checkpoint.with_name(f"model_replay_buffer_{done}_steps.pkl")
+        if args.algo in OFF_POLICY and buffer.is_file():
+            model.load_replay_buffer(buffer)
+        print(f"resuming {out} from {checkpoint.name} ({done} steps)")
     else:
         kwargs: dict[str, Any] = {"seed": args.seed, "learning_rate": args.learning_rate,
                                   "tensorboard_log": str(out / "tb"), "verbose": 0}
         if args.algo != "sac":
             kwargs.update(n_steps=args.n_steps, batch_size=min(64, args.n_steps * args.n_envs))
         model = algo_cls("MlpPolicy", venv, **kwargs)
-        remaining = args.timesteps
     per_env = max(1, args.n_envs)
     # the evaluation env is a DummyVecEnv on purpose (one episode at a time, same process)
     warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
     callbacks = CallbackList([
-        CheckpointCallback(max(args.checkpoint_freq // per_env, 1), str(out / "checkpoints"),
-                           name_prefix="model"),
-        eval_callback_cls(eval_env, n_eval_episodes=args.eval_episodes,
-                     eval_freq=max(args.eval_freq // per_env, 1),
-                     best_model_save_path=str(out), log_path=str(out / "eval"),
-                     deterministic=True, verbose=0),
+        checkpoint_callback(out / "checkpoints", max(args.checkpoint_freq // per_env, 1)),
+        evaluation_callback(eval_callback_cls, eval_env, out,
+                            n_eval_episodes=args.eval_episodes,
+                            eval_freq=max(args.eval_freq // per_env, 1), deterministic=True,
+                            verbose=0),
     ])
-    if remaining > 0:
-        model.learn(total_timesteps=remaining, callback=callbacks,
-                    progress_bar=not args.no_progress, reset_num_timesteps=resume is None,
-                    tb_log_name=args.algo)
-    model.save(out / "final_model")
-    venv.close()
-    eval_env.close()
+    for callback in callbacks.callbacks:  # periodic saves keep the uninterrupted run's timing
+        callback.n_calls = done // per_env
+    remaining = max(args.timesteps - done, 0)
+    try:
+        if remaining > 0:
+            model.learn(total_timesteps=remaining, callback=callbacks,
+                        progress_bar=not args.no_progress, reset_num_timesteps=not args.resume,
+                        tb_log_name=args.algo)
+    except KeyboardInterrupt:
+        saved = save_checkpoint(model, out / "checkpoints")
+        print(f"interrupted: saved {saved} ({model.num_timesteps} steps); --resume continues",
+              file=sys.stderr)
+        return 130
+    finally:
+        venv.close()
+        eval_env.close()
+    save_checkpoint(model, out / "checkpoints")
+    save_model_atomic(model, out / "final_model.zip")
+    segment.update(finished=True, to_timesteps=int(model.num_timesteps))
+    write_atomic(out / "run.json", json.dumps(record, indent=2))
     print(f"saved {out / 'final_model.zip'} after {model.num_timesteps} steps")
     return 0
 

@@ -1,0 +1,89 @@
+"""Running many episodes and writing their results: the helpers ``isac-market``'s subcommands
+and the training script share (a process pool with a progress bar, confidence intervals,
+atomic writes)."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from isac_market_env.simulate import simulate
+
+
+class Progress:
+    """A dependency-free progress bar on stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self, total: int, label: str, enabled: bool | None = None) -> None:
+        self.total, self.label, self.done = total, label, 0
+        self.started = time.perf_counter()
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def advance(self, note: str = "") -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        elapsed = time.perf_counter() - self.started
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{self.done}/{self.total} {elapsed:5.1f}s {note:<28}")
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def run_one(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: one episode, returns its summary (picklable for the process pool)."""
+    n_mus = task["n_mus"] if task["scenario"] != "eua-melbourne" or task["n_mus"] else None
+    result = simulate(task["mechanism"], scenario=task["scenario"], n_mus=n_mus,
+                      n_transactions=task["n_transactions"], seed=task["seed"],
+                      eua_directory=task.get("eua_directory"),
+                      market_overrides=task.get("market_overrides") or {})
+    return {"mechanism": task["mechanism"], "seed": task["seed"], **result.summary()}
+
+
+def run_tasks(tasks: list[dict[str, Any]], workers: int, label: str,
+              worker: Callable[[dict[str, Any]], dict[str, Any]] = run_one
+              ) -> list[dict[str, Any]]:
+    """Run tasks in a process pool (or inline for one worker) with a progress bar."""
+    progress = Progress(len(tasks), label)
+    results: list[dict[str, Any]] = []
+    if workers <= 1:
+        for task in tasks:
+            results.append(worker(task))
+            progress.advance(f"{task['mechanism']} seed {task['seed']}")
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(worker, task): task for task in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            results.append(future.result())
+            progress.advance(f"{task['mechanism']} seed {task['seed']}")
+    return results
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its Student-t 95% confidence interval (nan for one sample)."""
+    arr = np.asarray(values, dtype=np.float64)
+    mean = float(arr.mean())
+    if len(arr) < 2:
+        return mean, float("nan")
+    half = float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
+    return mean, half
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
