@@ -10,7 +10,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from isac_market_env.runs import mean_ci95, write_atomic
+from isac_market_env.envs import ENV_IDS
+from isac_market_env.runs import env_id_argument, mean_ci95, write_atomic
 
 RULES = ("frbank", "fixed", "newsvendor")
 HELD_OUT_FIRST_SEED = 1_000_000  # training and evaluation seeds never overlap
@@ -189,8 +190,8 @@ def add_evaluate_parser(sub: Any) -> None:
                         help="model .zip or frbank|fixed[:RATE]|newsvendor; several, "
                         "comma-separated, run on the same seeds and compared with the first "
                         "(paired CIs)")
-    parser.add_argument("--env", required=True,
-                        choices=("ISACMarket-Bidding-v0", "ISACMarket-Overbooking-v0"))
+    parser.add_argument("--env", required=True, type=env_id_argument,
+                        help=" or ".join(ENV_IDS) + " (or the isac_market_env:ID form)")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=HELD_OUT_FIRST_SEED)
     parser.add_argument("--config", default=None, help="JSON file of gym.make kwargs")

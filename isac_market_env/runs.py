@@ -4,6 +4,7 @@ atomic writes)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -16,7 +17,16 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from isac_market_env.envs import canonical_env_id
 from isac_market_env.simulate import simulate
+
+
+def env_id_argument(text: str) -> str:
+    """argparse type of ``--env``: an env id, or its ``isac_market_env:ID`` form."""
+    try:
+        return canonical_env_id(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class Progress:

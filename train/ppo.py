@@ -39,8 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 import isac_market_env
-from isac_market_env.envs import canonical_env_id
-from isac_market_env.runs import write_atomic
+from isac_market_env.runs import env_id_argument, write_atomic
 
 OFF_POLICY = ("sac",)
 
@@ -172,7 +171,7 @@ def evaluation_callback(base: Any, eval_env: Any, out: Path, **kwargs: Any) -> A
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.ppo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", required=True, type=canonical_env_id,
+    parser.add_argument("--env", required=True, type=env_id_argument,
                         help=" or ".join(isac_market_env.ENV_IDS))
     parser.add_argument("--algo", choices=("ppo", "sac", "maskable-ppo"), default="ppo")
     parser.add_argument("--timesteps", type=int, default=20_000, help="total env steps")
