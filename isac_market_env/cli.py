@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -42,26 +43,43 @@ def aggregate(summaries: list[dict[str, Any]], mechanisms: Sequence[str]) -> lis
             mean, half = mean_ci95([s[key] for s in per_seed])
             row[key] = mean
             row[f"{key}_ci95"] = half
+        if not get_mechanism(mech).offline:  # no contracts: no default rate to speak of
+            row["drlc"] = row["drlc_ci95"] = None
         ratios = [s["social_welfare"] / bound[s["seed"]] for s in per_seed
                   if bound.get(s["seed"], 0) > 0]
-        row["welfare_ratio_to_optimal"] = float(np.mean(ratios)) if ratios else None
+        row["welfare_ratio_to_bound"] = float(np.mean(ratios)) if ratios else None
         row["per_seed"] = per_seed
         rows.append(row)
     return rows
 
 
+TABLE_LEGEND = """\
+SW        social welfare: the value delivered to served clients (money units; = MU + BS utility)
+MU, BS    utility of the MUs (their communication and sensing clients) and of the BSs (money units)
+RT ms     the mechanism's running time: wall-clock ms to reach its matchings
+NI        number of client-BS interactions (proposals answered, displacement notices)
+DIBC ms   delay incurred by those interactions, 1-15 ms each
+ECIBC J   energy consumed by those interactions (MU 0.2-0.4 W, BS 6-20 W, over their delays)
+DRLC      default rate of long-term contracts: executions failed (absent client or volunteered
+          BS) / executions due; "–" for a mechanism that signs none
+SW/bound  SW over the certified welfare upper bound (HiGHS's proven bound on the optimal row's
+          welfare MILP; optimal itself is an allocation, not a market)
+Totals over the episode (signing + every transaction), mean over seeds; SW's ± is the half
+width of a Student-t 95% confidence interval over the seeds."""
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The comparison table as aligned text."""
+    """The comparison table as aligned text (columns: ``TABLE_LEGEND``)."""
     header = ["mechanism", "SW (mean ± 95% CI)", "MU utility", "BS utility", "RT ms", "NI",
-              "DIBC ms", "ECIBC J", "DRLC", "SW/optimal"]
+              "DIBC ms", "ECIBC J", "DRLC", "SW/bound"]
     lines = []
     for r in rows:
         ci = r["social_welfare_ci95"]
         sw = f"{r['social_welfare']:.1f}" + ("" if math.isnan(ci) else f" ± {ci:.1f}")
-        ratio = r["welfare_ratio_to_optimal"]
+        ratio = r["welfare_ratio_to_bound"]
         lines.append([r["mechanism"], sw, f"{r['mu_utility']:.1f}", f"{r['bs_utility']:.1f}",
                       f"{r['rt_ms']:.1f}", f"{r['ni']:.0f}", f"{r['dibc_ms']:.0f}",
-                      f"{r['ecibc_j']:.2f}", f"{r['drlc']:.3f}",
+                      f"{r['ecibc_j']:.2f}", "–" if r["drlc"] is None else f"{r['drlc']:.3f}",
                       "n/a" if ratio is None else f"{ratio:.3f}"])
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
@@ -75,13 +93,26 @@ def optimal_note(rows: list[dict[str, Any]]) -> str | None:
     at its time limit before its gap, so that row's SW lies below the bound it is divided by
     (a market can then deliver more than that row, never more than the bound)."""
     for r in rows:
-        ratio = r["welfare_ratio_to_optimal"]
+        ratio = r["welfare_ratio_to_bound"]
         if r["mechanism"] == "optimal" and ratio is not None and ratio < 1 - 2 * OPTIMAL_MIP_GAP:
             return (f"optimal: its MILP allocation reaches {ratio:.1%} of the proven bound "
                     f"(HiGHS stops at a {OPTIMAL_MIP_GAP:.1%} gap or {OPTIMAL_TIME_LIMIT_S:g} s "
                     "per transaction and hit the time limit, so this row and the bound depend "
                     "on the machine's speed); the bound stays valid.")
     return None
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The table's rows as CSV (atomically): every metric with its 95% CI half-width."""
+    keys = ["mechanism", "n_seeds"]
+    for key in (*TABLE_METRICS, "ni_online", "rt_online_ms"):
+        keys += [key, f"{key}_ci95"]
+    keys.append("welfare_ratio_to_bound")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
 
 
 def parse_mechanisms(text: str | None) -> list[str]:
@@ -130,31 +161,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
           f"(same participation draws for every mechanism); "
           f"wall {time.perf_counter() - started:.1f} s")
     print(format_table(rows))
-    print("SW, utilities, NI, DIBC, ECIBC: episode totals (signing + all transactions); "
-          "RT: mechanism wall-clock ms; SW/optimal: SW over the certified welfare upper bound.")
+    print(TABLE_LEGEND)
     note = optimal_note(rows)
     if note:
         print(note)
     if args.json:
         write_atomic(Path(args.json), json.dumps(rows, indent=2, default=float))
     if args.csv:
-        keys = ["mechanism", *TABLE_METRICS, "welfare_ratio_to_optimal"]
-        path = Path(args.csv)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(Path(args.csv), rows)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isac-market", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    compare = sub.add_parser("compare", help="run mechanisms on the same seeded markets")
+    compare = sub.add_parser("compare", help="run mechanisms on the same seeded markets",
+                             description="Run mechanisms on the same seeded markets and print "
+                             "one row per mechanism.", epilog="columns:\n" + TABLE_LEGEND,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("--scenario", default="paper-synthetic", help=", ".join(PRESETS))
     compare.add_argument("--n-mus", type=int, default=None,
-                         help="number of MUs (default: 30 synthetic, 140 EUA)")
+                         help="number of MUs (default: the preset's own, 50 synthetic, "
+                              "140 EUA)")
     compare.add_argument("--transactions", type=int, default=5)
     compare.add_argument("--seeds", type=int, default=2)
     compare.add_argument("--seed", type=int, default=0, help="first seed")
@@ -183,9 +211,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "n_mus", None) is None and getattr(args, "scenario", "") != "eua-melbourne":
-        if args.command == "compare":
-            args.n_mus = 30
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as error:

@@ -65,6 +65,12 @@ def run_all(tasks: list[dict[str, Any]], out: Path, workers: int, label: str
     return run_tasks(tasks, workers, label, worker=cached_run)
 
 
+def _sort_key(values: tuple[Any, ...]) -> tuple[tuple[int, float, str], ...]:
+    """Numbers in numeric order (20, 40, 100, not "100", "20", "40"), then text."""
+    return tuple((0, float(v), "") if isinstance(v, int | float) and not isinstance(v, bool)
+                 else (1, 0.0, str(v)) for v in values)
+
+
 def grouped(rows: list[dict[str, Any]], keys: tuple[str, ...], metrics: tuple[str, ...]
             ) -> list[dict[str, Any]]:
     """Mean and 95% CI half-width of ``metrics`` over seeds, per distinct ``keys`` value."""
@@ -72,7 +78,7 @@ def grouped(rows: list[dict[str, Any]], keys: tuple[str, ...], metrics: tuple[st
     for row in rows:
         groups.setdefault(tuple(row[k] for k in keys), []).append(row)
     out = []
-    for key, members in sorted(groups.items(), key=lambda kv: [str(x) for x in kv[0]]):
+    for key, members in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
         entry: dict[str, Any] = dict(zip(keys, key, strict=True))
         entry["n_seeds"] = len(members)
         for metric in metrics:
@@ -149,6 +155,7 @@ def experiment_fig2(args: argparse.Namespace, out: Path) -> None:
             _curves(ax, table, "n_mus", metric, PAPER_MECHANISMS, scenario=scenario)
             ax.set_title(f"{title} ({'5' if r == 0 else '7'} BSs)")
             ax.set_xlabel("number of MUs")
+            ax.set_ylabel(f"{title.lower()} (money units)")
     axes[0, 0].legend(fontsize=8)
     _save(fig, out / "fig2.png")
 
@@ -162,13 +169,14 @@ def experiment_fig3(args: argparse.Namespace, out: Path) -> None:
     write_csv(out / "fig3.csv", table)
     plt = _pyplot()
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
-    titles = ("RT (ms)", "NI", "DIBC (ms)", "ECIBC (J)")
+    titles = ("RT (ms)", "NI (interactions)", "DIBC (ms)", "ECIBC (J)")
     for r, scenario in enumerate(("paper-synthetic", "paper-synthetic-7bs")):
         for c, (metric, title) in enumerate(zip(metrics[:4], titles, strict=True)):
             ax = axes[r, c]
             _curves(ax, table, "n_mus", metric, mechanisms, log=True, scenario=scenario)
-            ax.set_title(f"{title}, {'5' if r == 0 else '7'} BSs")
+            ax.set_title(f"{title.split()[0]}, {'5' if r == 0 else '7'} BSs")
             ax.set_xlabel("number of MUs")
+            ax.set_ylabel(f"{title}, log scale")
     axes[0, 0].legend(fontsize=8)
     _save(fig, out / "fig3.png")
 
@@ -204,13 +212,15 @@ def experiment_fig5(args: argparse.Namespace, out: Path) -> None:
                          marker="o", ms=3,
                          label=f"{LABELS[mech]} {metric.split('_')[1]}")
     axes[0].axhline(1.0, color="grey", lw=0.8)
-    axes[0].set_xlabel("overbooking rate")
+    axes[0].set_xlabel("overbooking rate (fraction of supply)")
+    axes[0].set_ylabel("RDSL (demand / supply)")
     axes[0].set_title("RDSL (present contracted demand / supply)")
     axes[0].legend(fontsize=8)
     axes[0].grid(alpha=0.3)
     _curves(axes[1], drlc, "n_mus", "drlc", risk_mechs)
     axes[1].set_title("DRLC (failed / due contract executions)")
     axes[1].set_xlabel("number of MUs")
+    axes[1].set_ylabel("DRLC (fraction of executions)")
     axes[1].legend(fontsize=8)
     _save(fig, out / "fig5.png")
 
@@ -248,9 +258,11 @@ def experiment_table1(args: argparse.Namespace, out: Path) -> None:
     axes[0].bar(names, [r["social_welfare"] for r in table],
                 yerr=np.nan_to_num([r["social_welfare_ci95"] for r in table]))
     axes[0].set_title("EUA Melbourne CBD: social welfare")
+    axes[0].set_ylabel("social welfare (money units)")
     axes[1].bar(names, [max(r["ni"], 1e-9) for r in table])
     axes[1].set_yscale("log")
     axes[1].set_title("EUA Melbourne CBD: NI (log)")
+    axes[1].set_ylabel("NI (interactions)")
     for ax in axes:
         ax.tick_params(axis="x", rotation=30)
     _save(fig, out / "table1.png")

@@ -30,31 +30,42 @@ def env_id_argument(text: str) -> str:
 
 
 class Progress:
-    """A dependency-free progress bar on stderr (silent when stderr is not a terminal)."""
+    """A dependency-free progress report on stderr: a bar with the ETA on a terminal, else
+    (a log file, CI) a plain line at every tenth of the runs."""
 
-    def __init__(self, total: int, label: str, enabled: bool | None = None) -> None:
+    def __init__(self, total: int, label: str, terminal: bool | None = None) -> None:
         self.total, self.label, self.done = total, label, 0
         self.started = time.perf_counter()
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.next_line = 0
+
+    def eta_s(self) -> float:
+        """Seconds left, from the mean time per run so far."""
+        elapsed = time.perf_counter() - self.started
+        return elapsed / self.done * (self.total - self.done) if self.done else float("nan")
 
     def advance(self, note: str = "") -> None:
         self.done += 1
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
         elapsed = time.perf_counter() - self.started
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{self.done}/{self.total} {elapsed:5.1f}s {note:<28}")
-        if self.done >= self.total:
-            sys.stderr.write("\n")
+        eta = "" if self.done >= self.total else f", ETA {self.eta_s():.0f} s"
+        if self.terminal:
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                             f"{self.done}/{self.total} {elapsed:5.1f} s{eta:<12} {note:<28}")
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+        elif self.done * 10 >= self.next_line * self.total or self.done >= self.total:
+            while self.next_line * self.total <= self.done * 10:
+                self.next_line += 1
+            sys.stderr.write(f"{self.label}: {self.done}/{self.total} runs done, "
+                             f"{elapsed:.1f} s{eta}\n")
         sys.stderr.flush()
 
 
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
     """Worker: one episode, returns its summary (picklable for the process pool)."""
-    n_mus = task["n_mus"] if task["scenario"] != "eua-melbourne" or task["n_mus"] else None
-    result = simulate(task["mechanism"], scenario=task["scenario"], n_mus=n_mus,
+    result = simulate(task["mechanism"], scenario=task["scenario"], n_mus=task["n_mus"] or None,
                       n_transactions=task["n_transactions"], seed=task["seed"],
                       eua_directory=task.get("eua_directory"),
                       market_overrides=task.get("market_overrides") or {})

@@ -24,10 +24,20 @@ def test_compare_prints_table_and_writes_json(tmp_path: Path,
     assert [r["mechanism"] for r in rows] == ["frbank", "greedy", "optimal"]
     for row in rows:
         assert {"social_welfare", "mu_utility", "bs_utility", "rt_ms", "ni", "dibc_ms",
-                "ecibc_j", "drlc", "welfare_ratio_to_optimal", "per_seed"} <= set(row)
+                "ecibc_j", "drlc", "welfare_ratio_to_bound", "per_seed"} <= set(row)
         assert len(row["per_seed"]) == 2
-        assert row["welfare_ratio_to_optimal"] <= 1.0 + 1e-9
-    assert (tmp_path / "rows.csv").read_text().startswith("mechanism,")
+        assert row["welfare_ratio_to_bound"] <= 1.0 + 1e-9
+    lines = (tmp_path / "rows.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:4] == ["mechanism", "n_seeds", "social_welfare", "social_welfare_ci95"]
+    assert {"drlc_ci95", "ecibc_j_ci95", "welfare_ratio_to_bound"} <= set(header)
+    greedy = dict(zip(header, lines[2].split(","), strict=True))
+    assert greedy["mechanism"] == "greedy" and greedy["drlc"] == ""  # signs no contracts
+    # every column named with its unit under the table; no DRLC for a mechanism without
+    # contracts
+    assert "SW/bound" in text and "ECIBC J   energy" in text and "DIBC ms" in text
+    greedy_line = next(line for line in text.splitlines() if line.startswith("greedy"))
+    assert greedy_line.split()[-2] == "–"
     # the tiny market's MILPs close within their gap: no note about the optimal row
     assert "hit the time limit" not in text
 
@@ -35,12 +45,12 @@ def test_compare_prints_table_and_writes_json(tmp_path: Path,
 def test_optimal_row_below_its_bound_is_explained() -> None:
     """When HiGHS stops at its time limit (EUA: 92% of the bound), the optimal row's SW is not
     optimal and a market can beat it; the table says so."""
-    rows = [{"mechanism": "frbank", "welfare_ratio_to_optimal": 0.968},
-            {"mechanism": "optimal", "welfare_ratio_to_optimal": 0.923}]
+    rows = [{"mechanism": "frbank", "welfare_ratio_to_bound": 0.968},
+            {"mechanism": "optimal", "welfare_ratio_to_bound": 0.923}]
     note = optimal_note(rows)
     assert note is not None and "92.3% of the proven bound" in note
-    assert optimal_note([{"mechanism": "optimal", "welfare_ratio_to_optimal": 0.9995}]) is None
-    assert optimal_note([{"mechanism": "frbank", "welfare_ratio_to_optimal": 0.5}]) is None
+    assert optimal_note([{"mechanism": "optimal", "welfare_ratio_to_bound": 0.9995}]) is None
+    assert optimal_note([{"mechanism": "frbank", "welfare_ratio_to_bound": 0.5}]) is None
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -77,12 +87,18 @@ def test_experiment_writes_outputs_and_resumes(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     argv = ["experiment", "fig5", "--out", str(tmp_path), "--seeds", "1", "--transactions", "1",
-            "--mus", "5", "--fig5-mus", "5", "--workers", "1"]
+            "--mus", "10,5", "--fig5-mus", "5", "--workers", "1"]
     assert main(argv) == 0
+    # progress as it runs (a plain line per tenth of the runs when stderr is not a terminal)
+    err = capsys.readouterr().err
+    assert "fig5: 24/24 runs done" in err and "ETA" in err
     for name in ("fig5.png", "fig5a.csv", "fig5b.csv"):
         assert (tmp_path / name).stat().st_size > 0
     runs = sorted((tmp_path / "runs").glob("*.json"))
-    assert len(runs) == 2 * 6 + 6
+    assert len(runs) == 2 * 6 + 2 * 6
+    # MU counts sorted as numbers (5 before 10), not as text
+    lines = (tmp_path / "fig5b.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[0] for line in lines] == ["5"] * 6 + ["10"] * 6
     assert main(argv) == 0  # everything cached: resumes without rerunning
     assert "already done, resuming" in capsys.readouterr().out
 
