@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ def make_market(mechanism: str | MechanismSpec = "frbank", scenario: str = "pape
                 config: EpisodeConfig | None = None, eua_directory: str | Path | None = None,
                 **overrides: Any) -> Market:
     """Build a fresh ``Market`` (signing not yet run) for a preset scenario and seed."""
+    _check_overrides("make_market", overrides)
     spec = get_mechanism(mechanism)
     if config is None:
         config = make_episode_config(scenario, n_mus, n_transactions, **overrides)
@@ -56,5 +59,22 @@ def simulate(mechanism: str | MechanismSpec = "frbank", scenario: str = "paper-s
     dicts (validated; unknown keys raise ``ValueError``). The same seed gives the same scenario and
     participation draws for every mechanism, and bit-for-bit the same result (except wall-clock RT).
     """
+    _check_overrides("simulate", overrides)
     return make_market(mechanism, scenario, n_mus, n_transactions, seed, config, eua_directory,
                        **overrides).run()
+
+
+OVERRIDES = ("scenario_overrides", "market_overrides", "physics_overrides")
+
+
+def _check_overrides(caller: str, overrides: dict[str, Any]) -> None:
+    """An unknown keyword is a TypeError that names ``caller``, the closest valid argument and
+    all of them (not an internal function's name)."""
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if not unknown:
+        return
+    valid = [*inspect.signature(make_market).parameters][:-1] + list(OVERRIDES)
+    close = difflib.get_close_matches(unknown[0], valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}{hint}; "
+                    f"valid arguments: {', '.join(valid)}")

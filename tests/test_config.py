@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,19 @@ def test_overbooking_per_bs_must_match_bs_count() -> None:
 def test_missing_eua_directory_names_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FileNotFoundError, match=r"site-optus-melbCBD\.csv"):
         ime.simulate("frbank", scenario="eua-melbourne", eua_directory=tmp_path)
+
+
+def test_unknown_simulate_argument_names_simulate_and_the_valid_ones() -> None:
+    with pytest.raises(TypeError, match=r"simulate\(\) got an unexpected keyword argument "
+                                        r"'n_transaction' \(did you mean 'n_transactions'\?\)"
+                                        r".*valid arguments: mechanism, scenario, n_mus"):
+        ime.simulate("frbank", n_transaction=3)
+    with pytest.raises(TypeError, match=r"make_market\(\).*'seeds'"):
+        ime.make_market("frbank", seeds=3)
+
+
+def test_missing_eua_data_says_how_to_point_at_it(tmp_path: Path) -> None:
+    for directory in (tmp_path / "nowhere", tmp_path):
+        with pytest.raises(FileNotFoundError, match=r"--eua-dir.*ISAC_MARKET_EUA_DIR"):
+            ime.simulate("frbank", scenario="eua-melbourne", n_transactions=1,
+                         eua_directory=directory)

@@ -19,13 +19,14 @@ from isac_market_env.scenarios.synthetic import draw_bs_attributes, draw_mu_attr
 SITES_FILE = "site-optus-melbCBD.csv"
 USERS_FILE = "users-melbcbd-generated.csv"
 EARTH_RADIUS_M = 6_371_000.0
+WHERE_EUA = (f"Point the loader at the directory holding {SITES_FILE} and {USERS_FILE} (the "
+             "EUA data set, MIT licence): --eua-dir DIR on the command line, "
+             "eua_directory=DIR in Python, or the environment variable ISAC_MARKET_EUA_DIR")
 
 
 def _read_lat_lon(path: Path, lat_key: str, lon_key: str) -> np.ndarray:
     if not path.is_file():
-        raise FileNotFoundError(
-            f"EUA data file missing: {path} (download the EUA data set and pass its directory)"
-        )
+        raise FileNotFoundError(f"EUA data file missing: {path}. {WHERE_EUA}")
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or lat_key not in rows[0] or lon_key not in rows[0]:
@@ -37,7 +38,7 @@ def load_eua_locations(directory: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Unique BS site and user positions in local metres: ``(sites_xy, users_xy)``."""
     root = Path(directory)
     if not root.is_dir():
-        raise FileNotFoundError(f"EUA data directory not found: {root}")
+        raise FileNotFoundError(f"EUA data directory not found: {root}. {WHERE_EUA}")
     sites = _read_lat_lon(root / SITES_FILE, "LATITUDE", "LONGITUDE")
     users = _read_lat_lon(root / USERS_FILE, "Latitude", "Longitude")
     lat0, lon0 = users.mean(axis=0)
