@@ -18,6 +18,7 @@ from isac_market_env.baselines import (
     FRBankBiddingPolicy,
     NewsvendorOverbookingPolicy,
 )
+from isac_market_env.envs.render import FRAME_SIZE_PX, mu_states
 from isac_market_env.mechanisms.matching import load_compiled_matching
 
 SMALL = {
@@ -248,8 +249,30 @@ def test_render_modes(env_id: str) -> None:
                 assert isinstance(frame, str) and "BS 0" in frame
             else:
                 assert isinstance(frame, np.ndarray)
-                assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
+                assert frame.shape == (FRAME_SIZE_PX[1], FRAME_SIZE_PX[0], 3)
+                assert frame.dtype == np.uint8
         assert not np.array_equal(frames[0], frames[-1])  # contracts and absences drawn
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_frame_mu_states_follow_the_last_transaction(seed: int) -> None:
+    """What the frame colours each MU by: absent exactly when not present; served by its
+    contract or online exactly as the transaction's allocations say."""
+    market = ime.make_market("frbank", n_mus=15, n_transactions=2, seed=seed)
+    assert set(mu_states(market)) == {"no contract"}
+    market.sign()
+    held = set(market.contracts.client[market.contracts.client < 15].tolist())
+    assert [s == "contracted" for s in mu_states(market)] == [i in held for i in range(15)]
+    for _ in range(2):
+        tx = market.transact()
+        states = mu_states(market)
+        comm = tx.alloc_client < 15
+        for i, state in enumerate(states):
+            assert (state == "absent") == (not tx.mu_present[i])
+            assert (state == "online") == bool(np.any(comm & tx.alloc_online
+                                                      & (tx.alloc_client == i)))
+            assert (state == "contracted") == bool(np.any(comm & ~tx.alloc_online
+                                                          & (tx.alloc_client == i)))
 
 
 def test_utility_reward_is_focal_utility() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-NEEDS = {"train_bidder.py": "stable_baselines3", "plot_comparison.py": "matplotlib"}
+NEEDS = {"train_bidder.py": "stable_baselines3", "plot_comparison.py": "matplotlib",
+         "render_frames.py": "matplotlib"}
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))  # every script, as it is added
 
 

@@ -13,10 +13,9 @@ from isac_market_env.envs.common import (
     check_kwargs,
     check_reset_options,
     episode_config,
-    render_ansi,
-    render_map,
     validate_action,
 )
+from isac_market_env.envs.render import render_ansi, render_frame, sw_so_far
 from isac_market_env.market.market import Market, PendingTransaction
 from isac_market_env.market.variants import get_mechanism
 from isac_market_env.mechanisms.matching import AscendingMatching
@@ -202,7 +201,17 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
             return render_ansi(self.market, f"ISACMarket-Bidding-v0, phase {self.phase}, "
                                             f"focal MU {self.focal_mu}")
         if self.render_mode == "rgb_array":
-            return render_map(self.market)
+            m = self.matching
+            live = f", round {m.rounds}" if m is not None and not m.finished else ""
+            title = (f"ISACMarket-Bidding-v0: {self.phase} phase{live}; transactions done "
+                     f"{self.market.n_transactions_done}/{self.n_transactions}; SW so far "
+                     f"{sw_so_far(self.market):.1f}")
+            tentative = None
+            if m is not None and not m.finished and self.phase == "signing":
+                # the offline problem's clients are the book's: who each BS holds right now
+                tentative = np.where(m.held >= 0, m.problem.sol_bs[m.held], -1)
+            return render_frame(self.market, title, focal_mu=self.focal_mu,
+                                tentative_bs=tentative)
         return None
 
     def action_masks(self) -> np.ndarray:

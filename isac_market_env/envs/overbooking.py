@@ -14,10 +14,9 @@ from isac_market_env.envs.common import (
     check_kwargs,
     check_reset_options,
     episode_config,
-    render_ansi,
-    render_map,
     validate_action,
 )
+from isac_market_env.envs.render import render_ansi, render_frame
 from isac_market_env.market.market import EpisodeStreams, Market
 from isac_market_env.market.variants import get_mechanism
 from isac_market_env.scenarios.presets import build_scenario
@@ -168,6 +167,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._done = False
         self._last: dict[str, Any] = {}
         self._last_rates = np.zeros(2 * self.base_scenario.n_bss)
+        self._sw_total = 0.0
         self.market = None
         # the default reward's constant: the most the first period could deliver (its own
         # streams, drawing nothing from the first period's)
@@ -201,6 +201,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         reward = reward_value * (self._reward_factor if self.reward_scale is None
                                  else self.reward_scale)
         self._last = self._period_features(summary)
+        self._sw_total += summary["social_welfare"]
         self._last_rates = fractions
         self._period += 1
         self._drift()
@@ -224,7 +225,12 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
             market = self._period_market(self.config, EpisodeStreams.from_seed(self.episode_seed))
         if self.render_mode == "ansi":
             return render_ansi(market, f"ISACMarket-Overbooking-v0, period {self._period}")
-        return render_map(market)
+        rates = self._last_rates * self.max_overbooking
+        n_bss = len(rates) // 2
+        title = (f"ISACMarket-Overbooking-v0: periods done {self._period}/{self.n_periods} "
+                 f"({self.window} transactions each); last rates B {rates[:n_bss].mean():.2f}, "
+                 f"P {rates[n_bss:].mean():.2f} (mean); SW so far {self._sw_total:.1f}")
+        return render_frame(market, title)
 
     # ------------------------------------------------------------------ internals
     def _period_market(self, config: EpisodeConfig, streams: EpisodeStreams) -> Market:
