@@ -1,6 +1,6 @@
 """Frozen, validated configuration of the market (units in every field name).
 
-Defaults follow the FRBank paper (Sec. V) and DESIGN.md section 2-3; see docs/model.md for the
+Defaults follow the FRBank paper (Sec. V) and the choices of docs/model.md; see there for the
 calibration of the value weights. Every config validates itself on construction and raises a
 ``ValueError`` that names the offending field, so nothing half-built ever reaches the simulator.
 """
@@ -103,7 +103,7 @@ class PhysicsConfig:
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """Size and parameter ranges of a synthetic market (paper Sec. V, DESIGN.md section 2).
+    """Size and parameter ranges of a synthetic market (paper Sec. V; docs/model.md, Entities and scenarios).
 
     Each MU draws its parameters uniformly from the ranges; every BS likewise. The resource grid of
     one request is ``n_bandwidth_levels`` whole-sub-channel bandwidths in
@@ -146,7 +146,7 @@ class ScenarioConfig:
 
 @dataclass(frozen=True)
 class MarketConfig:
-    """Contract terms, risk limits, matching parameters and overhead model (DESIGN.md 3-5).
+    """Contract terms, risk limits, matching parameters and overhead model (docs/model.md).
 
     A rejected bid rises by ``max(bid_increment, bid_increment_fraction * value)`` (the paper's
     Delta p, per solution). ``overbooking_bandwidth`` / ``overbooking_power`` are O_B, O_P of

@@ -1,4 +1,4 @@
-"""Layering (DESIGN.md 1): nothing below envs/ imports gymnasium; no global numpy RNG."""
+"""Layering (docs/model.md): nothing below envs/ imports gymnasium; no global numpy RNG."""
 
 from __future__ import annotations
 
@@ -33,3 +33,14 @@ def test_no_global_numpy_random() -> None:
         for banned in ("np.random.seed", "np.random.rand(", "np.random.uniform(",
                        "np.random.randint(", "np.random.choice(", "np.random.normal("):
             assert banned not in text, f"{path}: {banned}"
+
+
+def test_citation_file_is_valid_yaml_with_the_paper() -> None:
+    import yaml  # the test extra
+
+    citation = yaml.safe_load((PACKAGE.parent / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["title"] == "isac-market-env"
+    assert citation["preferred-citation"]["title"].startswith("Future Resource Bank for ISAC")
+    from isac_market_env import __version__
+
+    assert citation["version"] == __version__

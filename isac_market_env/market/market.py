@@ -180,7 +180,7 @@ class Market:
         )
 
     def volunteer_model(self) -> VolunteerModel:
-        """What the BSs need to publish E[v] in the signing phase (App. B, DESIGN.md 3)."""
+        """What the BSs need to publish E[v] in the signing phase (App. B)."""
         return VolunteerModel(np.asarray(self.scenario.bs_bandwidth_hz, dtype=np.float64),
                               np.asarray(self.scenario.bs_power_w, dtype=np.float64),
                               self.config.market.volunteer_exact_max_contracts,
@@ -244,7 +244,7 @@ class Market:
             knapsack_node_limit=m.knapsack_node_limit)
 
     def transact(self) -> TransactionRecord:
-        """Run the next practical transaction (DESIGN.md section 4)."""
+        """Run the next practical transaction (docs/model.md, Transactions)."""
         pending = self.prepare_transaction()
         return self.complete_transaction(pending, self.run_online(pending))
 

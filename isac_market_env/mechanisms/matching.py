@@ -1,6 +1,6 @@
 """Ascending-price many-to-many deferred acceptance: offRFW2M (Alg. 1) and onEBW2M (Alg. 2).
 
-One engine serves both (DESIGN.md section 4). Each round:
+One engine serves both (docs/model.md, offRFW2M and onEBW2M). Each round:
 
 1. every client that is not held ranks its live solutions by (expected) utility at its current bid
    for that solution (eq. 27/28 offline, eq. 49/50 online) and drops those violating its IR or risk

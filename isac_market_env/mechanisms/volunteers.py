@@ -83,7 +83,7 @@ def select_volunteers_batch(present: BoolArray, bandwidth_hz: FloatArray, power_
 
 @dataclass(frozen=True, eq=False)
 class VolunteerModel:
-    """What a BS needs to publish E[v] for its tentative contracts (App. B, DESIGN.md 3).
+    """What a BS needs to publish E[v] for its tentative contracts (App. B).
 
     Its real supply per BS, the contract count up to which every participation case is
     enumerated, and the common uniforms (samples x clients) of the Monte Carlo estimate above

@@ -1,4 +1,4 @@
-"""Signalling overhead of a mechanism: NI, DIBC, ECIBC (paper Sec. V-A, DESIGN.md section 5).
+"""Signalling overhead of a mechanism: NI, DIBC, ECIBC (paper Sec. V-A; docs/model.md, Metrics).
 
 One exchange is a proposal and its answer (or a displacement notice). Its delay is U[1, 15] ms
 and it costs ``delay * (MU power + BS power)`` joules with powers U[0.2, 0.4] W and U[6, 20] W,
