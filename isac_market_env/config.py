@@ -103,7 +103,7 @@ class PhysicsConfig:
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """Size and parameter ranges of a synthetic market (paper Sec. V; docs/model.md, Entities and scenarios).
+    """Size and parameter ranges of a synthetic market (paper Sec. V; docs/model.md, Entities).
 
     Each MU draws its parameters uniformly from the ranges; every BS likewise. The resource grid of
     one request is ``n_bandwidth_levels`` whole-sub-channel bandwidths in

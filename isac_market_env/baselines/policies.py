@@ -10,10 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from isac_market_env.envs.bidding import GLOBAL_FEATURES, SLOT_FEATURES
-from isac_market_env.envs.overbooking import N_GLOBAL_FEATURES
+from isac_market_env.envs import bidding, overbooking
 
-RULE_CHOICE_FEATURE = 4
+RULE_CHOICE = bidding.SLOT_FEATURE_NAMES.index("is_rule_choice")
+PARTICIPATION_NEXT = overbooking.GLOBAL_FEATURE_NAMES.index("participation_mean_next")
+
+
+def _n_bss(obs: np.ndarray) -> int:
+    """The BSs of an Overbooking-v0 observation (its per-BS blocks)."""
+    return (len(obs) - overbooking.N_GLOBAL_FEATURES) // overbooking.N_BS_FEATURES
 
 
 class _Policy:
@@ -36,9 +41,9 @@ class FRBankBiddingPolicy(_Policy):
     """
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
-        n_slots = (len(obs) - GLOBAL_FEATURES) // SLOT_FEATURES
-        choice = obs[: n_slots * SLOT_FEATURES].reshape(n_slots, SLOT_FEATURES)[
-            :, RULE_CHOICE_FEATURE]
+        width = bidding.SLOT_FEATURES
+        n_slots = (len(obs) - bidding.GLOBAL_FEATURES) // width
+        choice = obs[: n_slots * width].reshape(n_slots, width)[:, RULE_CHOICE]
         slot = int(np.argmax(choice)) if choice.max() > 0.5 else n_slots
         return np.array([slot, 0], dtype=np.int64)
 
@@ -58,8 +63,7 @@ class FixedOverbookingPolicy(_Policy):
         self.action = overbooking_action(rate, max_overbooking)
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
-        n_actions = 2 * ((len(obs) - N_GLOBAL_FEATURES) // 6)
-        return np.full(n_actions, self.action, dtype=np.float32)
+        return np.full(2 * _n_bss(obs), self.action, dtype=np.float32)
 
 
 class NewsvendorOverbookingPolicy(_Policy):
@@ -76,8 +80,8 @@ class NewsvendorOverbookingPolicy(_Policy):
         self.safety = safety
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
-        n_bss = (len(obs) - N_GLOBAL_FEATURES) // 6
-        p = float(np.clip(obs[-3], 0.05, 1.0))
+        n_bss = _n_bss(obs)
+        p = float(np.clip(obs[n_bss * overbooking.N_BS_FEATURES + PARTICIPATION_NEXT], 0.05, 1.0))
         rate = float(np.clip(1.0 / p - 1.0 - self.safety, 0.0, self.max_overbooking))
         return np.full(2 * n_bss, overbooking_action(rate, self.max_overbooking),
                        dtype=np.float32)

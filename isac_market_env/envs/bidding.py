@@ -22,8 +22,13 @@ from isac_market_env.mechanisms.matching import AscendingMatching
 from isac_market_env.model.clients import request_grid
 from isac_market_env.simulate import make_market
 
-SLOT_FEATURES = 6
-GLOBAL_FEATURES = 6
+# the observation's layout, named: K slots of these features, then the global ones
+SLOT_FEATURE_NAMES = ("available", "value", "rule_bid", "utility_at_rule_bid", "is_rule_choice",
+                      "bs_volunteer_rate")
+GLOBAL_FEATURE_NAMES = ("phase_online", "round_fraction", "transaction_fraction",
+                        "participation_probability", "holds_contract", "contract_payment")
+SLOT_FEATURES = len(SLOT_FEATURE_NAMES)
+GLOBAL_FEATURES = len(GLOBAL_FEATURE_NAMES)
 SLOT_ORDERS = ("fixed", "ranked")
 
 
@@ -59,7 +64,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     it is the rule's choice this round; the BS's published volunteer probability. Global: phase
     (0 signing, 1 online), round / max_rounds, transaction index / T, the focal MU's
     participation probability, 1 if it holds a long-term contract, and its payment / v*. v* is
-    the focal client's largest solution value.
+    the focal client's largest solution value. ``observation_features`` names every entry
+    (``slot<k>.<feature>`` with ``SLOT_FEATURE_NAMES``, then ``GLOBAL_FEATURE_NAMES``).
 
     ## Info
     ``phase``, ``transaction``, ``action_mask``, ``rule_slot``; after the first transaction the
@@ -139,6 +145,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = spaces.MultiDiscrete([self.n_slots + 1, self.n_levels])
         self.observation_space = spaces.Box(-1.0, 2.0, (SLOT_FEATURES * self.n_slots
                                                          + GLOBAL_FEATURES,), np.float32)
+        self.observation_features = [f"slot{k}.{name}" for k in range(self.n_slots)
+                                     for name in SLOT_FEATURE_NAMES] + list(GLOBAL_FEATURE_NAMES)
         self.market: Market | None = None
         self._done = True
         self._view = np.arange(self.n_slots)

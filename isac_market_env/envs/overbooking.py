@@ -22,8 +22,13 @@ from isac_market_env.market.variants import get_mechanism
 from isac_market_env.scenarios.presets import build_scenario
 from isac_market_env.scenarios.scenario import Scenario
 
-N_BS_FEATURES = 6
-N_GLOBAL_FEATURES = 4
+# the observation's layout, named: per BS these features, then the global ones
+BS_FEATURE_NAMES = ("bandwidth_supply_share", "power_supply_share", "rdsl_bandwidth",
+                    "rdsl_power", "drlc", "bandwidth_rate_fraction")
+GLOBAL_FEATURE_NAMES = ("presence_last_period", "participation_mean_next", "period_fraction",
+                        "sw_share_last_period")
+N_BS_FEATURES = len(BS_FEATURE_NAMES)
+N_GLOBAL_FEATURES = len(GLOBAL_FEATURE_NAMES)
 
 
 class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -53,7 +58,8 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     last period's SW as a share of the most it could have delivered (W transactions in which
     every client is present and gets its most valuable solution): at most 1 without fading,
     0.36-0.98 on markets of 5 to 150 MUs, EUA and scarce supply; with ``sw_scale`` set, last
-    period's SW / ``sw_scale`` instead.
+    period's SW / ``sw_scale`` instead. ``observation_features`` names every entry
+    (``bs<j>.<feature>`` with ``BS_FEATURE_NAMES``, then ``GLOBAL_FEATURE_NAMES``).
 
     ## Info
     ``period``, the rates used, ``participation_mean``, ``phase`` and the period's episode
@@ -144,6 +150,8 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = spaces.Box(-1.0, 1.0, (2 * n_bss,), np.float32)
         self.observation_space = spaces.Box(-1.0, 5.0, (N_BS_FEATURES * n_bss + N_GLOBAL_FEATURES,),
                                             np.float32)
+        self.observation_features = [f"bs{j}.{name}" for j in range(n_bss)
+                                     for name in BS_FEATURE_NAMES] + list(GLOBAL_FEATURE_NAMES)
         self.market: Market | None = None
         self.base_scenario: Scenario | None = None
         self._period = 0
