@@ -2,7 +2,8 @@
 
 Penalties are proportional to the payment (docs/model.md, Clients, contracts, utilities):
 PelU = lambda_U * Pay (client absent), PelS = lambda_S * Pay (BS volunteers the client).
-``presence`` is E[alpha_i] (MU) or E[beta_k] (coalition); ``volunteer`` is E[v], the probability that a present contract is volunteered.
+``presence`` is E[alpha_i] (MU) or E[beta_k] (coalition); ``volunteer`` is E[v], the
+probability that a present contract is volunteered.
 Every function broadcasts over arrays of contracts (scalars are accepted too).
 """
 
