@@ -20,8 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from isac_market_env.market.variants import MECHANISMS, get_mechanism
-from isac_market_env.mechanisms.optimal import OPTIMAL_MIP_GAP, OPTIMAL_TIME_LIMIT_S
+from isac_market_env.market import (
+    MECHANISMS,
+    OPTIMAL_MIP_GAP,
+    OPTIMAL_TIME_LIMIT_S,
+    get_mechanism,
+)
 from isac_market_env.runs import mean_ci95, run_tasks, write_atomic
 from isac_market_env.scenarios.presets import PRESETS
 

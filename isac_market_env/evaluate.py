@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from isac_market_env.envs import ENV_IDS
+from isac_market_env.metrics.episode import client_utility
 from isac_market_env.runs import env_id_argument, mean_ci95, write_atomic
 
 RULES = ("frbank", "fixed", "newsvendor")
@@ -120,9 +121,7 @@ def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, A
             focal = inner.focal
             totals = {key: summary[key] for key in ("social_welfare", "mu_utility",
                                                     "bs_utility", "ni", "drlc")}
-            totals["focal_utility"] = float(sum(
-                tx.client_value[focal] - tx.client_paid[focal] + tx.client_received[focal]
-                for tx in market.transactions))
+            totals["focal_utility"] = client_utility(market.transactions, focal)
         else:  # per-period means: DRLC, and the rate set (over BSs and both resources)
             totals["drlc"] /= max(steps, 1)
             totals["overbooking_rate"] /= max(steps, 1)

@@ -1,4 +1,5 @@
-"""Layering (docs/model.md): nothing below envs/ imports gymnasium; no global numpy RNG."""
+"""Layering: each part of the package imports only the parts below it (no circle, nothing
+imports the command line), nothing below envs/ imports gymnasium; no global numpy RNG."""
 
 from __future__ import annotations
 
@@ -17,6 +18,62 @@ def imports_of(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module.split(".")[0])
     return names
+
+
+# lowest first; a module may import its own part and the parts of lower layers, at run time
+# (imports under ``if TYPE_CHECKING:`` are annotations only)
+LAYERS = [["config"], ["physics", "scenarios"], ["model"], ["mechanisms"], ["metrics"],
+          ["market"], ["simulate"], ["envs"], ["baselines"], ["runs"],
+          ["evaluate", "experiments"], ["cli"], ["__main__", "__init__"]]
+
+
+def package_imports(path: Path) -> set[str]:
+    """The parts of ``isac_market_env`` that ``path`` imports at run time."""
+    tree = ast.parse(path.read_text())
+    annotations_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                        and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                        for node in ast.walk(block)}
+    parts: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in annotations_only:
+            continue
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        for name in names:
+            pieces = name.split(".")
+            if pieces[0] == "isac_market_env":
+                parts.add(pieces[1] if len(pieces) > 1 else "__init__")
+    return parts
+
+
+def layering_violations(package: Path) -> list[str]:
+    rank = {part: level for level, parts in enumerate(LAYERS) for part in parts}
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        part = relative.parts[0].removesuffix(".py")
+        assert part in rank, f"{relative}: add its part to LAYERS"
+        for imported in package_imports(path) - {part}:
+            if imported == "__init__" and part == "__init__":
+                continue
+            if rank.get(imported, len(LAYERS)) >= rank[part]:
+                found.append(f"{relative} imports {imported}")
+    return found
+
+
+def test_each_part_imports_only_lower_layers() -> None:
+    assert layering_violations(PACKAGE) == []
+
+
+def test_the_layering_check_sees_a_wrong_import(tmp_path: Path) -> None:
+    """The check itself: the market importing the envs (upwards) is reported."""
+    import shutil
+
+    copy = tmp_path / "isac_market_env"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    market = copy / "market" / "market.py"
+    market.write_text(market.read_text() + "\nfrom isac_market_env.envs import ENV_IDS\n")
+    assert layering_violations(copy) == ["market/market.py imports envs"]
 
 
 def test_core_does_not_import_gymnasium() -> None:

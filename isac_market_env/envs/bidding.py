@@ -19,6 +19,7 @@ from isac_market_env.envs.render import render_ansi, render_frame, sw_so_far
 from isac_market_env.market.market import Market, PendingTransaction
 from isac_market_env.market.variants import get_mechanism
 from isac_market_env.mechanisms.matching import AscendingMatching
+from isac_market_env.metrics.episode import client_utility, transaction_metrics
 from isac_market_env.model.clients import request_grid
 from isac_market_env.simulate import make_market
 
@@ -342,11 +343,8 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         assert market is not None and self.pending is not None
         record = market.complete_transaction(self.pending, outcome)
         self.pending = None
-        if self.reward_kind == "social_welfare":
-            self._accrued += record.social_welfare
-        else:
-            self._accrued += float(record.client_value[self.focal] - record.client_paid[self.focal]
-                                   + record.client_received[self.focal])
+        self._accrued += (record.social_welfare if self.reward_kind == "social_welfare"
+                          else client_utility([record], self.focal))
 
     def _shown_rule_slot(self) -> int:
         """The rule's choice as the agent sees it (its position in this round's slot order)."""
@@ -395,12 +393,7 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
                                 "rule_slot": self._shown_rule_slot()}
         if market.transactions:
             tx = market.transactions[-1]
-            info.update(social_welfare=tx.social_welfare,
-                        mu_utility=tx.mu_utility_comm + tx.mu_utility_sensing,
-                        bs_utility=tx.bs_utility_comm + tx.bs_utility_sensing,
-                        ni=tx.overhead.ni,
-                        drlc=(tx.contracts_failed / tx.contracts_due if tx.contracts_due
-                              else 0.0))
+            info.update(transaction_metrics(tx))
             if self.include_runtime:
                 info["rt_ms"] = tx.runtime_ms
         return info

@@ -19,6 +19,7 @@ from isac_market_env.envs.common import (
 from isac_market_env.envs.render import render_ansi, render_frame
 from isac_market_env.market.market import EpisodeStreams, Market
 from isac_market_env.market.variants import get_mechanism
+from isac_market_env.metrics.episode import per_bs_execution
 from isac_market_env.scenarios.presets import build_scenario
 from isac_market_env.scenarios.scenario import Scenario
 
@@ -258,18 +259,10 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _period_features(self, summary: dict[str, float]) -> dict[str, Any]:
         assert self.market is not None and self.base_scenario is not None
-        sc, c = self.market.scenario, self.market.contracts
-        n_bss = sc.n_bss
         txs = self.market.transactions
-        rdsl_b = np.mean([tx.rdsl_bandwidth for tx in txs], axis=0)
-        rdsl_p = np.mean([tx.rdsl_power for tx in txs], axis=0)
-        failed = np.zeros(n_bss)
-        for tx in txs:
-            np.add.at(failed, c.bs[tx.contract_absent], 1.0)
-            np.add.at(failed, c.bs[tx.contract_volunteered], 1.0)
-        due = np.bincount(c.bs, minlength=n_bss) * len(txs)
-        return {"rdsl_b": rdsl_b, "rdsl_p": rdsl_p,
-                "drlc": np.divide(failed, due, out=np.zeros(n_bss), where=due > 0),
+        per_bs = per_bs_execution(self.market.contracts.bs, txs, self.market.scenario.n_bss)
+        return {"rdsl_b": per_bs["rdsl_bandwidth"], "rdsl_p": per_bs["rdsl_power"],
+                "drlc": per_bs["drlc"],
                 "presence": float(np.mean([tx.mu_present.mean() for tx in txs])),
                 "sw_share": self._sw_share(summary["social_welfare"], len(txs))}
 

@@ -1,6 +1,7 @@
 """Market simulator: episode = offline signing phase + practical transactions."""
 
-from isac_market_env.market.market import EpisodeStreams, Market, draw_participation
+from isac_market_env.market.market import EpisodeStreams, Market
+from isac_market_env.market.random_models import draw_participation
 from isac_market_env.market.records import (
     ContractBook,
     EpisodeResult,
@@ -8,9 +9,12 @@ from isac_market_env.market.records import (
     TransactionRecord,
 )
 from isac_market_env.market.variants import MECHANISMS, MechanismSpec, get_mechanism
+from isac_market_env.mechanisms.optimal import OPTIMAL_MIP_GAP, OPTIMAL_TIME_LIMIT_S
 
 __all__ = [
     "MECHANISMS",
+    "OPTIMAL_MIP_GAP",
+    "OPTIMAL_TIME_LIMIT_S",
     "ContractBook",
     "EpisodeResult",
     "EpisodeStreams",

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from isac_market_env.config import EpisodeConfig
+from isac_market_env.market.random_models import draw_overhead, draw_participation
 from isac_market_env.market.records import (
     ContractBook,
     EpisodeResult,
@@ -32,7 +33,7 @@ from isac_market_env.mechanisms.matching import (
 )
 from isac_market_env.mechanisms.optimal import optimal_allocation
 from isac_market_env.mechanisms.volunteers import VolunteerModel, select_volunteers
-from isac_market_env.metrics.overhead import Overhead, draw_overhead
+from isac_market_env.metrics.overhead import Overhead
 from isac_market_env.model.clients import COMM, SENSING, ClientBook, build_client_book
 from isac_market_env.scenarios.scenario import Scenario
 
@@ -101,12 +102,6 @@ class EpisodeStreams:
     def from_seed(cls, seed: int | np.random.SeedSequence | None) -> EpisodeStreams:
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         return cls(*(np.random.default_rng(child) for child in root.spawn(len(STREAMS))))
-
-
-def draw_participation(participation: NDArray[np.float64], n_transactions: int,
-                       rng: np.random.Generator) -> NDArray[np.bool_]:
-    """alpha_i ~ Bernoulli(a_i) for every transaction: (n_transactions, n_mus)."""
-    return np.asarray(rng.random((n_transactions, len(participation))) < participation[None, :])
 
 
 class Market:

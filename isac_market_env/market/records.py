@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from isac_market_env.metrics.episode import episode_summary
 from isac_market_env.metrics.overhead import Overhead
 
 IntArray = NDArray[np.int64]
@@ -155,56 +156,7 @@ class EpisodeResult:
 
     def summary(self) -> dict[str, float]:
         """Episode totals and means of SW, utilities, RT, NI, DIBC, ECIBC, RDSL, DRLC."""
-        txs = self.transactions
-        n_tx = max(len(txs), 1)
-        online = Overhead()
-        for tx in txs:
-            online = online + tx.overhead
-        offline = self.signing.overhead if self.signing else Overhead()
-        rt_offline = self.signing.runtime_ms if self.signing else 0.0
-        rt_online = float(sum(tx.runtime_ms for tx in txs))
-        due = sum(tx.contracts_due for tx in txs)
-        failed = sum(tx.contracts_failed for tx in txs)
-        sw = float(sum(tx.social_welfare for tx in txs))
-        mu_c = float(sum(tx.mu_utility_comm for tx in txs))
-        mu_s = float(sum(tx.mu_utility_sensing for tx in txs))
-        bs_c = float(sum(tx.bs_utility_comm for tx in txs))
-        bs_s = float(sum(tx.bs_utility_sensing for tx in txs))
-        rdsl_b = [tx.rdsl_bandwidth for tx in txs]
-        rdsl_p = [tx.rdsl_power for tx in txs]
-        total = offline + online
-        out = {
-            "social_welfare": sw,
-            "social_welfare_per_transaction": sw / n_tx,
-            "delivered_value": float(sum(tx.delivered_value for tx in txs)),
-            "mu_utility": mu_c + mu_s,
-            "mu_utility_comm": mu_c,
-            "mu_utility_sensing": mu_s,
-            "bs_utility": bs_c + bs_s,
-            "bs_utility_comm": bs_c,
-            "bs_utility_sensing": bs_s,
-            "rt_ms": rt_offline + rt_online,
-            "rt_offline_ms": rt_offline,
-            "rt_online_ms": rt_online,
-            "ni": float(total.ni),
-            "ni_offline": float(offline.ni),
-            "ni_online": float(online.ni),
-            "dibc_ms": total.dibc_ms,
-            "dibc_online_ms": online.dibc_ms,
-            "ecibc_j": total.ecibc_j,
-            "ecibc_online_j": online.ecibc_j,
-            "drlc": failed / due if due else 0.0,
-            "rdsl_bandwidth": float(np.mean(rdsl_b)) if rdsl_b else 0.0,
-            "rdsl_power": float(np.mean(rdsl_p)) if rdsl_p else 0.0,
-            "n_contracts": float(len(self.signing.contracts)) if self.signing else 0.0,
-            "signing_rounds": float(self.signing.rounds) if self.signing else 0.0,
-            "signing_converged": float(self.signing.converged) if self.signing else 1.0,
-            "n_transactions": float(len(txs)),
-        }
-        bounds = [tx.welfare_upper_bound for tx in txs]
-        if bounds and np.all(np.isfinite(bounds)):
-            out["welfare_upper_bound"] = float(np.sum(bounds))
-        return out
+        return episode_summary(self.signing, self.transactions)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record: scenario, config, every contract and every transaction."""

@@ -1,5 +1,5 @@
-"""Episode metrics: SW, utilities, RT, NI, DIBC, ECIBC, RDSL, DRLC."""
+"""Episode metrics: SW, utilities, RT, NI, DIBC, ECIBC, RDSL, DRLC (computed in ``episode``)."""
 
-from isac_market_env.metrics.overhead import Overhead, draw_overhead
+from isac_market_env.metrics.overhead import Overhead
 
-__all__ = ["Overhead", "draw_overhead"]
+__all__ = ["Overhead"]
