@@ -4,18 +4,5 @@ They are installed with the package as ``isac_market_env.baselines`` (``isac-mar
 loads them); this folder is not installed, so no generic top-level name is claimed.
 """
 
-from isac_market_env.baselines import (
-    FixedOverbookingPolicy,
-    FRBankBiddingPolicy,
-    NewsvendorOverbookingPolicy,
-    make_policy,
-    overbooking_action,
-)
-
-__all__ = [
-    "FRBankBiddingPolicy",
-    "FixedOverbookingPolicy",
-    "NewsvendorOverbookingPolicy",
-    "make_policy",
-    "overbooking_action",
-]
+from isac_market_env.baselines import *  # noqa: F403
+from isac_market_env.baselines import __all__  # noqa: F401
