@@ -99,9 +99,9 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version history
     * v0: initial release. Rewards are normalised by default (they were the raw values:
-      ``reward_scale=1.0`` gives them back); ``n_mus`` defaults to the preset's size (it was 20); ``reset`` refuses
-      options (they were ignored); ``rgb_array`` frames are 760 x 540 with a legend and state
-      (they were 400 x 400 dots).
+      ``reward_scale=1.0`` gives them back); ``n_mus`` defaults to the preset's size (it was
+      20); ``reset`` refuses options (they were ignored); ``rgb_array`` frames are 760 x 540
+      with a legend and state (they were 400 x 400 dots).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012

@@ -96,9 +96,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version history
     * v0: initial release. Rewards are normalised by default (they were the raw values:
-      ``reward_scale=1.0`` gives them back); ``n_mus`` defaults to the preset's size (it was 20); ``reset`` refuses
-      options (they were ignored); ``rgb_array`` frames are 760 x 540 with a legend and state
-      (they were 400 x 400 dots).
+      ``reward_scale=1.0`` gives them back); ``n_mus`` defaults to the preset's size (it was
+      20); ``reset`` refuses options (they were ignored); ``rgb_array`` frames are 760 x 540
+      with a legend and state (they were 400 x 400 dots).
       The last-period SW feature is a share of the period's most
       deliverable value by default; it was SW / 1000 (``sw_scale=1000``), which saturated at
       the observation bound 5 from about 50 MUs. ``render()`` right after ``reset()`` draws
