@@ -295,3 +295,34 @@ def test_compilation_happens_before_any_timed_region(monkeypatch: pytest.MonkeyP
     assert volunteers._KERNEL and volunteers._KERNEL[0] is not None
     assert typed_knapsack._KERNEL and typed_knapsack._KERNEL[0] is not None
     assert typed_knapsack._GENERAL_KERNEL and typed_knapsack._GENERAL_KERNEL[0] is not None
+
+
+@pytest.mark.parametrize("mechanism", ["frbank", "cononline", "hybrid", "conoffline-nor"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_driver_with_the_rule_decisions_is_simulate(mechanism: str, seed: int) -> None:
+    """The episode driver paused at a controlled client's every decision and answered with
+    the rule's choice plays ``simulate``'s episode bit for bit; a client that always passes
+    signs nothing and the market keeps its rules."""
+    from isac_market_env.market.driver import EpisodeDriver
+
+    reference = ime.simulate(mechanism, n_mus=12, n_transactions=3, seed=seed)
+    driver = EpisodeDriver(ime.make_market(mechanism, n_mus=12, n_transactions=3, seed=seed),
+                           controlled_client=2)
+    decisions = 0
+    while driver.advance():
+        offer = driver.offer()
+        assert offer.proposable.any() and offer.max_rounds > 0
+        driver.decide(offer.rule_choice)
+        decisions += 1
+    assert decisions > 0 and driver.done
+    ours = driver.market.result()
+    assert [tx.social_welfare for tx in ours.transactions] == [
+        tx.social_welfare for tx in reference.transactions]
+    assert np.array_equal(ours.signing.contracts.pay, reference.signing.contracts.pay)
+    assert len(driver.take_completed()) == 3 and driver.take_completed() == []
+    passing = EpisodeDriver(ime.make_market(mechanism, n_mus=12, n_transactions=3, seed=seed),
+                            controlled_client=2)
+    while passing.advance():
+        passing.decide(None)
+    assert 2 not in passing.market.contracts.client
+    check_episode(passing.market)

@@ -16,9 +16,10 @@ from isac_market_env.envs.common import (
     validate_action,
 )
 from isac_market_env.envs.render import render_ansi, render_frame, sw_so_far
-from isac_market_env.market.market import Market, PendingTransaction
+from isac_market_env.market.driver import EpisodeDriver
+from isac_market_env.market.market import Market
+from isac_market_env.market.records import TransactionRecord
 from isac_market_env.market.variants import get_mechanism
-from isac_market_env.mechanisms.matching import AscendingMatching
 from isac_market_env.metrics.episode import client_utility, transaction_metrics
 from isac_market_env.model.clients import request_grid
 from isac_market_env.simulate import make_market
@@ -151,79 +152,72 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
                                                          + GLOBAL_FEATURES,), np.float32)
         self.observation_features = [f"slot{k}.{name}" for k in range(self.n_slots)
                                      for name in SLOT_FEATURE_NAMES] + list(GLOBAL_FEATURE_NAMES)
-        self.market: Market | None = None
+        self.driver: EpisodeDriver | None = None
         self._done = True
         self._view = np.arange(self.n_slots)
         self._rule = self.n_slots
 
     # ------------------------------------------------------------------ gymnasium API
+    @property
+    def market(self) -> Market | None:
+        """The episode's market (None before the first reset)."""
+        return None if self.driver is None else self.driver.market
+
+    @property
+    def phase(self) -> str:
+        return "signing" if self.driver is None else self.driver.phase
+
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         check_reset_options("ISACMarket-Bidding-v0", options)
         episode_seed = int(seed) if seed is not None else int(
             self.np_random.integers(0, 2**31 - 1))
-        self.market = make_market(self.mechanism, self.scenario_name, seed=episode_seed,
-                                  config=self.config, eua_directory=self.eua_directory)
-        book = self.market.book
+        market = make_market(self.mechanism, self.scenario_name, seed=episode_seed,
+                             config=self.config, eua_directory=self.eua_directory)
+        book = market.book
         self.focal = self.focal_mu  # the MU's communication client has the MU's index
-        self.focal_book_sols = np.flatnonzero(book.sol_client == self.focal)
-        self.value_scale = float(max(book.sol_value[self.focal_book_sols].max(initial=0.0),
-                                     1e-9))
+        self.driver = EpisodeDriver(market, controlled_client=self.focal)
+        focal_values = book.sol_value[self.driver.client_solutions]
+        self.value_scale = float(max(focal_values.max(initial=0.0), 1e-9))
         if self.reward_scale is not None:
             self.reward_factor = self.reward_scale
         elif self.reward_kind == "utility":
             self.reward_factor = 1.0 / self.value_scale
         else:
             self.reward_factor = 1.0 / max(float(book.best_values().sum()), 1e-9)
-        self._accrued = 0.0
         self._done = False
-        self.phase = "signing"
-        self.pending: PendingTransaction | None = None
-        self.matching: AscendingMatching | None = None
-        if self.mechanism.offline:
-            volunteers = self.market.volunteer_model() if self.mechanism.overbooking else None
-            self.matching = AscendingMatching(self.market.offline_problem(), volunteers)
-            self.problem_sols = self.focal_book_sols.copy()  # offline: problem index = book
-        else:
-            self.market.sign()
-            self._next_transaction()
-        self._advance()
+        self.driver.advance()
         self._order_slots()
         return self._observation(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._done or self.market is None:
+        if self._done or self.driver is None:
             raise RuntimeError("step() called on a finished episode; call reset() first")
         slot, level = (int(x) for x in validate_action(action, self.action_space))
-        if self.matching is not None and not self.matching.finished:
-            self._play_focal_round(int(self._view[slot]) if slot < self.n_slots else slot, level)
-        self._advance()
+        self._decide(int(self._view[slot]) if slot < self.n_slots else slot, level)
+        self.driver.advance()
         self._order_slots()
-        reward = self._accrued * self.reward_factor
-        self._accrued = 0.0
-        terminated = self.market.done and self.matching is None
+        reward = self._reward(self.driver.take_completed()) * self.reward_factor
+        terminated = self.driver.done
         self._done = terminated
         return self._observation(), float(reward), terminated, False, self._info()
 
     def render(self) -> Any:  # str (ansi), an RGB array (rgb_array) or None
-        if self.market is None:
+        if self.driver is None:
             return None
+        market = self.driver.market
         if self.render_mode == "ansi":
-            return render_ansi(self.market, f"ISACMarket-Bidding-v0, phase {self.phase}, "
-                                            f"focal MU {self.focal_mu}")
+            return render_ansi(market, f"ISACMarket-Bidding-v0, phase {self.phase}, "
+                                       f"focal MU {self.focal_mu}")
         if self.render_mode == "rgb_array":
-            m = self.matching
-            live = f", round {m.rounds}" if m is not None and not m.finished else ""
+            offer = self._offer
+            live = f", round {offer.round}" if offer.max_rounds else ""
             title = (f"ISACMarket-Bidding-v0: {self.phase} phase{live}; transactions done "
-                     f"{self.market.n_transactions_done}/{self.n_transactions}; SW so far "
-                     f"{sw_so_far(self.market):.1f}")
-            tentative = None
-            if m is not None and not m.finished and self.phase == "signing":
-                # the offline problem's clients are the book's: who each BS holds right now
-                tentative = np.where(m.held >= 0, m.problem.sol_bs[m.held], -1)
-            return render_frame(self.market, title, focal_mu=self.focal_mu,
-                                tentative_bs=tentative)
+                     f"{market.n_transactions_done}/{self.n_transactions}; SW so far "
+                     f"{sw_so_far(market):.1f}")
+            return render_frame(market, title, focal_mu=self.focal_mu,
+                                tentative_bs=self.driver.tentative_bs())
         return None
 
     def action_masks(self) -> np.ndarray:
@@ -233,28 +227,25 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
                                np.ones(self.n_levels, dtype=bool)])
 
     def rule_slot(self) -> int:
-        """The slot FRBank's rule would propose this round (n_slots: no proposal)."""
-        if self.matching is None or self.matching.finished:
-            return self.n_slots
-        proposals = self.matching.rule_proposals()
-        mine = proposals[self.matching.problem.sol_client[proposals] == self.focal]
-        if mine.size == 0:
-            return self.n_slots
-        hit = np.flatnonzero(self.problem_sols == mine[0])
-        return int(hit[0]) if hit.size else self.n_slots
+        """The slot FRBank's rule would propose this round (n_slots: no proposal), in the
+        fixed order."""
+        choice = self._offer.rule_choice
+        return self.n_slots if choice is None else choice
 
     # ------------------------------------------------------------------ internals
     def _order_slots(self) -> None:
-        """Fix this decision point's slot order: ``_view[k]`` is the solution slot shown as k."""
+        """Fix this decision point's offer and slot order: ``_view[k]`` is the solution slot
+        shown as k."""
+        assert self.driver is not None
+        self._offer = self.driver.offer()
         self._view = np.arange(self.n_slots)
         self._rule = self.rule_slot()
-        m = self.matching
-        if self.slot_order == "fixed" or m is None or m.finished:
+        if self.slot_order == "fixed" or not self._offer.max_rounds:
             return
-        sols = self.problem_sols
+        offer = self._offer
         utility = np.full(self.n_slots, -np.inf)
-        valid = np.flatnonzero(sols >= 0)
-        utility[valid] = m.utility(sols[valid], m.bids[sols[valid]])
+        valid = np.flatnonzero(offer.in_matching)
+        utility[valid] = offer.utility_at_rule_bid[valid]
         is_rule = np.arange(self.n_slots) == self._rule
         # rule's choice first, then available slots by utility, then the rest (stable by index)
         self._view = np.lexsort((np.arange(self.n_slots), -utility, ~self._available(),
@@ -263,91 +254,31 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     def _available(self) -> np.ndarray:
         """Per slot: the focal client may propose it this round (live or revived solution)."""
         out = np.zeros(self.n_slots, dtype=bool)
-        m = self.matching
-        if m is None or m.finished or m.held[self.focal] >= 0:
-            return out
-        sols = self.problem_sols
-        valid = sols >= 0
-        ok = np.zeros(len(sols), dtype=bool)
-        ok[valid] = m.proposable(sols[valid])
-        out[: len(sols)] = ok
+        proposable = self._offer.proposable
+        out[: len(proposable)] = proposable
         return out
 
-    def _play_focal_round(self, slot: int, level: int) -> None:
-        m = self.matching
-        assert m is not None
-        proposals = m.rule_proposals()
-        others = proposals[m.problem.sol_client[proposals] != self.focal]
-        available = self._available()
-        if slot < self.n_slots and available[slot]:
-            sol = int(self.problem_sols[slot])
-            rule_bid = m.bids[sol]
-            if level == 0:
-                price = rule_bid
-            else:
-                reserve = m.problem.sol_start_bid[sol]
-                value = m.problem.sol_value[sol]
-                price = reserve + (value - reserve) * level / (self.n_levels - 1)
-            order = np.argsort(np.r_[others, sol], kind="stable")
-            props = np.r_[others, sol][order]
-            pays = np.r_[m.bids[others], price][order]
-            m.play_round(props, pays)
-        else:
-            m.play_round(others)
-
-    def _advance(self) -> None:
-        """Play rule rounds and whole transactions until the focal client must choose."""
-        market = self.market
-        assert market is not None
-        while True:
-            m = self.matching
-            if m is not None:
-                m.run_rounds(stop_client=self.focal)
-                if not m.finished:
-                    return
-                self._finish_matching()
-                continue
-            if market.done:
-                return
-            self._next_transaction()
-
-    def _finish_matching(self) -> None:
-        market = self.market
-        assert market is not None and self.matching is not None
-        result = self.matching.result()
-        self.matching = None
-        if self.phase == "signing":
-            market.record_signing(result)
-            self.phase = "online"
-            if not market.done:
-                self._next_transaction()
+    def _decide(self, slot: int, level: int) -> None:
+        """The action as the driver's decision: the slot's solution at the rule's bid (level 0)
+        or at ``reserve + (value - reserve) * level / (L - 1)``; no proposal otherwise."""
+        assert self.driver is not None
+        offer = self._offer
+        if slot >= self.n_slots or not self._available()[slot]:
+            self.driver.decide(None)
             return
-        assert self.pending is not None
-        self._complete(market.online_outcome(self.pending, result))
+        price = None
+        if level > 0:
+            reserve, value = offer.reserve_price[slot], offer.value[slot]
+            price = reserve + (value - reserve) * level / (self.n_levels - 1)
+        self.driver.decide(slot, price)
 
-    def _next_transaction(self) -> None:
-        market = self.market
-        assert market is not None
-        self.phase = "online"
-        self.pending = market.prepare_transaction()
-        problem = self.pending.online_problem
-        if problem is not None and np.any(problem.sol_client == self.focal):
-            self.matching = AscendingMatching(problem)
-            online_sols = self.pending.online_solutions
-            assert online_sols is not None
-            book_to_problem = {int(b): k for k, b in enumerate(online_sols)}
-            self.problem_sols = np.array([book_to_problem.get(int(b), -1)
-                                          for b in self.focal_book_sols], dtype=np.int64)
-            return
-        self._complete(market.run_online(self.pending))
-
-    def _complete(self, outcome: Any) -> None:
-        market = self.market
-        assert market is not None and self.pending is not None
-        record = market.complete_transaction(self.pending, outcome)
-        self.pending = None
-        self._accrued += (record.social_welfare if self.reward_kind == "social_welfare"
-                          else client_utility([record], self.focal))
+    def _reward(self, completed: list[TransactionRecord]) -> float:
+        """The raw reward of the transactions completed since the last step."""
+        total = 0.0
+        for record in completed:
+            total += (record.social_welfare if self.reward_kind == "social_welfare"
+                      else client_utility([record], self.focal))
+        return total
 
     def _shown_rule_slot(self) -> int:
         """The rule's choice as the agent sees it (its position in this round's slot order)."""
@@ -356,23 +287,19 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _observation(self) -> np.ndarray:
         obs = np.zeros(SLOT_FEATURES * self.n_slots + GLOBAL_FEATURES, dtype=np.float32)
-        market, m = self.market, self.matching
+        market = self.market
         if market is None:
             return obs
         slots = obs[: SLOT_FEATURES * self.n_slots].reshape(self.n_slots, SLOT_FEATURES)
         vs = self.value_scale
-        if m is not None and not m.finished:
-            available = self._available()
-            sols = self.problem_sols
-            k = len(sols)
-            valid = sols >= 0
-            s = sols[valid]
-            idx = np.flatnonzero(valid)
-            slots[:k, 0] = available[:k]
-            slots[idx, 1] = m.problem.sol_value[s] / vs
-            slots[idx, 2] = m.bids[s] / vs
-            slots[idx, 3] = m.utility(s, m.bids[s]) / vs
-            slots[idx, 5] = m.volunteer_rate[m.problem.sol_bs[s]]
+        offer = self._offer
+        if offer.max_rounds:  # a matching is under way
+            k = len(offer.proposable)
+            slots[:k, 0] = offer.proposable
+            slots[:k, 1] = offer.value / vs
+            slots[:k, 2] = offer.rule_bid / vs
+            slots[:k, 3] = offer.utility_at_rule_bid / vs
+            slots[:k, 5] = offer.bs_volunteer_rate
             if self._rule < self.n_slots:
                 slots[self._rule, 4] = 1.0
             slots[:] = slots[self._view]
@@ -380,7 +307,7 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         mine = np.flatnonzero(contracts.client == self.focal)
         glob = obs[SLOT_FEATURES * self.n_slots:]
         glob[0] = 0.0 if self.phase == "signing" else 1.0
-        glob[1] = (m.rounds / m.problem.max_rounds) if m is not None else 0.0
+        glob[1] = offer.round / offer.max_rounds if offer.max_rounds else 0.0
         glob[2] = market.n_transactions_done / max(self.n_transactions, 1)
         glob[3] = market.scenario.mu_participation[self.focal_mu]
         glob[4] = float(mine.size > 0)

@@ -426,12 +426,11 @@ class Market:
 
     # ------------------------------------------------------------------ whole episode
     def run(self) -> EpisodeResult:
-        """Sign (if not yet done) and run every remaining transaction."""
-        if self.signing is None:
-            self.sign()
-        while not self.done:
-            self.transact()
-        return self.result()
+        """Sign (if not yet done) and run every remaining transaction, by the rule (through
+        the one episode driver, ``isac_market_env.market.driver``)."""
+        from isac_market_env.market.driver import EpisodeDriver  # it drives this class
+
+        return EpisodeDriver(self).run()
 
     def result(self) -> EpisodeResult:
         book = self.book

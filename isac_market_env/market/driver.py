@@ -1,0 +1,213 @@
+"""The episode driver: plays a market's episode and pauses where a controlled client decides.
+
+An episode is the signing phase (offRFW2M) and the practical transactions (volunteers, then
+onEBW2M for the unmet demand). Every client follows its mechanism's rule except the controlled
+one: in each matching round (signing or online) in which it is free and has a solution it may
+propose, the driver stops, shows its offer (``ClientOffer``) and the rule's choice, and plays
+the round with the decision it is given (``decide``). With no controlled client it plays the
+whole episode by the rule (``Market.run`` and ``simulate`` go through here), with the rule's
+decision every time the same episode, bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from isac_market_env.market.market import Market, OnlineOutcome, PendingTransaction
+from isac_market_env.market.records import EpisodeResult, TransactionRecord
+from isac_market_env.mechanisms.matching import AscendingMatching
+
+
+@dataclass(frozen=True)
+class ClientOffer:
+    """What a controlled client sees when it decides, per solution of its own (the book's
+    order). ``in_matching``: the solution is offered in this matching (online, only those
+    with a BS that has supply left); ``proposable``: it may be proposed this round. Prices
+    and values are the matching's (online: realised values); zero where not in the matching.
+    """
+
+    phase: str  # "signing" or "online"
+    round: int
+    max_rounds: int
+    in_matching: NDArray[np.bool_]
+    proposable: NDArray[np.bool_]
+    value: NDArray[np.float64]
+    reserve_price: NDArray[np.float64]
+    rule_bid: NDArray[np.float64]
+    utility_at_rule_bid: NDArray[np.float64]
+    bs_volunteer_rate: NDArray[np.float64]
+    rule_choice: int | None  # the solution (position) the rule would propose, or None
+
+
+class EpisodeDriver:
+    """One episode of ``market``, paused at ``controlled_client``'s decisions (None: none).
+
+    ``advance()`` plays rule rounds and whole transactions until the controlled client must
+    decide (True) or the episode is over (False); ``offer()`` and ``decide()`` answer it.
+    ``take_completed()`` hands over the transactions completed since its last call.
+    """
+
+    def __init__(self, market: Market, controlled_client: int | None = None) -> None:
+        self.market = market
+        self.client = controlled_client
+        book = market.book
+        self.client_solutions = (np.zeros(0, dtype=np.int64) if controlled_client is None
+                                 else np.flatnonzero(book.sol_client == controlled_client))
+        self.phase = "signing"
+        self.matching: AscendingMatching | None = None
+        self.pending: PendingTransaction | None = None
+        self._completed: list[TransactionRecord] = []
+        self._in_problem = self.client_solutions.copy()  # book solution -> problem index or -1
+        if controlled_client is None:
+            return
+        if market.spec.offline:
+            volunteers = market.volunteer_model() if market.spec.overbooking else None
+            self.matching = AscendingMatching(market.offline_problem(), volunteers)
+        else:
+            market.sign()
+            self._next_transaction()
+
+    # ------------------------------------------------------------------ whole episode
+    def run(self) -> EpisodeResult:
+        """Play the rest of the episode by the rule and return its result."""
+        market = self.market
+        if self.client is None:
+            if market.signing is None:
+                market.sign()
+            while not market.done:
+                market.transact()
+            return market.result()
+        while self.advance():
+            self.decide(self.offer().rule_choice)
+        return market.result()
+
+    @property
+    def done(self) -> bool:
+        return self.market.done and self.matching is None
+
+    # ------------------------------------------------------------------ decision points
+    def advance(self) -> bool:
+        """Play until the controlled client must decide (True) or the episode ends (False)."""
+        market = self.market
+        if self.client is None:
+            self.run()
+            return False
+        while True:
+            m = self.matching
+            if m is not None:
+                m.run_rounds(stop_client=self.client)
+                if not m.finished:
+                    return True
+                self._finish_matching()
+                continue
+            if market.done:
+                return False
+            self._next_transaction()
+
+    def proposable(self) -> NDArray[np.bool_]:
+        """Per solution of the client: it may propose it this round (live or revived)."""
+        out = np.zeros(len(self.client_solutions), dtype=bool)
+        m = self.matching
+        if m is None or m.finished or self.client is None or m.held[self.client] >= 0:
+            return out
+        valid = self._in_problem >= 0
+        out[valid] = m.proposable(self._in_problem[valid])
+        return out
+
+    def offer(self) -> ClientOffer:
+        """The controlled client's view of this round (all zeros between matchings)."""
+        n = len(self.client_solutions)
+        value, reserve, bid, utility, rate = (np.zeros(n) for _ in range(5))
+        m = self.matching
+        live = m is not None and not m.finished
+        valid = self._in_problem >= 0 if live else np.zeros(n, dtype=bool)
+        if m is not None and live:
+            s = self._in_problem[valid]
+            value[valid] = m.problem.sol_value[s]
+            reserve[valid] = m.problem.sol_start_bid[s]
+            bid[valid] = m.bids[s]
+            utility[valid] = m.utility(s, m.bids[s])
+            rate[valid] = m.volunteer_rate[m.problem.sol_bs[s]]
+        return ClientOffer(self.phase, m.rounds if m is not None else 0,
+                           m.problem.max_rounds if m is not None else 0, valid,
+                           self.proposable(), value, reserve, bid, utility, rate,
+                           self._rule_choice())
+
+    def decide(self, choice: int | None, price: float | None = None) -> None:
+        """Play this round with the controlled client proposing its solution ``choice`` (a
+        position among its solutions) at ``price`` (None: the rule's current bid), or passing
+        (None, or a solution it may not propose now); everyone else proposes by the rule."""
+        m = self.matching
+        if m is None or m.finished:
+            return
+        proposals = m.rule_proposals()
+        others = proposals[m.problem.sol_client[proposals] != self.client]
+        if choice is not None and self.proposable()[choice]:
+            sol = int(self._in_problem[choice])
+            pay = m.bids[sol] if price is None else price
+            order = np.argsort(np.r_[others, sol], kind="stable")
+            m.play_round(np.r_[others, sol][order], np.r_[m.bids[others], pay][order])
+        else:
+            m.play_round(others)
+
+    def tentative_bs(self) -> NDArray[np.int64] | None:
+        """During the signing phase, per client the BS tentatively holding its proposal (-1:
+        none); None otherwise (the offline problem's clients are the book's)."""
+        m = self.matching
+        if m is None or m.finished or self.phase != "signing":
+            return None
+        return np.where(m.held >= 0, m.problem.sol_bs[m.held], -1)
+
+    def take_completed(self) -> list[TransactionRecord]:
+        """The transactions completed since the last call (oldest first)."""
+        done, self._completed = self._completed, []
+        return done
+
+    # ------------------------------------------------------------------ internals
+    def _rule_choice(self) -> int | None:
+        m = self.matching
+        if m is None or m.finished:
+            return None
+        proposals = m.rule_proposals()
+        mine = proposals[m.problem.sol_client[proposals] == self.client]
+        if mine.size == 0:
+            return None
+        hit = np.flatnonzero(self._in_problem == mine[0])
+        return int(hit[0]) if hit.size else None
+
+    def _finish_matching(self) -> None:
+        market = self.market
+        assert self.matching is not None
+        result = self.matching.result()
+        self.matching = None
+        if self.phase == "signing":
+            market.record_signing(result)
+            self.phase = "online"
+            if not market.done:
+                self._next_transaction()
+            return
+        assert self.pending is not None
+        self._complete(market.online_outcome(self.pending, result))
+
+    def _next_transaction(self) -> None:
+        market = self.market
+        self.phase = "online"
+        self.pending = market.prepare_transaction()
+        problem = self.pending.online_problem
+        if problem is not None and np.any(problem.sol_client == self.client):
+            self.matching = AscendingMatching(problem)
+            online_sols = self.pending.online_solutions
+            assert online_sols is not None
+            book_to_problem = {int(b): k for k, b in enumerate(online_sols)}
+            self._in_problem = np.array([book_to_problem.get(int(b), -1)
+                                         for b in self.client_solutions], dtype=np.int64)
+            return
+        self._complete(market.run_online(self.pending))
+
+    def _complete(self, outcome: OnlineOutcome) -> None:
+        assert self.pending is not None
+        self._completed.append(self.market.complete_transaction(self.pending, outcome))
+        self.pending = None
