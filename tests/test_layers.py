@@ -61,8 +61,15 @@ def layering_violations(package: Path) -> list[str]:
     return found
 
 
+# the envs are views of the market's episode driver: no mechanism, no scenario of their own
+NOT_IMPORTED_BY = {"envs": {"mechanisms", "scenarios"}}
+
+
 def test_each_part_imports_only_lower_layers() -> None:
     assert layering_violations(PACKAGE) == []
+    for part, banned in NOT_IMPORTED_BY.items():
+        for path in (PACKAGE / part).rglob("*.py"):
+            assert not package_imports(path) & banned, path
 
 
 def test_the_layering_check_sees_a_wrong_import(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from isac_market_env.config import EpisodeConfig
 from isac_market_env.envs.common import (
     REWARDS,
     check_kwargs,
@@ -17,11 +16,10 @@ from isac_market_env.envs.common import (
     validate_action,
 )
 from isac_market_env.envs.render import render_ansi, render_frame
-from isac_market_env.market.market import EpisodeStreams, Market
+from isac_market_env.market.market import Market
+from isac_market_env.market.periods import ContractPeriods
 from isac_market_env.market.variants import get_mechanism
 from isac_market_env.metrics.episode import per_bs_execution
-from isac_market_env.scenarios.presets import build_scenario
-from isac_market_env.scenarios.scenario import Scenario
 
 # the observation's layout, named: per BS these features, then the global ones
 BS_FEATURE_NAMES = ("bandwidth_supply_share", "power_supply_share", "rdsl_bandwidth",
@@ -158,8 +156,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_features = [f"bs{j}.{name}" for j in range(n_bss)
                                      for name in BS_FEATURE_NAMES] + list(GLOBAL_FEATURE_NAMES)
         self.market: Market | None = None
-        self.base_scenario: Scenario | None = None
-        self._period = 0
+        self.periods: ContractPeriods | None = None
         self._done = True
 
     # ------------------------------------------------------------------ gymnasium API
@@ -169,44 +166,28 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         check_reset_options("ISACMarket-Overbooking-v0", options)
         self.episode_seed = (int(seed) if seed is not None
                              else int(self.np_random.integers(0, 2**31 - 1)))
-        streams = EpisodeStreams.from_seed(self.episode_seed)
-        self.base_scenario = build_scenario(self.scenario_name, self.config.scenario,
-                                            streams.scenario, self.eua_directory)
-        self._period_streams = [streams]
-        self._drift_rng = np.random.default_rng([self.episode_seed, 1_000_003])
-        self._shift = 0.0
-        self.participation = self.base_scenario.mu_participation.copy()
-        self._period = 0
+        self.periods = ContractPeriods(self.scenario_name, self.config, self.spec_mechanism,
+                                       self.episode_seed, self.drift_std, self.eua_directory)
         self._done = False
         self._last: dict[str, Any] = {}
-        self._last_rates = np.zeros(2 * self.base_scenario.n_bss)
+        self._last_rates = np.zeros(2 * self.periods.base_scenario.n_bss)
         self._sw_total = 0.0
         self.market = None
-        # the default reward's constant: the most the first period could deliver (its own
-        # streams, drawing nothing from the first period's)
-        first = self._period_market(self.config, EpisodeStreams.from_seed(self.episode_seed))
-        most = self.window * float(first.book.best_values().sum())
+        # the default reward's constant: the most the first period could deliver
+        most = self.window * float(self.periods.preview_market().book.best_values().sum())
         self._reward_factor = 1.0 / most if most > 0 else 0.0
         return self._observation(), {"period": 0, "participation_mean": float(
-            self.participation.mean())}
+            self.periods.participation.mean())}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._done or self.base_scenario is None:
+        periods = self.periods
+        if self._done or periods is None:
             raise RuntimeError("step() called on a finished episode; call reset() first")
         act = validate_action(action, self.action_space).astype(np.float64)
-        n_bss = self.base_scenario.n_bss
+        n_bss = periods.base_scenario.n_bss
         fractions = (act + 1.0) / 2.0  # of max_overbooking
         rates = fractions * self.max_overbooking
-        pairs = tuple((float(rates[j]), float(rates[n_bss + j])) for j in range(n_bss))
-        market_cfg = self.config.market.__class__(
-            **{**self.config.market.__dict__, "overbooking_per_bs": pairs})
-        config = self.config.__class__(scenario=self.config.scenario,
-                                       physics=self.config.physics, market=market_cfg,
-                                       n_transactions=self.window)
-        streams = (self._period_streams[0] if self._period == 0
-                   else EpisodeStreams.from_seed(np.random.SeedSequence(
-                       [self.episode_seed, self._period])))
-        self.market = self._period_market(config, streams)
+        self.market = periods.next_market(rates)
         scenario = self.market.scenario
         summary = self.market.run().summary()
         reward_value = (summary["social_welfare"] if self.reward_kind == "social_welfare"
@@ -216,11 +197,10 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last = self._period_features(summary)
         self._sw_total += summary["social_welfare"]
         self._last_rates = fractions
-        self._period += 1
-        self._drift()
-        terminated = self._period >= self.n_periods
+        periods.drift()
+        terminated = periods.period >= self.n_periods
         self._done = terminated
-        info = {"period": self._period, "overbooking_bandwidth": rates[:n_bss].tolist(),
+        info = {"period": periods.period, "overbooking_bandwidth": rates[:n_bss].tolist(),
                 "overbooking_power": rates[n_bss:].tolist(),
                 "participation_mean": float(scenario.mu_participation.mean()),
                 "phase": "contract_period",
@@ -231,38 +211,24 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     def render(self) -> Any:  # str (ansi), an RGB array (rgb_array) or None
         """The last period's market; before the first step, the first period's market before
         its signing phase (BSs, MUs and targets, no contracts yet)."""
-        if self.render_mode is None or self.base_scenario is None:
+        if self.render_mode is None or self.periods is None:
             return None
         market = self.market
         if market is None:  # its own streams: drawing nothing from the first period's
-            market = self._period_market(self.config, EpisodeStreams.from_seed(self.episode_seed))
+            market = self.periods.preview_market()
+        period = self.periods.period
         if self.render_mode == "ansi":
-            return render_ansi(market, f"ISACMarket-Overbooking-v0, period {self._period}")
+            return render_ansi(market, f"ISACMarket-Overbooking-v0, period {period}")
         rates = self._last_rates * self.max_overbooking
         n_bss = len(rates) // 2
-        title = (f"ISACMarket-Overbooking-v0: periods done {self._period}/{self.n_periods} "
+        title = (f"ISACMarket-Overbooking-v0: periods done {period}/{self.n_periods} "
                  f"({self.window} transactions each); last rates B {rates[:n_bss].mean():.2f}, "
                  f"P {rates[n_bss:].mean():.2f} (mean); SW so far {self._sw_total:.1f}")
         return render_frame(market, title)
 
     # ------------------------------------------------------------------ internals
-    def _period_market(self, config: EpisodeConfig, streams: EpisodeStreams) -> Market:
-        """The coming period's market: the episode's BSs, MUs and targets with this period's
-        participation probabilities."""
-        assert self.base_scenario is not None
-        return Market(self.base_scenario.with_participation(self.participation), config,
-                      self.spec_mechanism, seed=self.episode_seed, streams=streams)
-
-    def _drift(self) -> None:
-        assert self.base_scenario is not None
-        rng = self._drift_rng
-        self._shift = 0.8 * self._shift + rng.normal(0.0, self.drift_std)
-        own = rng.normal(0.0, self.drift_std / 4.0, self.base_scenario.n_mus)
-        self.participation = np.clip(self.base_scenario.mu_participation + self._shift + own,
-                                     0.05, 0.99)
-
     def _period_features(self, summary: dict[str, float]) -> dict[str, Any]:
-        assert self.market is not None and self.base_scenario is not None
+        assert self.market is not None
         txs = self.market.transactions
         per_bs = per_bs_execution(self.market.contracts.bs, txs, self.market.scenario.n_bss)
         return {"rdsl_b": per_bs["rdsl_bandwidth"], "rdsl_p": per_bs["rdsl_power"],
@@ -285,16 +251,16 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         return float(self.market.book.best_values().sum())
 
     def _observation(self) -> np.ndarray:
-        assert self.base_scenario is not None
-        sc = self.base_scenario
+        assert self.periods is not None
+        sc = self.periods.base_scenario
         n_bss = sc.n_bss
         last = self._last
         per_bs = np.column_stack([
             sc.bs_bandwidth_hz / sc.bs_bandwidth_hz.max(), sc.bs_power_w / sc.bs_power_w.max(),
             last.get("rdsl_b", np.zeros(n_bss)), last.get("rdsl_p", np.zeros(n_bss)),
             last.get("drlc", np.zeros(n_bss)), self._last_rates[:n_bss]])
-        glob = np.array([last.get("presence", 0.0), float(self.participation.mean()),
-                         self._period / self.n_periods,
+        glob = np.array([last.get("presence", 0.0), float(self.periods.participation.mean()),
+                         self.periods.period / self.n_periods,
                          last.get("sw_share", 0.0)])
         obs = np.concatenate([per_bs.reshape(-1), glob]).astype(np.float32)
         return np.clip(obs, -1.0, 5.0)
