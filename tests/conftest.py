@@ -32,11 +32,7 @@ def without_runtimes(tree: object) -> object:
 
 def numpy_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make this test use the numpy versions of the compiled loops (the ``fast`` extra)."""
-    monkeypatch.setattr(knapsack, "_KERNEL", [None])
-    monkeypatch.setattr(matching, "_KERNELS", [None])
-    monkeypatch.setattr(volunteers, "_KERNEL", [None])
-    monkeypatch.setattr(typed_knapsack, "_KERNEL", [None])
-    monkeypatch.setattr(typed_knapsack, "_GENERAL_KERNEL", [None])
+    monkeypatch.setenv("ISAC_MARKET_ENV_JIT", "0")  # the package's one switch, read at use
     assert not matching.load_compiled_matching() and not knapsack.load_compiled_solver()
     assert volunteers.compiled_volunteer_kernels() is None
     assert typed_knapsack.compiled_typed_search() is None

@@ -23,6 +23,13 @@ class PerformanceWarning(UserWarning):
     """The market runs without its compiled loops (numba is missing): same results, slower."""
 
 
+def compiled_loops_enabled() -> bool:
+    """The one switch between the compiled loops and their numpy twins: off while
+    ``ISAC_MARKET_ENV_JIT=0`` (read at every use, so a test or a user can flip it for one
+    block; the results are the same either way)."""
+    return os.environ.get("ISAC_MARKET_ENV_JIT", "1") != "0"
+
+
 def compiled_cache_directory() -> Path | None:
     """Where the compiled loops are cached: ``NUMBA_CACHE_DIR`` when set (numba's own setting),
     else the user's cache directory (``$XDG_CACHE_HOME/isac-market-env/numba``, by default
@@ -54,7 +61,7 @@ def numba_jit() -> Callable[[Callable[..., Any]], Any] | None:
     under a second). Without numba it warns (``PerformanceWarning``, once: Python shows a
     warning once per place).
     """
-    if os.environ.get("ISAC_MARKET_ENV_JIT", "1") == "0":
+    if not compiled_loops_enabled():
         return None
     try:
         import numba

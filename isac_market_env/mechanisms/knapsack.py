@@ -27,7 +27,12 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from isac_market_env.mechanisms._highs import quiet_stdout
-from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit, sequential_sums
+from isac_market_env.mechanisms._jit import (
+    compile_or_warn,
+    compiled_loops_enabled,
+    numba_jit,
+    sequential_sums,
+)
 from isac_market_env.mechanisms.typed_knapsack import (
     adjacency,
     compiled_general_search,
@@ -686,6 +691,8 @@ def load_compiled_solver() -> bool:
 
 def compiled_solver() -> Callable[..., tuple[Any, int, int]] | None:
     """The compiled ``_solve_with_loops`` (for compiled callers), or None without numba."""
+    if not compiled_loops_enabled():
+        return None
     if not _KERNEL:
         _KERNEL.append(_compile())
     return _KERNEL[0]

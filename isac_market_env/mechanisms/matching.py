@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit
+from isac_market_env.mechanisms._jit import compile_or_warn, compiled_loops_enabled, numba_jit
 from isac_market_env.mechanisms.knapsack import (
     DEFAULT_NODE_LIMIT,
     SEARCHED,
@@ -864,6 +864,8 @@ def load_compiled_matching() -> bool:
 
 def compiled_kernels() -> Kernels | None:
     """The compiled loops, or None (numba missing or turned off: the numpy code runs)."""
+    if not compiled_loops_enabled():
+        return None
     if not _KERNELS:
         jit, solver, volunteers = numba_jit(), compiled_solver(), compiled_volunteer_kernels()
         kernels = None

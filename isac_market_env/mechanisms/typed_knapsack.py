@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_with_example
+from isac_market_env.mechanisms._jit import compile_with_example, compiled_loops_enabled
 
 # rows with at most this many distinct values (and fewer than the most varied row) define the
 # types
@@ -635,6 +635,8 @@ _GENERAL_KERNEL: list[Search | None] = []  # the compiled ``_general_search``
 
 def compiled_typed_search() -> Search | None:
     """The compiled ``_typed_search``, or None without numba."""
+    if not compiled_loops_enabled():
+        return None
     if not _KERNEL:
         _KERNEL.append(compile_with_example(_typed_search, (
             np.ones(1), np.array([0, 1]), np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1),
@@ -645,6 +647,8 @@ def compiled_typed_search() -> Search | None:
 
 def compiled_general_search() -> Search | None:
     """The compiled ``_general_search``, or None without numba."""
+    if not compiled_loops_enabled():
+        return None
     if not _GENERAL_KERNEL:
         _GENERAL_KERNEL.append(compile_with_example(_general_search, (
             np.ones(1), np.ones(1), np.array([0, 1]), np.ones(1), np.ones(1),

@@ -21,7 +21,12 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_or_warn, numba_jit, sequential_sums
+from isac_market_env.mechanisms._jit import (
+    compile_or_warn,
+    compiled_loops_enabled,
+    numba_jit,
+    sequential_sums,
+)
 
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
@@ -336,6 +341,8 @@ _KERNEL: list[VolunteerKernels | None] = []
 def compiled_volunteer_kernels() -> VolunteerKernels | None:
     """The compiled volunteer rule (compiled or loaded from numba's cache on the first call), or
     None without numba (the numpy versions run; same results)."""
+    if not compiled_loops_enabled():
+        return None
     if not _KERNEL:
         jit = numba_jit()
         _KERNEL.append(None if jit is None else compile_or_warn(lambda: _compile(jit),
