@@ -7,8 +7,6 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import os
@@ -26,7 +24,7 @@ from isac_market_env.market import (
     OPTIMAL_TIME_LIMIT_S,
     get_mechanism,
 )
-from isac_market_env.runs import mean_ci95, run_tasks, write_atomic
+from isac_market_env.runs import mean_ci95, run_tasks, write_atomic, write_csv
 from isac_market_env.scenarios.presets import PRESETS
 
 TABLE_METRICS = ("social_welfare", "mu_utility", "bs_utility", "rt_ms", "ni", "dibc_ms",
@@ -106,17 +104,12 @@ def optimal_note(rows: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """The table's rows as CSV (atomically): every metric with its 95% CI half-width."""
+def csv_columns() -> list[str]:
+    """The CSV's columns: every table metric with its 95% CI half-width."""
     keys = ["mechanism", "n_seeds"]
     for key in (*TABLE_METRICS, "ni_online", "rt_online_ms"):
         keys += [key, f"{key}_ci95"]
-    keys.append("welfare_ratio_to_bound")
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, text.getvalue())
+    return [*keys, "welfare_ratio_to_bound"]
 
 
 def parse_mechanisms(text: str | None) -> list[str]:
@@ -172,7 +165,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         write_atomic(Path(args.json), json.dumps(rows, indent=2, default=float))
     if args.csv:
-        write_csv(Path(args.csv), rows)
+        write_csv(Path(args.csv), rows, csv_columns())
     return 0
 
 

@@ -9,7 +9,6 @@ seeds) and ``OUT/<name>.png`` (needs matplotlib: ``pip install isac-market-env[p
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from isac_market_env.runs import mean_ci95, run_one, run_tasks, write_atomic
+from isac_market_env.runs import mean_ci95, run_one, run_tasks, write_atomic, write_csv
 
 PAPER_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy"]
 LABELS = {"frbank": "FRBank", "cononline": "ConOnline", "conoffline": "ConOffline",
@@ -86,17 +85,6 @@ def grouped(rows: list[dict[str, Any]], keys: tuple[str, ...], metrics: tuple[st
             entry[metric], entry[f"{metric}_ci95"] = mean, half
         out.append(entry)
     return out
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def _pyplot() -> Any:

@@ -5,6 +5,8 @@ atomic writes)."""
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import math
 import os
 import sys
@@ -106,5 +108,21 @@ def write_atomic(path: Path, text: str) -> None:
     """Write through a temporary file and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, newline="")  # exactly ``text``: a CSV keeps its own line ends
     os.replace(tmp, path)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]],
+              fieldnames: Sequence[str] | None = None) -> None:
+    """``rows`` as CSV, atomically: the columns ``fieldnames`` (other keys left out), or every
+    key of the first row. Nothing is written for no rows."""
+    if not rows:
+        return
+    text = io.StringIO()
+    if fieldnames is None:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    else:
+        writer = csv.DictWriter(text, fieldnames=list(fieldnames), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())

@@ -274,11 +274,9 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _reward(self, completed: list[TransactionRecord]) -> float:
         """The raw reward of the transactions completed since the last step."""
-        total = 0.0
-        for record in completed:
-            total += (record.social_welfare if self.reward_kind == "social_welfare"
-                      else client_utility([record], self.focal))
-        return total
+        if self.reward_kind == "social_welfare":
+            return float(sum(record.social_welfare for record in completed))
+        return client_utility(completed, self.focal)
 
     def _shown_rule_slot(self) -> int:
         """The rule's choice as the agent sees it (its position in this round's slot order)."""
