@@ -160,6 +160,10 @@ class MarketConfig:
     different ones (and so give different episodes). The search runs compiled with numba (the
     ``fast`` extra, ~0.1 us per node) and in CPython without it (~3.5 us per node); the default
     suits both (docs/performance.md).
+    ``overhead_price_per_joule`` / ``overhead_price_per_ms`` price the interaction overhead
+    (ECIBC, DIBC) in the net welfare, SW minus that price (``net_welfare`` rewards); defaults
+    0.1 per J (the power reserve price per W over a one-second slot) and 0 per ms (the energy
+    already grows with the delay), docs/model.md.
     """
 
     overbooking_bandwidth: float = 0.2
@@ -185,6 +189,8 @@ class MarketConfig:
     interaction_delay_range_ms: tuple[float, float] = (1.0, 15.0)
     mu_tx_power_range_w: tuple[float, float] = (0.2, 0.4)
     bs_tx_power_range_w: tuple[float, float] = (6.0, 20.0)
+    overhead_price_per_joule: float = 0.1
+    overhead_price_per_ms: float = 0.0
 
     def __post_init__(self) -> None:
         _check_number("overbooking_bandwidth", self.overbooking_bandwidth, 0)
@@ -219,6 +225,8 @@ class MarketConfig:
         _check_range("interaction_delay_range_ms", self.interaction_delay_range_ms, 0)
         _check_range("mu_tx_power_range_w", self.mu_tx_power_range_w, 0)
         _check_range("bs_tx_power_range_w", self.bs_tx_power_range_w, 0)
+        _check_number("overhead_price_per_joule", self.overhead_price_per_joule, 0)
+        _check_number("overhead_price_per_ms", self.overhead_price_per_ms, 0)
 
     def overbooking_rates(self, n_bss: int) -> tuple[list[float], list[float]]:
         """Per-BS (O_B, O_P) lists; validates that a per-BS setting has one pair per BS."""

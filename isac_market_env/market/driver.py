@@ -4,9 +4,12 @@ An episode is the signing phase (offRFW2M) and the practical transactions (volun
 onEBW2M for the unmet demand). Every client follows its mechanism's rule except the controlled
 one: in each matching round (signing or online) in which it is free and has a solution it may
 propose, the driver stops, shows its offer (``ClientOffer``) and the rule's choice, and plays
-the round with the decision it is given (``decide``). With no controlled client it plays the
-whole episode by the rule (``Market.run`` and ``simulate`` go through here), with the rule's
-decision every time the same episode, bit for bit.
+the round with the decision it is given (``decide``). With ``all_clients=True`` every client is
+controlled: the driver stops at the start of every matching round, shows the whole round at
+once (``RoundView``, arrays over the matching's solutions) and plays it with every client's
+proposal (``play``). With no controlled client it plays the whole episode by the rule
+(``Market.run`` and ``simulate`` go through here); with the rule's decisions every time, each
+mode plays the same episode, bit for bit.
 """
 
 from __future__ import annotations
@@ -19,6 +22,32 @@ from numpy.typing import NDArray
 from isac_market_env.market.market import Market, OnlineOutcome, PendingTransaction
 from isac_market_env.market.records import EpisodeResult, TransactionRecord
 from isac_market_env.mechanisms.matching import AscendingMatching
+
+
+@dataclass(frozen=True, eq=False)
+class RoundView:
+    """One matching round as every client sees it, over the matching's solutions ``s``.
+
+    ``book_solution[s]``: the solution's index in the client book; ``decides[s]``: its client
+    may propose it this round (a free client: any live or revived solution within the BS's
+    supply; a tentatively held client: a revived solution, the switch the rule also allows);
+    ``rule_proposals``: the solutions the rule proposes (one per proposing client, ascending).
+    Prices and values are the matching's (online: realised values).
+    """
+
+    phase: str  # "signing" or "online"
+    round: int
+    max_rounds: int
+    book_solution: NDArray[np.int64]
+    sol_client: NDArray[np.int64]
+    decides: NDArray[np.bool_]
+    value: NDArray[np.float64]
+    reserve_price: NDArray[np.float64]
+    rule_bid: NDArray[np.float64]
+    utility_at_rule_bid: NDArray[np.float64]
+    bs_volunteer_rate: NDArray[np.float64]
+    rule_proposals: NDArray[np.int64]
+    held: NDArray[np.int64]  # per client: the solution it is tentatively held on, or -1
 
 
 @dataclass(frozen=True)
@@ -43,16 +72,22 @@ class ClientOffer:
 
 
 class EpisodeDriver:
-    """One episode of ``market``, paused at ``controlled_client``'s decisions (None: none).
+    """One episode of ``market``, paused at ``controlled_client``'s decisions (None: none), or
+    at every matching round with ``all_clients=True``.
 
-    ``advance()`` plays rule rounds and whole transactions until the controlled client must
-    decide (True) or the episode is over (False); ``offer()`` and ``decide()`` answer it.
+    ``advance()`` plays rule rounds and whole transactions until a controlled client must
+    decide (True) or the episode is over (False); ``offer()`` and ``decide()`` answer it for
+    one client, ``round_view()`` and ``play()`` for all of them.
     ``take_completed()`` hands over the transactions completed since its last call.
     """
 
-    def __init__(self, market: Market, controlled_client: int | None = None) -> None:
+    def __init__(self, market: Market, controlled_client: int | None = None,
+                 all_clients: bool = False) -> None:
+        if all_clients and controlled_client is not None:
+            raise ValueError("give controlled_client or all_clients=True, not both")
         self.market = market
-        self.client = controlled_client
+        self.all_clients = all_clients
+        self.client = -1 if all_clients else controlled_client
         book = market.book
         self.client_solutions = (np.zeros(0, dtype=np.int64) if controlled_client is None
                                  else np.flatnonzero(book.sol_client == controlled_client))
@@ -61,7 +96,7 @@ class EpisodeDriver:
         self.pending: PendingTransaction | None = None
         self._completed: list[TransactionRecord] = []
         self._in_problem = self.client_solutions.copy()  # book solution -> problem index or -1
-        if controlled_client is None:
+        if self.client is None:
             return
         if market.spec.offline:
             volunteers = market.volunteer_model() if market.spec.overbooking else None
@@ -98,7 +133,8 @@ class EpisodeDriver:
         while True:
             m = self.matching
             if m is not None:
-                m.run_rounds(stop_client=self.client)
+                if not self.all_clients:
+                    m.run_rounds(stop_client=self.client)
                 if not m.finished:
                     return True
                 self._finish_matching()
@@ -153,6 +189,33 @@ class EpisodeDriver:
         else:
             m.play_round(others)
 
+    def round_view(self) -> RoundView | None:
+        """This round for every client at once (None between matchings); ``all_clients``."""
+        m = self.matching
+        if m is None or m.finished:
+            return None
+        p = m.problem
+        every = np.arange(len(p.sol_client))
+        holding = m.held[p.sol_client]
+        proposable = m.proposable(every)
+        decides = np.where(holding < 0, proposable,
+                           m.revived(every) & (holding != every) & proposable)
+        book_solution = (every if self.phase == "signing"
+                         else np.asarray(self.pending.online_solutions
+                                         if self.pending is not None else every))
+        return RoundView(self.phase, m.rounds, p.max_rounds, book_solution, p.sol_client,
+                         decides, p.sol_value, p.sol_start_bid, m.bids.copy(),
+                         m.utility(every, m.bids), m.volunteer_rate[p.sol_bs],
+                         m.rule_proposals(), m.held.copy())
+
+    def play(self, proposals: NDArray[np.int64], pays: NDArray[np.float64]) -> None:
+        """Play this round with ``proposals`` (matching solutions, at most one per client, in
+        ascending order) at ``pays``; no proposals ends the matching (``all_clients``)."""
+        m = self.matching
+        if m is None or m.finished:
+            raise RuntimeError("no matching round is waiting for proposals")
+        m.play_round(np.asarray(proposals, dtype=np.int64), np.asarray(pays, dtype=np.float64))
+
     def tentative_bs(self) -> NDArray[np.int64] | None:
         """During the signing phase, per client the BS tentatively holding its proposal (-1:
         none); None otherwise (the offline problem's clients are the book's)."""
@@ -197,7 +260,7 @@ class EpisodeDriver:
         self.phase = "online"
         self.pending = market.prepare_transaction()
         problem = self.pending.online_problem
-        if problem is not None and np.any(problem.sol_client == self.client):
+        if problem is not None and (self.all_clients or np.any(problem.sol_client == self.client)):
             self.matching = AscendingMatching(problem)
             online_sols = self.pending.online_solutions
             assert online_sols is not None

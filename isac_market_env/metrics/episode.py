@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from isac_market_env.metrics.overhead import Overhead
 
 if TYPE_CHECKING:  # annotations only
+    from isac_market_env.config import MarketConfig
     from isac_market_env.market.records import SigningRecord, TransactionRecord
 
 
@@ -92,6 +93,13 @@ def client_utility(transactions: Sequence[TransactionRecord], client: int) -> fl
     its penalties, plus the compensation it was paid (eq. 25-26 realised)."""
     return float(sum(tx.client_value[client] - tx.client_paid[client]
                      + tx.client_received[client] for tx in transactions))
+
+
+def overhead_cost(overhead: Overhead, market: MarketConfig) -> float:
+    """The price of an interaction overhead: ECIBC (J) and DIBC (ms) at the market's
+    ``overhead_price_per_joule`` and ``overhead_price_per_ms``; the net welfare is SW minus it."""
+    return (market.overhead_price_per_joule * overhead.ecibc_j
+            + market.overhead_price_per_ms * overhead.dibc_ms)
 
 
 def per_bs_execution(contract_bs: NDArray[np.int64], transactions: Sequence[TransactionRecord],
