@@ -1,4 +1,6 @@
-"""``isac-market evaluate``: any SB3 model or rule-based policy on the same held-out seeds."""
+"""``isac-market evaluate``: any SB3 model or rule-based policy on the same held-out seeds; on
+the multi-agent market (``--env isac_market_v0``), FRBank's rule or RLlib policies per agent
+type."""
 
 from __future__ import annotations
 
@@ -16,6 +18,18 @@ from isac_market_env.runs import env_id_argument, mean_ci95, write_atomic
 
 RULES = ("frbank", "fixed", "newsvendor")
 HELD_OUT_FIRST_SEED = 1_000_000  # training and evaluation seeds never overlap
+MULTI_AGENT_ENV = "isac_market_v0"
+AGENT_TYPES = ("mu", "coalition", "bs")
+
+
+def evaluate_env_argument(text: str) -> str:
+    """argparse type of evaluate's ``--env``: a Gymnasium id or the multi-agent market."""
+    if text in (MULTI_AGENT_ENV, f"isac_market_env:{MULTI_AGENT_ENV}"):
+        return MULTI_AGENT_ENV
+    try:
+        return env_id_argument(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error}, or {MULTI_AGENT_ENV}") from None
 
 
 def load_policy(spec: str, env_id: str, env_kwargs: dict[str, Any] | None = None) -> Any:
@@ -23,6 +37,8 @@ def load_policy(spec: str, env_id: str, env_kwargs: dict[str, Any] | None = None
 
     The overbooking rules are told the env's ``max_overbooking`` so that their rates are exact.
     """
+    if env_id == MULTI_AGENT_ENV:
+        return load_market_policies(spec, env_kwargs or {})
     name, _, argument = spec.partition(":")
     if name in RULES:
         from isac_market_env.baselines import make_policy
@@ -69,6 +85,123 @@ def load_policy(spec: str, env_id: str, env_kwargs: dict[str, Any] | None = None
     raise ValueError(f"{spec} is not a PPO, MaskablePPO or SAC model")
 
 
+def load_market_policies(spec: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``frbank`` (every agent plays the rule: no modules), or an RLlib checkpoint of
+    ``train.marl`` (a directory, or its ``final`` file naming one): per agent type its
+    learned RLModule; the types it has none for play the rule."""
+    if spec == "frbank":
+        return {}
+    path = Path(spec)
+    if path.is_file():
+        path = Path(path.read_text().strip())
+    root = path / "learner_group" / "learner" / "rl_module"
+    if not root.is_dir():
+        raise FileNotFoundError(f"policy must be frbank or an RLlib checkpoint of train.marl "
+                                f"(a directory with learner_group/); {spec} is neither")
+    try:
+        from ray.rllib.core.rl_module.rl_module import RLModule
+    except ImportError as error:  # pragma: no cover
+        raise ValueError("loading RLlib policies needs the [marl] extra") from error
+    from isac_market_env.envs.multiagent import parallel_env
+
+    env = parallel_env(**env_kwargs)
+    modules: dict[str, Any] = {}
+    for kind in AGENT_TYPES:
+        if not (root / kind).is_dir():
+            continue
+        module = RLModule.from_checkpoint(str(root / kind))
+        agent = next((a for a in env.possible_agents if a.rsplit("_", 1)[0] == kind), "")
+        ours: Any = env.observation_spaces[agent]["observation"] if agent else None
+        theirs = module.observation_space
+        if isinstance(theirs, gym.spaces.Dict):  # RLlib's masking layout
+            theirs = theirs["observations"]
+        if ours is None or ours != theirs or module.action_space != env.action_spaces[agent]:
+            raise ValueError(f"{spec}: its {kind} policy was trained on other spaces than "
+                             f"{MULTI_AGENT_ENV} with these kwargs ({theirs} vs {ours})")
+        modules[kind] = module
+    if not modules:
+        raise ValueError(f"{spec} holds no policy for mu, coalition or bs")
+    return modules
+
+
+def _market_actions(modules: dict[str, Any], obs: dict[str, Any],
+                    infos: dict[str, Any]) -> dict[str, int]:
+    """Every agent's action: its type's module (greedy, masked, one batch per type) where
+    the checkpoint has one and the agent has a decision, else the rule's."""
+    actions = {a: int(info["rule_action"]) for a, info in infos.items()}
+    if not modules:
+        return actions
+    import torch
+
+    for kind, module in modules.items():
+        agents = [a for a in obs if a.rsplit("_", 1)[0] == kind
+                  and obs[a]["action_mask"].sum() > 1]
+        if not agents:
+            continue
+        batch = {"observations": torch.as_tensor(np.stack([obs[a]["observation"]
+                                                           for a in agents])),
+                 "action_mask": torch.as_tensor(np.stack([obs[a]["action_mask"]
+                                                          for a in agents]).astype(np.float32))}
+        with torch.no_grad():
+            logits = module.forward_inference({"obs": batch})["action_dist_inputs"]
+        actions.update(zip(agents, logits.argmax(dim=-1).tolist(), strict=True))
+    return actions
+
+
+def evaluate_market_game(modules: dict[str, Any], seeds: list[int], env_kwargs: dict[str, Any]
+                         ) -> list[dict[str, float]]:
+    """One episode of the multi-agent market per seed. Per episode: SW, MU and BS utility,
+    NI, ECIBC, the net welfare (SW minus the overhead's price), SW over the certified welfare
+    bound of the same markets (the ``optimal`` row, every period), and how the MUs bid: their
+    long-term contracts' payment over expected value, and the share of their proposals priced
+    below the rule's ascending bid (bid shading)."""
+    from isac_market_env.envs.multiagent import parallel_env
+    from isac_market_env.market.periods import ContractPeriods
+    from isac_market_env.market.variants import get_mechanism
+    from isac_market_env.metrics.episode import episode_summary, overhead_cost
+
+    rows = []
+    for seed in seeds:
+        env = parallel_env(**env_kwargs)
+        obs, infos = env.reset(seed=seed)
+        markets: list[Any] = []
+        steps, proposals, shaded = 0, 0, 0
+        while env.agents:
+            obs, _, _, _, infos = env.step(_market_actions(modules, obs, infos))
+            clients, pays, rule_bids = env.last_proposals
+            is_mu = clients < env.n_mus
+            proposals += int(is_mu.sum())
+            shaded += int((pays[is_mu] < rule_bids[is_mu] - 1e-12).sum())
+            if env.market is not None and (not markets or markets[-1] is not env.market):
+                markets.append(env.market)
+            steps += 1
+        totals: dict[str, float] = {}
+        pay_to_value: list[float] = []
+        for market in markets:
+            s = episode_summary(market.signing, market.transactions)
+            for key in ("social_welfare", "mu_utility", "bs_utility", "ni", "ecibc_j"):
+                totals[key] = totals.get(key, 0.0) + s[key]
+            cost = overhead_cost(market.signing.overhead, market.config.market) + sum(
+                overhead_cost(tx.overhead, market.config.market) for tx in market.transactions)
+            totals["net_welfare"] = totals.get("net_welfare", 0.0) + s["social_welfare"] - cost
+            c = market.contracts
+            mu = c.client < env.n_mus
+            pay_to_value += (c.pay[mu] / market.book.sol_value[c.solution[mu]]).tolist()
+        bound = 0.0
+        periods = ContractPeriods(env.scenario_name, env.config, get_mechanism("optimal"), seed,
+                                  env.drift_std, env.eua_directory)
+        for _ in range(len(markets)):
+            s = periods.next_market(np.zeros(2 * env.n_bss)).run().summary()
+            bound += s.get("welfare_upper_bound", s["social_welfare"])
+            periods.drift()
+        totals["welfare_bound"] = bound
+        totals["sw_to_bound"] = totals["social_welfare"] / bound if bound > 0 else float("nan")
+        totals["mu_pay_to_value"] = float(np.mean(pay_to_value)) if pay_to_value else 0.0
+        totals["mu_shaded_proposals"] = shaded / proposals if proposals else 0.0
+        rows.append({"seed": seed, "steps": steps, **totals})
+    return rows
+
+
 def _check_spaces(model: Any, spec: str, env_id: str, env_kwargs: dict[str, Any]) -> None:
     """A model trained on other spaces (another env, market size or env version) would act
     wrongly without any error (SB3's ``predict`` clips to the model's own action space)."""
@@ -95,6 +228,8 @@ def evaluate(policy: Any, env_id: str, seeds: list[int], env_kwargs: dict[str, A
              ) -> list[dict[str, float]]:
     """One episode per seed; returns per-episode return and summed info metrics (Overbooking-v0:
     DRLC and the overbooking rate set are means over the episode's periods)."""
+    if env_id == MULTI_AGENT_ENV:
+        return evaluate_market_game(policy, seeds, env_kwargs)
     rows = []
     for seed in seeds:
         env = gym.make(env_id, **env_kwargs)
@@ -171,7 +306,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             diff = paired_differences(rows, results[0]["per_seed"])
             entry["paired_difference_to_first"] = diff
             print(f"  paired difference to {specs[0]} (same seeds):")
-            for metric in ("return", "social_welfare"):
+            compared = (("social_welfare", "mu_utility", "bs_utility", "net_welfare",
+                         "sw_to_bound") if args.env == MULTI_AGENT_ENV
+                        else ("return", "social_welfare"))
+            for metric in compared:
                 print(f"    {metric:14s} {_fmt(diff[metric], diff[metric + '_ci95'])}")
         results.append(entry)
     if args.json:
@@ -186,11 +324,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def add_evaluate_parser(sub: Any) -> None:
     parser = sub.add_parser("evaluate", help="evaluate a model or rule on held-out seeds")
     parser.add_argument("--policy", required=True,
-                        help="model .zip or frbank|fixed[:RATE]|newsvendor; several, "
+                        help="model .zip or frbank|fixed[:RATE]|newsvendor; on "
+                        f"{MULTI_AGENT_ENV}, frbank or a train.marl checkpoint; several, "
                         "comma-separated, run on the same seeds and compared with the first "
                         "(paired CIs)")
-    parser.add_argument("--env", required=True, type=env_id_argument,
-                        help=" or ".join(ENV_IDS) + " (or the isac_market_env:ID form)")
+    parser.add_argument("--env", required=True, type=evaluate_env_argument,
+                        help=" or ".join(ENV_IDS) + " (or the isac_market_env:ID form), or "
+                        f"{MULTI_AGENT_ENV} (the multi-agent market; its --config holds "
+                        "parallel_env kwargs)")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=HELD_OUT_FIRST_SEED)
     parser.add_argument("--config", default=None, help="JSON file of gym.make kwargs")

@@ -43,3 +43,72 @@ def test_single_agent_rllib_ppo(env_id: str, local_ray: None) -> None:
         algo.stop()
     assert result["num_env_steps_sampled_lifetime"] >= 128
     assert result["env_runners"]["num_episodes_lifetime"] > 0
+
+
+def test_rllib_market_env_shows_learners_only_their_decisions() -> None:
+    """RLlib's view: only the learning types are agents, each observed only when it decides
+    (a mask allowing more than the no-op); everyone else plays the rule inside; the rewards
+    handed out add up to the learners' whole returns in the underlying game."""
+    import numpy as np
+
+    from isac_market_env.envs.rllib_market import RLlibMarketEnv
+
+    env = RLlibMarketEnv({"n_mus": 12, "n_transactions": 3, "learning": ["mu"],
+                          "reward": "utility", "reward_scale": 1.0})
+    assert all(a.startswith("mu_") for a in env.possible_agents)
+    obs, _ = env.reset(seed=0)
+    total, steps = 0.0, 0
+    rng = np.random.default_rng(0)
+    done = False
+    while not done:
+        assert obs and all(o["action_mask"].sum() > 1 for o in obs.values())
+        assert all(env.observation_spaces[a].contains(o) for a, o in obs.items())
+        actions = {a: int(rng.choice(np.flatnonzero(o["action_mask"]))) for a, o in obs.items()}
+        obs, rewards, terminateds, _, _ = env.step(actions)
+        total += sum(rewards.values())
+        done = terminateds["__all__"]
+        steps += 1
+    market = env.market_env.market
+    mu_utility = sum(float((tx.client_value - tx.client_paid + tx.client_received)[:12].sum())
+                     for tx in market.transactions)
+    assert total == pytest.approx(mu_utility, rel=1e-9) and steps >= 1
+    with pytest.raises(ValueError, match="learning"):
+        RLlibMarketEnv({"n_mus": 8, "learning": ["bs"]})
+
+
+def test_multi_agent_training_checkpoint_resume_evaluate(tmp_path: object) -> None:
+    """The CI smoke run of train.marl: 1 iteration and a checkpoint, resumed to 2, then
+    ``isac-market evaluate`` of the checkpoint against the rule on the same seeds."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = Path(str(tmp_path)) / "marl"
+    config = Path(str(tmp_path)) / "env.json"
+    config.write_text(json.dumps({"n_mus": 6, "n_transactions": 2}))
+    common = [sys.executable, "-m", "train.marl", "--out", str(out), "--batch", "100",
+              "--minibatch", "50", "--epochs", "1", "--checkpoint-every", "1"]
+    subprocess.run([*common, "--iterations", "1", "--config", str(config)], cwd=root,
+                   check=True, capture_output=True)
+    again = subprocess.run([*common, "--iterations", "1", "--config", str(config)], cwd=root,
+                           capture_output=True, text=True)
+    assert again.returncode != 0 and "already holds a run" in again.stderr
+    resumed = subprocess.run([*common, "--iterations", "2", "--resume"], cwd=root,
+                             check=True, capture_output=True, text=True)
+    assert "resumed" in resumed.stdout
+    run = json.loads((out / "run.json").read_text())
+    assert [row["iteration"] for row in run["iterations"]] == [1, 2]
+    assert run["iterations"][1]["env_steps_lifetime"] > run["iterations"][0][
+        "env_steps_lifetime"]
+    assert (out / "checkpoints" / "iter_2" / "rllib_checkpoint.json").is_file()
+    report = Path(str(tmp_path)) / "eval.json"
+    subprocess.run([sys.executable, "-m", "isac_market_env", "evaluate", "--env",
+                    "isac_market_v0", "--policy", f"frbank,{out / 'final'}", "--config",
+                    str(config), "--seeds", "2", "--json", str(report)], cwd=root, check=True,
+                   capture_output=True)
+    payload = json.loads(report.read_text())
+    rule, learned = payload["policies"]
+    assert 0 < rule["sw_to_bound"] <= 1 + 1e-9
+    assert "social_welfare" in learned["paired_difference_to_first"]

@@ -191,6 +191,10 @@ class ISACMarketParallelEnv(ParallelEnv):
         self._seed_rng = np.random.default_rng()
         self._carried: tuple[list[TransactionRecord], float] | None = None
         self._view: RoundView | None = None
+        empty = np.zeros(0)
+        self._no_proposals = (empty.astype(np.int64), empty, empty)
+        self.last_proposals: tuple[NDArray[np.int64], NDArray[np.float64],
+                                   NDArray[np.float64]] = self._no_proposals
         self._last_market: Market | None = None
 
     @staticmethod
@@ -265,6 +269,7 @@ class ISACMarketParallelEnv(ParallelEnv):
                                    for name in self._client_names], dtype=np.int64)
         bs_actions = np.array([_discrete(name, actions.get(name, NO_OP), self.n_bs_actions)
                                for name in self._bs_names], dtype=np.int64)
+        self.last_proposals = self._no_proposals
         if self.driver is None:  # the BSs set this period's rates
             chosen = self._rates.copy()
             for j in np.flatnonzero(bs_actions != NO_OP):
@@ -403,6 +408,9 @@ class ISACMarketParallelEnv(ParallelEnv):
         pays = np.where(level == 0, view.rule_bid[sols],
                         reserve + (value - reserve) * level / (self.n_levels - 1))
         order = np.argsort(sols, kind="stable")
+        # this round's proposals as (client, price, the rule's bid there), for the record
+        self.last_proposals = (view.sol_client[sols[order]], pays[order],
+                               view.rule_bid[sols[order]])
         self.driver.play(sols[order], pays[order])
         self.driver.advance()
         self._refresh()

@@ -135,6 +135,8 @@ class EpisodeDriver:
             if m is not None:
                 if not self.all_clients:
                     m.run_rounds(stop_client=self.client)
+                elif not m.finished and not self._anyone_decides(m):
+                    m.play_round(np.zeros(0, dtype=np.int64))  # nobody may propose: it ends
                 if not m.finished:
                     return True
                 self._finish_matching()
@@ -197,9 +199,7 @@ class EpisodeDriver:
         p = m.problem
         every = np.arange(len(p.sol_client))
         holding = m.held[p.sol_client]
-        proposable = m.proposable(every)
-        decides = np.where(holding < 0, proposable,
-                           m.revived(every) & (holding != every) & proposable)
+        decides = m.proposable(every) & ((holding < 0) | (m.revived(every) & (holding != every)))
         book_solution = (every if self.phase == "signing"
                          else np.asarray(self.pending.online_solutions
                                          if self.pending is not None else every))
@@ -207,6 +207,16 @@ class EpisodeDriver:
                          decides, p.sol_value, p.sol_start_bid, m.bids.copy(),
                          m.utility(every, m.bids), m.volunteer_rate[p.sol_bs],
                          m.rule_proposals(), m.held.copy())
+
+    @staticmethod
+    def _anyone_decides(m: AscendingMatching) -> bool:
+        """Some client may propose this round (``round_view``'s ``decides`` is not empty)."""
+        p = m.problem
+        every = np.arange(len(p.sol_client))
+        holding = m.held[p.sol_client]
+        proposable = m.proposable(every)
+        return bool(np.any(proposable & ((holding < 0)
+                                         | (m.revived(every) & (holding != every)))))
 
     def play(self, proposals: NDArray[np.int64], pays: NDArray[np.float64]) -> None:
         """Play this round with ``proposals`` (matching solutions, at most one per client, in
