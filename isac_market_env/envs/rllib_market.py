@@ -52,7 +52,8 @@ class RLlibMarketEnv(MultiAgentEnv):
         names: list[str] = list(self.possible_agents)
         observation_spaces: dict[str, Any] = {a: self._space(a) for a in names}
         action_spaces: dict[str, Any] = {a: self.market_env.action_space(a) for a in names}
-        self.observation_spaces, self.action_spaces = observation_spaces, action_spaces
+        self.observation_spaces = observation_spaces  # type: ignore[assignment]
+        self.action_spaces = action_spaces  # type: ignore[assignment]
         self.observation_space = spaces.Dict(observation_spaces)
         self.action_space = spaces.Dict(action_spaces)
         self._carry: dict[str, float] = {}
