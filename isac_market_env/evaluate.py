@@ -86,26 +86,42 @@ def load_policy(spec: str, env_id: str, env_kwargs: dict[str, Any] | None = None
 
 
 def load_market_policies(spec: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``frbank`` (every agent plays the rule: no modules), or an RLlib checkpoint of
-    ``train.marl`` (a directory, or its ``final`` file naming one): per agent type its
-    learned RLModule; the types it has none for play the rule."""
+    """Per agent type a policy (a function from a batch of observations and masks to
+    actions); the types without one play the rule. ``frbank``: every agent plays the rule;
+    ``fixed:RATE``: the BSs (``bs_agents=True``) set RATE for both resources every period;
+    an RLlib checkpoint of ``train.marl`` (a directory, or its ``final`` file naming one):
+    its learned module per type, acting greedily."""
+    from isac_market_env.envs.multiagent import parallel_env
+
+    env = parallel_env(**env_kwargs)
+    name, _, argument = spec.partition(":")
     if spec == "frbank":
         return {}
+    if name == "fixed":
+        try:
+            rate = float(argument)
+        except ValueError as error:
+            raise ValueError(f"fixed:RATE needs a number, got {spec}") from error
+        if not env.bs_agents:
+            raise ValueError("fixed:RATE sets the BSs' rates: give bs_agents=True in --config")
+        hits = np.flatnonzero(np.isclose(env.rate_levels, rate))
+        if not hits.size:
+            raise ValueError(f"fixed:{rate} is not one of the overbooking_levels "
+                             f"{env.rate_levels.tolist()}")
+        action = 1 + int(hits[0]) * (len(env.rate_levels) + 1)  # the same level for B and P
+        return {"bs": lambda observations, masks: [action] * len(observations)}
     path = Path(spec)
     if path.is_file():
         path = Path(path.read_text().strip())
     root = path / "learner_group" / "learner" / "rl_module"
     if not root.is_dir():
-        raise FileNotFoundError(f"policy must be frbank or an RLlib checkpoint of train.marl "
-                                f"(a directory with learner_group/); {spec} is neither")
+        raise FileNotFoundError(f"policy must be frbank, fixed:RATE or an RLlib checkpoint of "
+                                f"train.marl (a directory with learner_group/); {spec} is none")
     try:
         from ray.rllib.core.rl_module.rl_module import RLModule
     except ImportError as error:  # pragma: no cover
         raise ValueError("loading RLlib policies needs the [marl] extra") from error
-    from isac_market_env.envs.multiagent import parallel_env
-
-    env = parallel_env(**env_kwargs)
-    modules: dict[str, Any] = {}
+    policies: dict[str, Any] = {}
     for kind in AGENT_TYPES:
         if not (root / kind).is_dir():
             continue
@@ -118,37 +134,42 @@ def load_market_policies(spec: str, env_kwargs: dict[str, Any]) -> dict[str, Any
         if ours is None or ours != theirs or module.action_space != env.action_spaces[agent]:
             raise ValueError(f"{spec}: its {kind} policy was trained on other spaces than "
                              f"{MULTI_AGENT_ENV} with these kwargs ({theirs} vs {ours})")
-        modules[kind] = module
-    if not modules:
+        policies[kind] = _greedy(module)
+    if not policies:
         raise ValueError(f"{spec} holds no policy for mu, coalition or bs")
-    return modules
+    return policies
 
 
-def _market_actions(modules: dict[str, Any], obs: dict[str, Any],
-                    infos: dict[str, Any]) -> dict[str, int]:
-    """Every agent's action: its type's module (greedy, masked, one batch per type) where
-    the checkpoint has one and the agent has a decision, else the rule's."""
-    actions = {a: int(info["rule_action"]) for a, info in infos.items()}
-    if not modules:
-        return actions
+def _greedy(module: Any) -> Any:
+    """An RLlib module as a policy: the most likely allowed action for each observation."""
     import torch
 
-    for kind, module in modules.items():
-        agents = [a for a in obs if a.rsplit("_", 1)[0] == kind
-                  and obs[a]["action_mask"].sum() > 1]
-        if not agents:
-            continue
-        batch = {"observations": torch.as_tensor(np.stack([obs[a]["observation"]
-                                                           for a in agents])),
-                 "action_mask": torch.as_tensor(np.stack([obs[a]["action_mask"]
-                                                          for a in agents]).astype(np.float32))}
+    def act(observations: list[np.ndarray], masks: list[np.ndarray]) -> list[int]:
+        batch = {"observations": torch.as_tensor(np.stack(observations)),
+                 "action_mask": torch.as_tensor(np.stack(masks).astype(np.float32))}
         with torch.no_grad():
             logits = module.forward_inference({"obs": batch})["action_dist_inputs"]
-        actions.update(zip(agents, logits.argmax(dim=-1).tolist(), strict=True))
+        return [int(a) for a in logits.argmax(dim=-1).tolist()]
+
+    return act
+
+
+def _market_actions(policies: dict[str, Any], obs: dict[str, Any],
+                    infos: dict[str, Any]) -> dict[str, int]:
+    """Every agent's action: its type's policy (one batch per type) where there is one and
+    the agent has a decision, else the rule's."""
+    actions = {a: int(info["rule_action"]) for a, info in infos.items()}
+    for kind, policy in policies.items():
+        agents = [a for a in obs if a.rsplit("_", 1)[0] == kind
+                  and obs[a]["action_mask"].sum() > 1]
+        if agents:
+            chosen = policy([obs[a]["observation"] for a in agents],
+                            [obs[a]["action_mask"] for a in agents])
+            actions.update(zip(agents, chosen, strict=True))
     return actions
 
 
-def evaluate_market_game(modules: dict[str, Any], seeds: list[int], env_kwargs: dict[str, Any]
+def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs: dict[str, Any]
                          ) -> list[dict[str, float]]:
     """One episode of the multi-agent market per seed. Per episode: SW, MU and BS utility,
     NI, ECIBC, the net welfare (SW minus the overhead's price), SW over the certified welfare
@@ -167,7 +188,7 @@ def evaluate_market_game(modules: dict[str, Any], seeds: list[int], env_kwargs: 
         markets: list[Any] = []
         steps, proposals, shaded = 0, 0, 0
         while env.agents:
-            obs, _, _, _, infos = env.step(_market_actions(modules, obs, infos))
+            obs, _, _, _, infos = env.step(_market_actions(policies, obs, infos))
             clients, pays, rule_bids = env.last_proposals
             is_mu = clients < env.n_mus
             proposals += int(is_mu.sum())
@@ -325,9 +346,9 @@ def add_evaluate_parser(sub: Any) -> None:
     parser = sub.add_parser("evaluate", help="evaluate a model or rule on held-out seeds")
     parser.add_argument("--policy", required=True,
                         help="model .zip or frbank|fixed[:RATE]|newsvendor; on "
-                        f"{MULTI_AGENT_ENV}, frbank or a train.marl checkpoint; several, "
-                        "comma-separated, run on the same seeds and compared with the first "
-                        "(paired CIs)")
+                        f"{MULTI_AGENT_ENV}, frbank, fixed:RATE (BSs) or a train.marl "
+                        "checkpoint; several, comma-separated, run on the same seeds and "
+                        "compared with the first (paired CIs)")
     parser.add_argument("--env", required=True, type=evaluate_env_argument,
                         help=" or ".join(ENV_IDS) + " (or the isac_market_env:ID form), or "
                         f"{MULTI_AGENT_ENV} (the multi-agent market; its --config holds "

@@ -222,3 +222,25 @@ def test_masked_out_action_is_a_pass_and_renders() -> None:
     a = ma.step({agent: forbidden})
     b = passing.step({agent: 0})
     assert all(np.array_equal(a[0][k]["observation"], b[0][k]["observation"]) for k in a[0])
+
+
+def test_evaluate_the_market_game_rule_and_fixed_rates() -> None:
+    """``isac-market evaluate`` on the game: the rule's row is simulate's (SW, utilities,
+    SW / bound <= 1); fixed:0.2 is the rule's rate, so the same episode; a rate not among the
+    levels and fixed rates without BS agents are refused."""
+    from isac_market_env.evaluate import evaluate_market_game, load_market_policies
+
+    kwargs = {**SMALL, "bs_agents": True, "n_periods": 1}
+    rule = evaluate_market_game(load_market_policies("frbank", kwargs), [0, 1], kwargs)
+    fixed = evaluate_market_game(load_market_policies("fixed:0.2", kwargs), [0, 1], kwargs)
+    assert rule == fixed
+    for row, seed in zip(rule, [0, 1], strict=True):
+        s = ime.simulate("frbank", seed=seed, **SMALL).summary()
+        assert row["social_welfare"] == s["social_welfare"]
+        assert row["mu_utility"] + row["bs_utility"] == pytest.approx(s["social_welfare"])
+        assert 0 < row["sw_to_bound"] <= 1 + 1e-9
+        assert row["mu_shaded_proposals"] == 0.0  # the rule bids its ascending price
+    with pytest.raises(ValueError, match="overbooking_levels"):
+        load_market_policies("fixed:0.25", kwargs)
+    with pytest.raises(ValueError, match="bs_agents"):
+        load_market_policies("fixed:0.2", SMALL)
