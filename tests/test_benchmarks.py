@@ -40,6 +40,19 @@ def test_bench_envs_writes_every_row(tmp_path: Path) -> None:
     assert "async workers" in printed
 
 
+def test_bench_multiagent_writes_every_repeat(tmp_path: Path) -> None:
+    out = tmp_path / "ma.json"
+    printed = run_script("bench_multiagent.py", "--n-mus", "8", "--seconds", "0.2",
+                         "--repeats", "2", "--json", str(out), cwd=tmp_path)
+    rows = json.loads(out.read_text())
+    assert [r["repeat"] for r in rows] == [0, 1]
+    for row in rows:
+        assert row["ratio"] == pytest.approx(row["multiagent_decisions_per_s"]
+                                             / row["bidding_steps_per_s"])
+        assert row["multiagent_decisions_per_step"] >= 1.0  # every step has a decision
+    assert "median ratio" in printed
+
+
 @pytest.mark.slow
 def test_bench_core_quick_writes_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "core.json"
