@@ -179,7 +179,7 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
     from isac_market_env.envs.multiagent import parallel_env
     from isac_market_env.market.periods import ContractPeriods
     from isac_market_env.market.variants import get_mechanism
-    from isac_market_env.metrics.episode import episode_summary, overhead_cost
+    from isac_market_env.metrics.episode import episode_summary, net_welfare
 
     rows = []
     for seed in seeds:
@@ -202,9 +202,8 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
             s = episode_summary(market.signing, market.transactions)
             for key in ("social_welfare", "mu_utility", "bs_utility", "ni", "ecibc_j"):
                 totals[key] = totals.get(key, 0.0) + s[key]
-            cost = overhead_cost(market.signing.overhead, market.config.market) + sum(
-                overhead_cost(tx.overhead, market.config.market) for tx in market.transactions)
-            totals["net_welfare"] = totals.get("net_welfare", 0.0) + s["social_welfare"] - cost
+            totals["net_welfare"] = (totals.get("net_welfare", 0.0)
+                                     + net_welfare(s, market.config.market))
             c = market.contracts
             mu = c.client < env.n_mus
             pay_to_value += (c.pay[mu] / market.book.sol_value[c.solution[mu]]).tolist()

@@ -244,3 +244,18 @@ def test_evaluate_the_market_game_rule_and_fixed_rates() -> None:
         load_market_policies("fixed:0.25", kwargs)
     with pytest.raises(ValueError, match="bs_agents"):
         load_market_policies("fixed:0.2", SMALL)
+
+
+def test_overbooking_v0_offers_net_welfare() -> None:
+    import gymnasium as gym
+
+    kwargs = {"n_mus": 8, "n_periods": 1, "transactions_per_period": 2, "reward_scale": 1.0,
+              "market_overrides": {"overhead_price_per_joule": 0.5}}
+    sw = gym.make("ISACMarket-Overbooking-v0", **kwargs)
+    net = gym.make("ISACMarket-Overbooking-v0", reward="net_welfare", **kwargs)
+    sw.reset(seed=0)
+    net.reset(seed=0)
+    action = np.zeros(sw.action_space.shape, dtype=np.float32)
+    r_sw, *_, info = sw.step(action)[1:]
+    r_net = net.step(action)[1]
+    assert r_net == pytest.approx(r_sw - 0.5 * info["ecibc_j"], rel=1e-9) and r_net < r_sw

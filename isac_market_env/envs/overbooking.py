@@ -19,7 +19,7 @@ from isac_market_env.envs.render import render_ansi, render_frame
 from isac_market_env.market.market import Market
 from isac_market_env.market.periods import ContractPeriods
 from isac_market_env.market.variants import get_mechanism
-from isac_market_env.metrics.episode import per_bs_execution
+from isac_market_env.metrics.episode import net_welfare, per_bs_execution
 
 # the observation's layout, named: per BS these features, then the global ones
 BS_FEATURE_NAMES = ("bandwidth_supply_share", "power_supply_share", "rdsl_bandwidth",
@@ -28,6 +28,7 @@ GLOBAL_FEATURE_NAMES = ("presence_last_period", "participation_mean_next", "peri
                         "sw_share_last_period")
 N_BS_FEATURES = len(BS_FEATURE_NAMES)
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURE_NAMES)
+OVERBOOKING_REWARDS = (*REWARDS, "net_welfare")
 
 
 class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -68,8 +69,11 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Reward
     ``reward="social_welfare"`` (default): the period's social welfare (sum of all utilities =
     delivered value), so the return is the episode's SW. ``reward="utility"``: the BSs' total
-    utility. By default (``reward_scale=None``) both are divided by the most the first period
-    could deliver (W transactions in which every client is present and gets its most valuable
+    utility. ``reward="net_welfare"``: the period's SW minus the price of its interaction
+    overhead (signing and online; ``MarketConfig.overhead_price_per_joule`` and
+    ``overhead_price_per_ms``, docs/model.md), the reward under which overbooking can pay: it
+    cuts online interactions at a little SW. By default (``reward_scale=None``) each is divided
+    by the most the first period could deliver (W transactions in which every client is present and gets its most valuable
     solution; one constant per episode, so the best policy is unchanged): rewards are O(1),
     about the SW share of the observation, which PPO's value function needs.
     A number multiplies the raw value instead (the training configs of docs/training.md set
@@ -129,8 +133,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = kwargs.get("render_mode")
         self.include_runtime = bool(kwargs.get("include_runtime", False))
         self.spec_mechanism = get_mechanism(kwargs.get("mechanism", "frbank"))
-        if self.reward_kind not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward_kind!r}")
+        if self.reward_kind not in OVERBOOKING_REWARDS:
+            raise ValueError(f"reward must be one of {OVERBOOKING_REWARDS}, got "
+                             f"{self.reward_kind!r}")
         if self.render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
         if not self.spec_mechanism.offline or not self.spec_mechanism.overbooking:
@@ -191,7 +196,8 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         scenario = self.market.scenario
         summary = self.market.run().summary()
         reward_value = (summary["social_welfare"] if self.reward_kind == "social_welfare"
-                        else summary["bs_utility"])
+                        else summary["bs_utility"] if self.reward_kind == "utility"
+                        else net_welfare(summary, self.config.market))
         reward = reward_value * (self._reward_factor if self.reward_scale is None
                                  else self.reward_scale)
         self._last = self._period_features(summary)

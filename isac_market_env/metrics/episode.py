@@ -102,6 +102,13 @@ def overhead_cost(overhead: Overhead, market: MarketConfig) -> float:
             + market.overhead_price_per_ms * overhead.dibc_ms)
 
 
+def net_welfare(summary: dict[str, float], market: MarketConfig) -> float:
+    """An episode's SW minus the price of its whole overhead (``episode_summary``'s totals,
+    signing included)."""
+    return summary["social_welfare"] - overhead_cost(
+        Overhead(int(summary["ni"]), summary["dibc_ms"], summary["ecibc_j"]), market)
+
+
 def per_bs_execution(contract_bs: NDArray[np.int64], transactions: Sequence[TransactionRecord],
                      n_bss: int) -> dict[str, NDArray[np.float64]]:
     """Per BS over ``transactions`` of one contract book: mean RDSL of bandwidth and power,
