@@ -74,8 +74,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     ``overhead_price_per_ms``, docs/model.md), the reward under which overbooking can pay: it
     cuts online interactions at a little SW. By default (``reward_scale=None``) each is divided
     by the most the first period could deliver (W transactions in which every client is
-    present and gets its most valuable solution; one constant per episode, so the best policy is unchanged): rewards are O(1),
-    about the SW share of the observation, which PPO's value function needs.
+    present and gets its most valuable solution; one constant per episode, so the best policy
+    is unchanged): rewards are O(1), about the SW share of the observation, which PPO's value
+    function needs.
     A number multiplies the raw value instead (the training configs of docs/training.md set
     0.01). ``info`` carries the raw values.
 
