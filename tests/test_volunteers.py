@@ -162,9 +162,19 @@ def test_compiled_signing_rounds_publish_the_numpy_estimate() -> None:
             clients = sol_client[contracts]
             rate = model.rate(j, clients, presence[contracts], bundles[0, contracts],
                               bundles[1, contracts], 0.5 * held_pay[clients])
-            assert matching._volunteer_rate_kernel(
-                j, held, held_pay, sol_bs, sol_client, presence, weights, 0.5,
-                model.supply_bandwidth_hz[j], model.supply_power_w[j],
-                model.exact_max_contracts, model.uniforms) == rate
+            n_sol = len(sol_client)
+            state = matching.MatchingState(
+                np.zeros(5, dtype=np.int64), np.arange(n_sol), np.zeros(n_sol, dtype=bool),
+                np.zeros(n_sol, dtype=np.int64), np.zeros(n_bss, dtype=np.int64),
+                np.zeros(n_sol, dtype=np.int64), np.ones(n_sol, dtype=bool), held, held_pay,
+                np.zeros(n_sol), np.zeros(n_bss), np.zeros(n_bss, dtype=np.int64))
+            sols = matching.SolutionTable(sol_bs, sol_client, np.ones(n_sol), presence,
+                                          np.zeros(n_sol), np.full(n_sol, np.inf), weights,
+                                          np.ones(n_sol), np.ones(n_sol, dtype=bool))
+            bss = matching.BSTable(np.ones((n_bss, 4)), model.supply_bandwidth_hz,
+                                   model.supply_power_w, model.uniforms)
+            terms = matching.MatchingTerms(10, 10, 0.3, 0.5, False, 1000, True,
+                                           model.exact_max_contracts)
+            assert matching._volunteer_rate_kernel(j, state, sols, bss, terms) == rate
             published += rate > 0
     assert published > 100

@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,6 +68,65 @@ IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 # a held client switches to a revived solution only for a gain above this (stability's tolerance)
 SWITCH_GAIN = 1e-9
+
+
+class SolutionTable(NamedTuple):
+    """Per solution of one matching, fixed for its whole run (the compiled loops' argument):
+    BS, client, value, client's presence probability, utility threshold and risk limit, the
+    knapsack rows (bandwidth, power, and both times presence), the bid step, and whether it
+    fits the BS's published supply at all."""
+
+    bs: Any
+    client: Any
+    value: Any
+    presence: Any
+    threshold: Any
+    risk_limit: Any
+    weights: Any
+    step: Any
+    fits: Any
+
+
+class BSTable(NamedTuple):
+    """Per BS of one matching: its four capacities (eq. 37c-37f) and, for the published E[v],
+    its real supply and the Monte Carlo uniforms per (sample, client)."""
+
+    caps: Any
+    supply_bandwidth_hz: Any
+    supply_power_w: Any
+    uniforms: Any
+
+
+class MatchingTerms(NamedTuple):
+    """The scalar terms of one matching (MatchingProblem's, and whether E[v] is published)."""
+
+    max_rounds: int
+    max_revivals: int
+    penalty_client_ratio: float
+    penalty_bs_ratio: float
+    risk_on: bool
+    node_limit: int
+    estimate: bool
+    exact_max_contracts: int
+
+
+class MatchingState(NamedTuple):
+    """What the rounds change, as arrays the compiled loops update in place (the same arrays
+    as ``AscendingMatching``'s attributes of these names). ``counters``: rounds, proposals,
+    displacements, knapsack calls, live solutions."""
+
+    counters: Any
+    live: Any
+    capped: Any
+    capped_version: Any
+    bs_version: Any
+    revivals: Any
+    alive: Any
+    held: Any
+    held_pay: Any
+    bids: Any
+    volunteer_rate: Any
+    estimated_version: Any
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,6 +211,7 @@ class AscendingMatching:
         p = self.problem = problem
         self.volunteers = volunteers
         load_compiled_matching()  # compile before the clock starts (no-op after the first call)
+        self.compiled = compiled_kernels() is not None  # chosen once, for the whole matching
         self.started = time.perf_counter()
         self.elapsed_s = 0.0
         self.bids = p.sol_start_bid.astype(np.float64).copy()
@@ -191,6 +251,30 @@ class AscendingMatching:
         self.rounds = 0
         self.converged = n_sol == 0
         self.finished = n_sol == 0
+        v = volunteers
+        self.solutions = SolutionTable(p.sol_bs, p.sol_client, p.sol_value, presence,
+                                       self.sol_threshold, self.sol_risk_limit, self.sol_weights,
+                                       self.step, self.fits)
+        self.bs_table = BSTable(self.bs_caps,
+                                np.zeros(0) if v is None else v.supply_bandwidth_hz,
+                                np.zeros(0) if v is None else v.supply_power_w,
+                                np.zeros((0, 0)) if v is None else v.uniforms)
+        self.terms = MatchingTerms(int(p.max_rounds), int(p.max_revivals),
+                                   float(p.penalty_client_ratio), float(p.penalty_bs_ratio),
+                                   self.risk_on, int(p.knapsack_node_limit), v is not None,
+                                   0 if v is None else int(v.exact_max_contracts))
+
+    @property
+    def kernels(self) -> Kernels | None:
+        """The compiled loops if this matching runs them (``compiled``), else None."""
+        return compiled_kernels() if self.compiled else None
+
+    def state(self, counters: IntArray | None = None) -> MatchingState:
+        """The mutable arrays as one record (no copies: the compiled loops write into them)."""
+        return MatchingState(np.zeros(5, dtype=np.int64) if counters is None else counters,
+                             self.live, self.capped, self.capped_version, self.bs_version,
+                             self.revivals, self.alive, self.held, self.held_pay, self.bids,
+                             self.volunteer_rate, self.estimated_version)
 
     def utility(self, sols: IntArray, pay: FloatArray) -> FloatArray:
         """Clients' (expected) utility of ``sols`` at ``pay`` under the published E[v]."""
@@ -239,15 +323,10 @@ class AscendingMatching:
             self.elapsed_s += time.perf_counter() - t0
 
     def _rule_proposals(self) -> IntArray:
-        kernels = compiled_kernels()
+        kernels = self.kernels
         if kernels is not None:
-            p = self.problem
-            proposals, self.n_live = kernels.proposals(
-                self.live, self.n_live, self.capped, self.capped_version, self.bs_version,
-                self.revivals, p.max_revivals, self.alive, self.held, self.held_pay, self.bids,
-                p.sol_bs, p.sol_client, p.sol_value, self.sol_presence, self.sol_threshold,
-                self.sol_risk_limit, self.volunteer_rate, p.penalty_client_ratio,
-                p.penalty_bs_ratio, self.risk_on)
+            proposals, self.n_live = kernels.proposals(self.n_live, self.state(), self.solutions,
+                                                       self.terms)
             return proposals
         free_sol = self.candidates()
         if free_sol.size == 0:
@@ -289,17 +368,15 @@ class AscendingMatching:
         solutions whose bid may rise. ``searched_out``: a BS whose compiled search for this
         answer already ran out of nodes (it goes straight to the typed search or HiGHS)."""
         p = self.problem
-        kernels = compiled_kernels()
+        kernels = self.kernels
         rejected: list[IntArray] = []
         for j in answered.tolist():
             outcome = TOO_HARD
             searched = j == searched_out
             if kernels is not None and not searched:
                 outcome, rej, n_displaced = kernels.answer(
-                    j, proposals, pays, at_rule_price, self.held, self.held_pay, self.bs_version,
-                    p.sol_bs, p.sol_client, self.sol_presence, self.sol_weights,
-                    float(self.volunteer_rate[j]), self.bs_caps[j], p.penalty_client_ratio,
-                    p.penalty_bs_ratio, p.knapsack_node_limit)
+                    j, proposals, pays, at_rule_price, self.state(), self.solutions,
+                    self.bs_table, self.terms)
                 searched = outcome == TOO_HARD
             if outcome == TOO_HARD:  # no numba, or an instance for HiGHS
                 # the same search would run out of nodes again: a limit of 0 goes straight on to
@@ -329,25 +406,13 @@ class AscendingMatching:
                 p.sol_power_w[contracts], p.penalty_bs_ratio * self.held_pay[clients])
 
     def _raise_bids(self, rejected: list[IntArray]) -> None:
-        """Step 3: rejected solutions' bids rise by Delta p, or the solution is capped."""
+        """Step 3: rejected solutions' bids rise by Delta p, or the solution is capped (one
+        function, ``_raise_with_loops``: compiled with numba, plain Python without)."""
         if not rejected:
             return
-        p, bids = self.problem, self.bids
-        rej = np.concatenate(rejected)
-        kernels = compiled_kernels()
-        if kernels is not None:
-            kernels.raise_bids(rej, bids, self.step, p.sol_value, self.sol_presence, p.sol_bs,
-                               self.volunteer_rate, self.sol_threshold, self.sol_risk_limit,
-                               p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on,
-                               self.alive, self.capped, self.capped_version, self.bs_version)
-            return
-        raised = np.minimum(bids[rej] + self.step[rej], p.sol_value[rej])
-        can_raise = (raised > bids[rej] + 1e-12) & self.acceptable(rej, raised)
-        bids[rej[can_raise]] = raised[can_raise]
-        stuck = rej[~can_raise]
-        self.alive[stuck] = False
-        self.capped[stuck] = True
-        self.capped_version[stuck] = self.bs_version[p.sol_bs[stuck]]
+        kernels = self.kernels
+        raise_bids = _raise_with_loops if kernels is None else kernels.raise_bids
+        raise_bids(np.concatenate(rejected), self.state(), self.solutions, self.terms)
 
     def _answer_with_numpy(self, j: int, proposals: IntArray, pays: FloatArray,
                            at_rule_price: NDArray[np.bool_], node_limit: int
@@ -415,9 +480,15 @@ class AscendingMatching:
 
     def must_choose(self, client: int, sols: IntArray | None = None) -> bool:
         """``client`` is free and has a solution it may propose this round: the rounds at which
-        a bidding agent decides (``sols``: its ``solutions_of``, when the caller has them)."""
+        a bidding agent decides (``sols``: its ``solutions_of``, when the caller has them; one
+        function, ``_must_choose_with_loops``, compiled or not)."""
         sols = self.solutions_of(client) if sols is None else sols
-        return bool(self.held[client] < 0 and self.proposable(sols).any())
+        if sols.size == 0:
+            return False
+        kernels = self.kernels
+        must_choose = _must_choose_with_loops if kernels is None else kernels.must_choose
+        return bool(must_choose(int(sols[0]), int(sols[-1]) + 1, self.state(), self.solutions,
+                                self.terms))
 
     def run(self) -> MatchingResult:
         """Play rule rounds until the matching finishes."""
@@ -427,7 +498,7 @@ class AscendingMatching:
     def run_rounds(self, stop_client: int = -1) -> None:
         """Play rule rounds until the matching finishes or, for ``stop_client`` >= 0, until that
         client must choose (``must_choose``) at the start of a round."""
-        kernels = compiled_kernels()
+        kernels = self.kernels
         stop_sols = self.solutions_of(stop_client)  # none for -1
         while not self.finished and not (stop_client >= 0
                                          and self.must_choose(stop_client, stop_sols)):
@@ -441,21 +512,11 @@ class AscendingMatching:
         must choose, or a BS's selection needs the typed search or HiGHS; that round is then
         finished here."""
         t0 = time.perf_counter()
-        p, v = self.problem, self.volunteers
+        p = self.problem
         counters = np.array([self.rounds, self.n_proposals, self.n_displacements,
                              self.knapsack_calls, self.n_live], dtype=np.int64)
-        no_supply = np.zeros(0)
         status, proposals, position, rejected = kernels.rounds(
-            counters, self.live, p.max_rounds, p.max_revivals, self.capped, self.capped_version,
-            self.bs_version, self.revivals, self.alive, self.held, self.held_pay, self.bids,
-            self.step, p.sol_bs, p.sol_client, p.sol_value, self.sol_presence,
-            self.sol_threshold, self.sol_risk_limit, self.sol_weights, self.volunteer_rate,
-            self.bs_caps, p.penalty_client_ratio, p.penalty_bs_ratio, self.risk_on,
-            p.knapsack_node_limit, v is not None, self.estimated_version,
-            no_supply if v is None else v.supply_bandwidth_hz,
-            no_supply if v is None else v.supply_power_w,
-            0 if v is None else v.exact_max_contracts,
-            np.zeros((0, 0)) if v is None else v.uniforms, self.fits,
+            self.state(counters), self.solutions, self.bs_table, self.terms,
             stop_sols[0] if stop_sols.size else -1, stop_sols[-1] + 1 if stop_sols.size else -1)
         (self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls,
          self.n_live) = (int(c) for c in counters)
@@ -489,17 +550,21 @@ def run_matching(problem: MatchingProblem,
     return AscendingMatching(problem, volunteers).run()
 
 
-def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any, held: Any,
-                       held_pay: Any, bs_version: Any, sol_bs: Any, sol_client: Any,
-                       sol_presence: Any, sol_weights: Any, volunteer_rate: float, caps: Any,
-                       penalty_client_ratio: float, penalty_bs_ratio: float, node_limit: int
-                       ) -> tuple[int, Any, int]:
+def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
+                       state: MatchingState, sols: SolutionTable, bss: BSTable,
+                       terms: MatchingTerms) -> tuple[int, Any, int]:
     """``AscendingMatching._answer_with_numpy`` in loops, for numba (compiled only).
 
     Returns its (outcome, rejected, displacements); an instance the branch and bound leaves to
     the typed search or HiGHS returns ``TOO_HARD`` before changing anything, and the numpy twin
     takes over.
     """
+    held, held_pay, bs_version = state.held, state.held_pay, state.bs_version
+    sol_bs, sol_client, sol_presence, sol_weights = (sols.bs, sols.client, sols.presence,
+                                                     sols.weights)
+    volunteer_rate, caps = state.volunteer_rate[j], bss.caps[j]
+    penalty_client_ratio, penalty_bs_ratio = terms.penalty_client_ratio, terms.penalty_bs_ratio
+    node_limit = terms.node_limit
     held_here = np.empty(len(held), dtype=np.int64)
     n_held = 0
     for c in range(len(held)):  # by client, hence by solution
@@ -604,18 +669,22 @@ def _acceptable_at(value: float, pay: float, presence: float, volunteer: float, 
     return bool(risk <= risk_limit + 1e-12)
 
 
-def _proposals_with_loops(live: Any, n_live: int, capped: Any, capped_version: Any,
-                          bs_version: Any, revivals: Any, max_revivals: int, alive: Any,
-                          held: Any, held_pay: Any, bids: Any, sol_bs: Any, sol_client: Any,
-                          sol_value: Any, sol_presence: Any, sol_threshold: Any,
-                          sol_risk_limit: Any, volunteer_rate: Any, penalty_client_ratio: float,
-                          penalty_bs_ratio: float, risk_on: bool) -> tuple[Any, int]:
+def _proposals_with_loops(n_live: int, state: MatchingState, sols: SolutionTable,
+                          terms: MatchingTerms) -> tuple[Any, int]:
     """``candidates`` + ``_rule_proposals`` of ``AscendingMatching`` in loops, for numba.
 
     Compiled only; the same eligibility tests, utilities and risks with the same floating-point
     operations, so the same proposals. Visits the solutions ``live[:n_live]`` (ascending) and
     moves those that can never be proposed again out of it; returns (proposals, new n_live).
     """
+    live, capped, capped_version, bs_version = (state.live, state.capped, state.capped_version,
+                                                state.bs_version)
+    revivals, alive, held, held_pay, bids = (state.revivals, state.alive, state.held,
+                                             state.held_pay, state.bids)
+    volunteer_rate, max_revivals, risk_on = state.volunteer_rate, terms.max_revivals, terms.risk_on
+    sol_bs, sol_client, sol_value, sol_presence = sols.bs, sols.client, sols.value, sols.presence
+    sol_threshold, sol_risk_limit = sols.threshold, sols.risk_limit
+    penalty_client_ratio, penalty_bs_ratio = terms.penalty_client_ratio, terms.penalty_bs_ratio
     proposals = np.empty(n_live, dtype=np.int64)  # at most one per client
     n_proposals = 0
     utility = np.empty(n_live)
@@ -664,30 +733,32 @@ def _proposals_with_loops(live: Any, n_live: int, capped: Any, capped_version: A
     return proposals[:n_proposals], kept
 
 
-def _raise_with_loops(rejected: Any, bids: Any, step: Any, sol_value: Any, sol_presence: Any,
-                      sol_bs: Any, volunteer_rate: Any, sol_threshold: Any, sol_risk_limit: Any,
-                      penalty_client_ratio: float, penalty_bs_ratio: float, risk_on: bool,
-                      alive: Any, capped: Any, capped_version: Any, bs_version: Any) -> None:
+def _raise_with_loops(rejected: Any, state: MatchingState, sols: SolutionTable,
+                      terms: MatchingTerms) -> None:
     """``AscendingMatching._raise_bids`` in loops, for numba (compiled only)."""
+    bids = state.bids
     for s in rejected:
-        raised = min(bids[s] + step[s], sol_value[s])
+        raised = min(bids[s] + sols.step[s], sols.value[s])
         if raised > bids[s] + 1e-12 and _acceptable_at(
-                sol_value[s], raised, sol_presence[s], volunteer_rate[sol_bs[s]],
-                sol_threshold[s], sol_risk_limit[s], penalty_client_ratio, penalty_bs_ratio,
-                risk_on):
+                sols.value[s], raised, sols.presence[s], state.volunteer_rate[sols.bs[s]],
+                sols.threshold[s], sols.risk_limit[s], terms.penalty_client_ratio,
+                terms.penalty_bs_ratio, terms.risk_on):
             bids[s] = raised
         else:
-            alive[s] = False
-            capped[s] = True
-            capped_version[s] = bs_version[sol_bs[s]]
+            state.alive[s] = False
+            state.capped[s] = True
+            state.capped_version[s] = state.bs_version[sols.bs[s]]
 
 
-def _volunteer_rate_with_loops(j: int, held: Any, held_pay: Any, sol_bs: Any, sol_client: Any,
-                               sol_presence: Any, sol_weights: Any, penalty_bs_ratio: float,
-                               supply_bandwidth_hz: float, supply_power_w: float,
-                               exact_max_contracts: int, uniforms: Any) -> float:
+def _volunteer_rate_with_loops(j: int, state: MatchingState, sols: SolutionTable,
+                               bss: BSTable, terms: MatchingTerms) -> float:
     """BS ``j``'s E[v] for its tentative contracts: ``AscendingMatching._publish_volunteer_rates``
     and ``expected_volunteer_rate`` in loops, for numba (compiled only; same sums, same order)."""
+    held, held_pay, sol_bs, sol_presence, sol_weights = (state.held, state.held_pay, sols.bs,
+                                                         sols.presence, sols.weights)
+    penalty_bs_ratio, exact_max_contracts = terms.penalty_bs_ratio, terms.exact_max_contracts
+    supply_bandwidth_hz, supply_power_w = bss.supply_bandwidth_hz[j], bss.supply_power_w[j]
+    uniforms = bss.uniforms
     n = 0
     for c in range(len(held)):
         if held[c] >= 0 and sol_bs[held[c]] == j:
@@ -734,17 +805,16 @@ def _volunteer_rate_with_loops(j: int, held: Any, held_pay: Any, sol_bs: Any, so
     return expected_volunteers / expected_present
 
 
-def _must_choose_with_loops(client_start: int, client_stop: int, held_now: int, alive: Any,
-                            capped: Any, capped_version: Any, bs_version: Any, revivals: Any,
-                            max_revivals: int, fits: Any, sol_bs: Any) -> bool:
+def _must_choose_with_loops(client_start: int, client_stop: int, state: MatchingState,
+                            sols: SolutionTable, terms: MatchingTerms) -> bool:
     """``AscendingMatching.must_choose`` for the client of solutions ``client_start`` to
-    ``client_stop`` - 1 (held at ``held_now``), in loops, for numba (compiled only)."""
-    if held_now >= 0:
+    ``client_stop`` - 1, in loops, for numba (compiled only)."""
+    if state.held[sols.client[client_start]] >= 0:
         return False
     for s in range(client_start, client_stop):
-        revived = (capped[s] and capped_version[s] != bs_version[sol_bs[s]]
-                   and revivals[s] < max_revivals)
-        if (alive[s] or revived) and fits[s]:
+        revived = (state.capped[s] and state.capped_version[s] != state.bs_version[sols.bs[s]]
+                   and state.revivals[s] < terms.max_revivals)
+        if (state.alive[s] or revived) and sols.fits[s]:
             return True
     return False
 
@@ -753,35 +823,25 @@ def _must_choose_with_loops(client_start: int, client_stop: int, held_now: int, 
 CONVERGED, ROUND_LIMIT, INTERRUPTED, STOPPED = 0, 1, 2, 3
 
 
-def _rounds_with_loops(counters: Any, live: Any, max_rounds: int, max_revivals: int, capped: Any,
-                       capped_version: Any, bs_version: Any, revivals: Any, alive: Any,
-                       held: Any, held_pay: Any, bids: Any, step: Any, sol_bs: Any,
-                       sol_client: Any, sol_value: Any, sol_presence: Any, sol_threshold: Any,
-                       sol_risk_limit: Any, sol_weights: Any, volunteer_rate: Any, bs_caps: Any,
-                       penalty_client_ratio: float, penalty_bs_ratio: float, risk_on: bool,
-                       node_limit: int, estimate: bool, estimated_version: Any,
-                       supply_bandwidth_hz: Any, supply_power_w: Any, exact_max_contracts: int,
-                       uniforms: Any, fits: Any, stop_start: int, stop_stop: int
+def _rounds_with_loops(state: MatchingState, sols: SolutionTable, bss: BSTable,
+                       terms: MatchingTerms, stop_start: int, stop_stop: int
                        ) -> tuple[int, Any, int, Any]:
     """``AscendingMatching.run_rounds`` in loops, for numba (compiled only).
 
-    Plays rule rounds (``counters``: rounds, proposals, displacements, knapsack calls, and the
-    live solutions of ``live``, see ``_proposals_with_loops``), the BSs
-    publishing E[v] when ``estimate``, until no proposal is left (``CONVERGED``),
+    Plays rule rounds (``state.counters``: rounds, proposals, displacements, knapsack calls,
+    and the live solutions of ``state.live``, see ``_proposals_with_loops``), the BSs
+    publishing E[v] when ``terms.estimate``, until no proposal is left (``CONVERGED``),
     ``max_rounds`` (``ROUND_LIMIT``), the client of solutions ``stop_start`` to ``stop_stop``
     - 1 must choose (``STOPPED``; -1: none), or a BS's selection needs the typed search or
     HiGHS (``INTERRUPTED``: returns the round's proposals, the position of that BS among the
     answering BSs and the solutions rejected so far; the caller finishes the round).
     """
+    counters, bids, capped, revivals = state.counters, state.bids, state.capped, state.revivals
+    held, bs_version, sol_bs = state.held, state.bs_version, sols.bs
     while True:
-        if stop_start >= 0 and _must_choose_kernel(
-                stop_start, stop_stop, held[sol_client[stop_start]], alive, capped,
-                capped_version, bs_version, revivals, max_revivals, fits, sol_bs):
+        if stop_start >= 0 and _must_choose_kernel(stop_start, stop_stop, state, sols, terms):
             return STOPPED, np.empty(0, dtype=np.int64), 0, np.empty(0, dtype=np.int64)
-        proposals, counters[4] = _proposals_kernel(
-            live, counters[4], capped, capped_version, bs_version, revivals, max_revivals, alive,
-            held, held_pay, bids, sol_bs, sol_client, sol_value, sol_presence, sol_threshold,
-            sol_risk_limit, volunteer_rate, penalty_client_ratio, penalty_bs_ratio, risk_on)
+        proposals, counters[4] = _proposals_kernel(counters[4], state, sols, terms)
         if len(proposals) == 0:
             return CONVERGED, proposals, 0, np.empty(0, dtype=np.int64)
         counters[0] += 1
@@ -801,10 +861,8 @@ def _rounds_with_loops(counters: Any, live: Any, max_rounds: int, max_revivals: 
         for j in range(len(bs_version)):
             if not proposed_to[j]:
                 continue
-            outcome, rej, n_displaced = _answer_kernel(
-                j, proposals, pays, at_rule_price, held, held_pay, bs_version, sol_bs, sol_client,
-                sol_presence, sol_weights, volunteer_rate[j], bs_caps[j], penalty_client_ratio,
-                penalty_bs_ratio, node_limit)
+            outcome, rej, n_displaced = _answer_kernel(j, proposals, pays, at_rule_price, state,
+                                                       sols, bss, terms)
             if outcome == TOO_HARD:
                 return INTERRUPTED, proposals, position, rejected[:n_rejected]
             counters[2] += n_displaced
@@ -814,18 +872,13 @@ def _rounds_with_loops(counters: Any, live: Any, max_rounds: int, max_revivals: 
             n_rejected += len(rej)
             position += 1
         rejected = rejected[:n_rejected]
-        if estimate:
+        if terms.estimate:
             for j in range(len(bs_version)):
-                if estimated_version[j] != bs_version[j]:
-                    estimated_version[j] = bs_version[j]
-                    volunteer_rate[j] = _volunteer_rate_kernel(
-                        j, held, held_pay, sol_bs, sol_client, sol_presence, sol_weights,
-                        penalty_bs_ratio, supply_bandwidth_hz[j], supply_power_w[j],
-                        exact_max_contracts, uniforms)
-        _raise_kernel(rejected, bids, step, sol_value, sol_presence, sol_bs, volunteer_rate,
-                      sol_threshold, sol_risk_limit, penalty_client_ratio, penalty_bs_ratio,
-                      risk_on, alive, capped, capped_version, bs_version)
-        if counters[0] >= max_rounds:
+                if state.estimated_version[j] != bs_version[j]:
+                    state.estimated_version[j] = bs_version[j]
+                    state.volunteer_rate[j] = _volunteer_rate_kernel(j, state, sols, bss, terms)
+        _raise_kernel(rejected, state, sols, terms)
+        if counters[0] >= terms.max_rounds:
             return ROUND_LIMIT, proposals, 0, rejected
 
 
@@ -836,6 +889,7 @@ class Kernels:
     answer: Callable[..., tuple[int, IntArray, int]]
     proposals: Callable[..., tuple[IntArray, int]]
     raise_bids: Callable[..., None]
+    must_choose: Callable[..., bool]
     rounds: Callable[..., tuple[int, IntArray, int, IntArray]]
 
 
@@ -897,17 +951,19 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     # one client, one solution, one BS: compiles (or loads) every loop for the argument types
     # of the calls, including those the Python methods make, so that no timed region compiles
     one, no, unit = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.bool_), np.ones(1)
-    caps = np.full((1, 4), 2.0)
-    rounds(np.ones(5, dtype=np.int64), one.copy(), 10, 10, no, one - 1, one.copy(), one.copy(),
-           ~no, one - 1, np.zeros(1), unit / 2, unit / 10, one, one, unit,
-           unit, np.zeros(1), np.full(1, np.inf), np.ones((4, 1)), np.zeros(1),
-           caps, 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, one - 1,
-           unit, unit, 4, np.zeros((0, 1)), ~no, 0, 1)
-    _proposals_kernel(one.copy(), 1, no, one - 1, one.copy(), one.copy(), 10, ~no, one - 1,
-                      np.zeros(1), unit / 2, one, one, unit, unit, np.zeros(1),
-                      np.full(1, np.inf), np.zeros(1), 0.1, 0.1, False)
-    _answer_kernel(0, one.copy(), unit / 2, ~no, one - 1, np.zeros(1), one.copy(), one, one,
-                   unit, np.ones((4, 1)), 0.0, caps[0], 0.1, 0.1, DEFAULT_NODE_LIMIT)
-    _raise_kernel(one.copy(), unit / 2, unit / 10, unit, unit, one, np.zeros(1), np.zeros(1),
-                  np.full(1, np.inf), 0.1, 0.1, False, ~no, no.copy(), one.copy(), one.copy())
-    return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, rounds)
+    sols = SolutionTable(one.copy(), one.copy(), unit.copy(), unit.copy(), np.zeros(1),
+                         np.full(1, np.inf), np.ones((4, 1)), unit / 10, ~no)
+    bss = BSTable(np.full((1, 4), 2.0), unit.copy(), unit.copy(), np.zeros((0, 1)))
+    terms = MatchingTerms(10, 10, 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, 4)
+
+    def state() -> MatchingState:
+        return MatchingState(np.ones(5, dtype=np.int64), one.copy(), no.copy(), one - 1,
+                             one.copy(), one.copy(), ~no, one - 1, np.zeros(1), unit / 2,
+                             np.zeros(1), one - 1)
+
+    rounds(state(), sols, bss, terms, 0, 1)
+    _proposals_kernel(1, state(), sols, terms)
+    _answer_kernel(0, one.copy(), unit / 2, ~no, state(), sols, bss, terms)
+    _raise_kernel(one.copy(), state(), sols, terms)
+    _must_choose_kernel(0, 1, state(), sols, terms)
+    return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, _must_choose_kernel, rounds)
