@@ -480,15 +480,11 @@ class AscendingMatching:
 
     def must_choose(self, client: int, sols: IntArray | None = None) -> bool:
         """``client`` is free and has a solution it may propose this round: the rounds at which
-        a bidding agent decides (``sols``: its ``solutions_of``, when the caller has them; one
-        function, ``_must_choose_with_loops``, compiled or not)."""
+        a bidding agent decides (``sols``: its ``solutions_of``, when the caller has them).
+        ``_must_choose_with_loops`` is its compiled twin, called inside the compiled rounds
+        (here, between rounds, numpy is faster than a call into compiled code)."""
         sols = self.solutions_of(client) if sols is None else sols
-        if sols.size == 0:
-            return False
-        kernels = self.kernels
-        must_choose = _must_choose_with_loops if kernels is None else kernels.must_choose
-        return bool(must_choose(int(sols[0]), int(sols[-1]) + 1, self.state(), self.solutions,
-                                self.terms))
+        return bool(self.held[client] < 0 and self.proposable(sols).any())
 
     def run(self) -> MatchingResult:
         """Play rule rounds until the matching finishes."""
@@ -889,7 +885,6 @@ class Kernels:
     answer: Callable[..., tuple[int, IntArray, int]]
     proposals: Callable[..., tuple[IntArray, int]]
     raise_bids: Callable[..., None]
-    must_choose: Callable[..., bool]
     rounds: Callable[..., tuple[int, IntArray, int, IntArray]]
 
 
@@ -965,5 +960,4 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     _proposals_kernel(1, state(), sols, terms)
     _answer_kernel(0, one.copy(), unit / 2, ~no, state(), sols, bss, terms)
     _raise_kernel(one.copy(), state(), sols, terms)
-    _must_choose_kernel(0, 1, state(), sols, terms)
-    return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, _must_choose_kernel, rounds)
+    return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, rounds)
