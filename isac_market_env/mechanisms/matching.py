@@ -28,8 +28,10 @@ and so is a moving client's release of its former BS.
 With numba installed (the ``fast`` extra) the loops run compiled: ``_proposals_with_loops``
 (step 1), ``_answer_with_loops`` (step 2), ``_raise_with_loops`` (step 3),
 ``_volunteer_rate_with_loops`` (step 4) and whole runs of rounds (``_rounds_with_loops``, up to
-the next round in which a bidding agent's client must choose). They repeat the numpy methods
-operation for operation; tests check that episodes and env rollouts are identical.
+the next round in which a bidding agent's client must choose), on the typed records
+``SolutionTable``, ``BSTable``, ``MatchingTerms`` and ``MatchingState``. They repeat the numpy
+methods operation for operation (raising bids is one function for both); tests check that
+episodes and env rollouts are identical.
 """
 
 from __future__ import annotations
