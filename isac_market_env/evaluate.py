@@ -5,6 +5,7 @@ type."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,26 @@ def _market_actions(policies: dict[str, Any], obs: dict[str, Any],
     return actions
 
 
+@functools.lru_cache(maxsize=4096)
+def _welfare_bound(env_kwargs_json: str, seed: int, n_periods: int) -> float:
+    """The certified welfare bound of a seed's markets (the ``optimal`` row on every period's
+    market; participation drifts as in the game, independently of what anyone does), kept
+    for the next policy evaluated on the same seeds."""
+    from isac_market_env.envs.multiagent import parallel_env
+    from isac_market_env.market.periods import ContractPeriods
+    from isac_market_env.market.variants import get_mechanism
+
+    env = parallel_env(**json.loads(env_kwargs_json))
+    periods = ContractPeriods(env.scenario_name, env.config, get_mechanism("optimal"), seed,
+                              env.drift_std, env.eua_directory)
+    bound = 0.0
+    for _ in range(n_periods):
+        s = periods.next_market(np.zeros(2 * env.n_bss)).run().summary()
+        bound += s.get("welfare_upper_bound", s["social_welfare"])
+        periods.drift()
+    return bound
+
+
 def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs: dict[str, Any]
                          ) -> list[dict[str, float]]:
     """One episode of the multi-agent market per seed. Per episode: SW, MU and BS utility,
@@ -177,8 +198,6 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
     long-term contracts' payment over expected value, and the share of their proposals priced
     below the rule's ascending bid (bid shading)."""
     from isac_market_env.envs.multiagent import parallel_env
-    from isac_market_env.market.periods import ContractPeriods
-    from isac_market_env.market.variants import get_mechanism
     from isac_market_env.metrics.episode import episode_summary, net_welfare
 
     rows = []
@@ -207,13 +226,8 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
             c = market.contracts
             mu = c.client < env.n_mus
             pay_to_value += (c.pay[mu] / market.book.sol_value[c.solution[mu]]).tolist()
-        bound = 0.0
-        periods = ContractPeriods(env.scenario_name, env.config, get_mechanism("optimal"), seed,
-                                  env.drift_std, env.eua_directory)
-        for _ in range(len(markets)):
-            s = periods.next_market(np.zeros(2 * env.n_bss)).run().summary()
-            bound += s.get("welfare_upper_bound", s["social_welfare"])
-            periods.drift()
+        bound = _welfare_bound(json.dumps(env_kwargs, sort_keys=True, default=str), seed,
+                               len(markets))
         totals["welfare_bound"] = bound
         totals["sw_to_bound"] = totals["social_welfare"] / bound if bound > 0 else float("nan")
         totals["mu_pay_to_value"] = float(np.mean(pay_to_value)) if pay_to_value else 0.0
