@@ -76,8 +76,9 @@ def build_config(env_config: dict[str, Any], learning: list[str], seed: int,
             .multi_agent(policies=set(learning), policy_mapping_fn=policy_for,
                          policies_to_train=list(learning))
             .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=modules))
+            # a BS's step is a whole contract period (seconds): no timeout on sampling
             .env_runners(num_env_runners=num_env_runners, rollout_fragment_length="auto",
-                         num_cpus_per_env_runner=1)
+                         num_cpus_per_env_runner=1, sample_timeout_s=None)
             .learners(num_learners=0)
             .training(train_batch_size_per_learner=batch, minibatch_size=minibatch,
                       num_epochs=epochs, lr=learning_rate)
@@ -99,6 +100,9 @@ def latest_checkpoint(directory: Path) -> tuple[Path, int] | None:
 def iteration_row(result: dict[str, Any], iteration: int, wall_s: float) -> dict[str, Any]:
     """What ``run.json`` keeps of one iteration's result."""
     runners = result.get("env_runners", {})
+    if not runners.get("num_env_steps_sampled"):
+        raise RuntimeError(f"iteration {iteration} sampled no env steps: the env runners "
+                           "returned nothing (see Ray's log)")
     returns = runners.get("module_episode_returns_mean", {})
     sample_s = float(result.get("timers", {}).get("env_runner_sampling_timer", float("nan")))
     env_s = float(runners.get("env_step_timer", float("nan")))
