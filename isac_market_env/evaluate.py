@@ -195,8 +195,9 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
     """One episode of the multi-agent market per seed. Per episode: SW, MU and BS utility,
     NI, ECIBC, the net welfare (SW minus the overhead's price), SW over the certified welfare
     bound of the same markets (the ``optimal`` row, every period), and how the MUs bid: their
-    long-term contracts' payment over expected value, and the share of their proposals priced
-    below the rule's ascending bid (bid shading)."""
+    long-term contracts' payment over expected value, the share of their proposals that jump
+    above the ascending bid, and the share of the rounds in which the rule would propose for
+    an MU but it passes (dropping out early: bid shading in an ascending auction)."""
     from isac_market_env.envs.multiagent import parallel_env
     from isac_market_env.metrics.episode import episode_summary, net_welfare
 
@@ -205,13 +206,18 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
         env = parallel_env(**env_kwargs)
         obs, infos = env.reset(seed=seed)
         markets: list[Any] = []
-        steps, proposals, shaded = 0, 0, 0
+        steps, proposals, jumps, rule_proposals, dropouts = 0, 0, 0, 0, 0
         while env.agents:
-            obs, _, _, _, infos = env.step(_market_actions(policies, obs, infos))
+            actions = _market_actions(policies, obs, infos)
+            for agent in env.agents:  # the MUs the rule would propose for now
+                if agent.startswith("mu_") and infos[agent]["rule_action"] != 0:
+                    rule_proposals += 1
+                    dropouts += actions[agent] == 0
+            obs, _, _, _, infos = env.step(actions)
             clients, pays, rule_bids = env.last_proposals
             is_mu = clients < env.n_mus
             proposals += int(is_mu.sum())
-            shaded += int((pays[is_mu] < rule_bids[is_mu] - 1e-12).sum())
+            jumps += int((pays[is_mu] > rule_bids[is_mu] + 1e-12).sum())
             if env.market is not None and (not markets or markets[-1] is not env.market):
                 markets.append(env.market)
             steps += 1
@@ -231,7 +237,8 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
         totals["welfare_bound"] = bound
         totals["sw_to_bound"] = totals["social_welfare"] / bound if bound > 0 else float("nan")
         totals["mu_pay_to_value"] = float(np.mean(pay_to_value)) if pay_to_value else 0.0
-        totals["mu_shaded_proposals"] = shaded / proposals if proposals else 0.0
+        totals["mu_jump_bids"] = jumps / proposals if proposals else 0.0
+        totals["mu_dropouts"] = dropouts / rule_proposals if rule_proposals else 0.0
         rows.append({"seed": seed, "steps": steps, **totals})
     return rows
 

@@ -239,7 +239,7 @@ def test_evaluate_the_market_game_rule_and_fixed_rates() -> None:
         assert row["social_welfare"] == s["social_welfare"]
         assert row["mu_utility"] + row["bs_utility"] == pytest.approx(s["social_welfare"])
         assert 0 < row["sw_to_bound"] <= 1 + 1e-9
-        assert row["mu_shaded_proposals"] == 0.0  # the rule bids its ascending price
+        assert row["mu_jump_bids"] == 0.0 and row["mu_dropouts"] == 0.0  # the rule's bids
     with pytest.raises(ValueError, match="overbooking_levels"):
         load_market_policies("fixed:0.25", kwargs)
     with pytest.raises(ValueError, match="bs_agents"):
@@ -259,3 +259,24 @@ def test_overbooking_v0_offers_net_welfare() -> None:
     r_sw, *_, info = sw.step(action)[1:]
     r_net = net.step(action)[1]
     assert r_net == pytest.approx(r_sw - 0.5 * info["ecibc_j"], rel=1e-9) and r_net < r_sw
+
+
+def test_stubborn_low_bidders_cannot_stall_the_auction() -> None:
+    """Every client always proposing its first allowed solution at bid level 1, whatever is
+    rejected: the auction stays ascending (a rejected price rises), so every matching ends
+    long before its round cap and the market keeps its rules."""
+    ma = parallel_env(**SMALL, market_overrides={"max_rounds": 2000})
+    obs, _ = ma.reset(seed=1)
+    steps = 0
+    while ma.agents:
+        actions = {}
+        for agent in ma.agents:
+            allowed = np.flatnonzero(obs[agent]["action_mask"])
+            if allowed.size > 1:
+                actions[agent] = int(allowed[1]) + 1 if obs[agent]["action_mask"][
+                    allowed[1] + 1] else int(allowed[1])  # level 1 of the first slot
+        obs, *_ = ma.step(actions)
+        steps += 1
+    rounds = ma.market.signing.rounds + sum(tx.online_rounds for tx in ma.market.transactions)
+    assert steps < 500 and rounds < 500 and ma.market.signing.converged
+    check_episode(ma.market)

@@ -74,7 +74,11 @@ class ISACMarketParallelEnv(ParallelEnv):
     Client: ``Discrete(1 + K L)``: 0 passes; ``1 + k L + l`` proposes slot k's solution (K =
     n_bss x request grid, slot ``bs * grid + point``: one fixed (BS, bandwidth, power) per slot)
     at bid level l (0: the rule's current ascending bid; l >= 1: ``reserve + (value - reserve)
-    l / (L - 1)``), as ``ISACMarket-Bidding-v0``. BS: ``Discrete(1 + R^2)``: 0 keeps its
+    l / (L - 1)``), as ``ISACMarket-Bidding-v0``, except that the auction stays ascending: a
+    level below the solution's current bid bids that bid, a level above it is a jump bid that
+    becomes the client's bid there, and a rejection raises it by Delta p (so every matching
+    ends; ``EpisodeDriver.play``). Bid shading is therefore passing or dropping out early,
+    not bidding below a price the BS already turned down. BS: ``Discrete(1 + R^2)``: 0 keeps its
     current rates (the configured ones in the first period); ``1 + r_B R + r_P`` sets the
     bandwidth and power rates to ``overbooking_levels[r_B]``, ``[r_P]``. An action the mask
     forbids is a no-op (a pass or keeping the rates); an action outside the space, or an
@@ -408,7 +412,7 @@ class ISACMarketParallelEnv(ParallelEnv):
         pays = np.where(level == 0, view.rule_bid[sols],
                         reserve + (value - reserve) * level / (self.n_levels - 1))
         order = np.argsort(sols, kind="stable")
-        # this round's proposals as (client, price, the rule's bid there), for the record
+        # this round's proposals as (client, price asked, the rule's bid there), for the record
         self.last_proposals = (view.sol_client[sols[order]], pays[order],
                                view.rule_bid[sols[order]])
         self.driver.play(sols[order], pays[order])

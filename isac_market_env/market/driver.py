@@ -220,11 +220,19 @@ class EpisodeDriver:
 
     def play(self, proposals: NDArray[np.int64], pays: NDArray[np.float64]) -> None:
         """Play this round with ``proposals`` (matching solutions, at most one per client, in
-        ascending order) at ``pays``; no proposals ends the matching (``all_clients``)."""
+        ascending order) at ``pays``; no proposals ends the matching (``all_clients``).
+
+        The auction stays ascending whatever the clients bid: a price below a solution's
+        current bid is that bid, and a price above it is a jump bid that becomes the
+        solution's bid; a rejection then raises it by Delta p as the rule's would. So every
+        rejection raises a price and the matching ends (a price it may repeat could be
+        rejected for ever). At the rule's bids this is the rule's round."""
         m = self.matching
         if m is None or m.finished:
             raise RuntimeError("no matching round is waiting for proposals")
-        m.play_round(np.asarray(proposals, dtype=np.int64), np.asarray(pays, dtype=np.float64))
+        proposals = np.asarray(proposals, dtype=np.int64)
+        m.bids[proposals] = np.maximum(np.asarray(pays, dtype=np.float64), m.bids[proposals])
+        m.play_round(proposals)
 
     def tentative_bs(self) -> NDArray[np.int64] | None:
         """During the signing phase, per client the BS tentatively holding its proposal (-1:
