@@ -135,7 +135,7 @@ class EpisodeDriver:
             if m is not None:
                 if not self.all_clients:
                     m.run_rounds(stop_client=self.client)
-                elif not m.finished and not self._anyone_decides(m):
+                elif not m.finished and not self._decides(m).any():
                     m.play_round(np.zeros(0, dtype=np.int64))  # nobody may propose: it ends
                 if not m.finished:
                     return True
@@ -198,8 +198,7 @@ class EpisodeDriver:
             return None
         p = m.problem
         every = np.arange(len(p.sol_client))
-        holding = m.held[p.sol_client]
-        decides = m.proposable(every) & ((holding < 0) | (m.revived(every) & (holding != every)))
+        decides = self._decides(m)
         book_solution = (every if self.phase == "signing"
                          else np.asarray(self.pending.online_solutions
                                          if self.pending is not None else every))
@@ -209,14 +208,11 @@ class EpisodeDriver:
                          m.rule_proposals(), m.held.copy())
 
     @staticmethod
-    def _anyone_decides(m: AscendingMatching) -> bool:
-        """Some client may propose this round (``round_view``'s ``decides`` is not empty)."""
-        p = m.problem
-        every = np.arange(len(p.sol_client))
-        holding = m.held[p.sol_client]
-        proposable = m.proposable(every)
-        return bool(np.any(proposable & ((holding < 0)
-                                         | (m.revived(every) & (holding != every)))))
+    def _decides(m: AscendingMatching) -> NDArray[np.bool_]:
+        """Per matching solution: its client may propose it this round (``RoundView``)."""
+        every = np.arange(len(m.problem.sol_client))
+        holding = m.held[m.problem.sol_client]
+        return m.proposable(every) & ((holding < 0) | (m.revived(every) & (holding != every)))
 
     def play(self, proposals: NDArray[np.int64], pays: NDArray[np.float64]) -> None:
         """Play this round with ``proposals`` (matching solutions, at most one per client, in
