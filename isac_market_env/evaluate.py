@@ -15,7 +15,7 @@ import numpy as np
 
 from isac_market_env.envs import ENV_IDS
 from isac_market_env.metrics.episode import client_utility
-from isac_market_env.runs import env_id_argument, mean_ci95, write_atomic
+from isac_market_env.runs import Progress, env_id_argument, mean_ci95, write_atomic
 
 RULES = ("frbank", "fixed", "newsvendor")
 HELD_OUT_FIRST_SEED = 1_000_000  # training and evaluation seeds never overlap
@@ -202,6 +202,7 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
     from isac_market_env.metrics.episode import episode_summary, net_welfare
 
     rows = []
+    progress = Progress(len(seeds), "evaluate (episodes)")
     for seed in seeds:
         env = parallel_env(**env_kwargs)
         obs, infos = env.reset(seed=seed)
@@ -242,6 +243,7 @@ def evaluate_market_game(policies: dict[str, Any], seeds: list[int], env_kwargs:
         totals["mu_jump_bids"] = jumps / proposals if proposals else 0.0
         totals["mu_dropouts"] = dropouts / rule_proposals if rule_proposals else 0.0
         rows.append({"seed": seed, "steps": steps, **totals})
+        progress.advance(f"seed {seed}")
     return rows
 
 
