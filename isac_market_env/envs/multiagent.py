@@ -251,7 +251,6 @@ class ISACMarketParallelEnv(ParallelEnv):
         self._rule_bs_action = self._rate_action(self._rates)
         self._factor = self._reward_factors(preview.book.best_values(), most)
         self._last_period: dict[str, Any] = {}
-        self._sw_total = 0.0
         self.driver = None
         self._last_market = None
         self._carried = None
@@ -331,8 +330,6 @@ class ISACMarketParallelEnv(ParallelEnv):
         self.driver = EpisodeDriver(market, all_clients=True)
         self._overhead_seen = False
         self._sol_slot = self._slots(market)
-        book = market.book
-        self._contract_pay = np.zeros(book.n_clients)
         self.driver.advance()
         self._refresh()
 
@@ -370,7 +367,6 @@ class ISACMarketParallelEnv(ParallelEnv):
                              "rdsl_p": per_bs["rdsl_power"], "drlc": per_bs["drlc"],
                              "presence": float(np.mean([tx.mu_present.mean() for tx in txs])),
                              "sw_share": sw / most if most > 0 else 0.0}
-        self._sw_total += sw
         self._last_market = market
         self.periods.drift()
         self.driver = None
