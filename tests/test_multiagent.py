@@ -280,3 +280,31 @@ def test_stubborn_low_bidders_cannot_stall_the_auction() -> None:
     rounds = ma.market.signing.rounds + sum(tx.online_rounds for tx in ma.market.transactions)
     assert steps < 500 and rounds < 500 and ma.market.signing.converged
     check_episode(ma.market)
+
+
+def test_clients_by_rule_in_compiled_runs_is_the_same_episode() -> None:
+    """``step_clients_by_rule`` (the BS-only training path) plays the periods that stepping
+    every round with ``rule_action`` plays: the same records, the same summed rewards."""
+    kwargs = {**SMALL, "bs_agents": True, "n_periods": 2, "reward": "net_welfare"}
+    stepped, fast = parallel_env(**kwargs), parallel_env(**kwargs)
+    results = []
+    for game, quick in ((stepped, False), (fast, True)):
+        _, infos = game.reset(seed=3)
+        total, markets = 0.0, []
+        while game.agents:
+            if quick and game.driver is not None:
+                _, rewards, *_, infos = game.step_clients_by_rule()
+            else:
+                _, rewards, *_, infos = game.step({a: infos[a]["rule_action"]
+                                                     for a in game.agents})
+            total += rewards.get("bs_0", 0.0)
+            if game.market is not None and (not markets or markets[-1] is not game.market):
+                markets.append(game.market)
+        results.append((total, markets))
+    (total_a, markets_a), (total_b, markets_b) = results
+    assert len(markets_a) == len(markets_b) == 2
+    for a, b in zip(markets_a, markets_b, strict=True):
+        assert same_episode(a.result(), b.result())
+    assert total_a == pytest.approx(total_b, rel=1e-12)
+    with pytest.raises(RuntimeError, match="period"):
+        fast.step_clients_by_rule()

@@ -112,3 +112,33 @@ def test_multi_agent_training_checkpoint_resume_evaluate(tmp_path: object) -> No
     rule, learned = payload["policies"]
     assert 0 < rule["sw_to_bound"] <= 1 + 1e-9
     assert "social_welfare" in learned["paired_difference_to_first"]
+
+
+def test_rllib_market_env_with_bss_learning_steps_once_per_period() -> None:
+    """BSs learning alone: RLlib sees one step per period (the clients' rounds are played
+    in compiled runs inside) and the rewards are the periods' net welfare."""
+    from isac_market_env.envs.rllib_market import RLlibMarketEnv
+
+    env = RLlibMarketEnv({"n_mus": 8, "n_transactions": 2, "bs_agents": True, "n_periods": 3,
+                          "reward": "net_welfare", "reward_scale": 1.0, "learning": ["bs"]})
+    obs, _ = env.reset(seed=0)
+    steps, total = 0, 0.0
+    done = False
+    while not done:
+        assert sorted(obs) == [f"bs_{j}" for j in range(env.market_env.n_bss)]
+        obs, rewards, terminateds, _, _ = env.step({a: 0 for a in obs})
+        total += rewards["bs_0"]
+        done = terminateds["__all__"]
+        steps += 1
+    assert steps == 3
+    from isac_market_env.envs.multiagent import parallel_env
+
+    game = parallel_env(n_mus=8, n_transactions=2, bs_agents=True, n_periods=3,
+                        reward="net_welfare", reward_scale=1.0)
+    _, infos = game.reset(seed=0)
+    by_rounds = 0.0
+    while game.agents:  # keeping the rates (0) is the rule's 0.2 here
+        _, rewards, *_, infos = game.step({a: 0 if a.startswith("bs_") else
+                                           infos[a]["rule_action"] for a in game.agents})
+        by_rounds += rewards["bs_0"]
+    assert total == pytest.approx(by_rounds, rel=1e-12)

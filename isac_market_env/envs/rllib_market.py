@@ -99,18 +99,30 @@ class RLlibMarketEnv(MultiAgentEnv):
         actions = {a: info["rule_action"] for a, info in self._infos.items()
                    if agent_type(a) not in self.learning}
         actions.update({a: int(v) for a, v in learner_actions.items()})
-        self._obs, rewards, terminations, _, self._infos = self.market_env.step(actions)
-        for a in self.agents:
-            self._carry[a] += rewards[a]
+        outcome = self.market_env.step(actions)
+        self._absorb(outcome)
+        terminations = outcome[2]
         return bool(terminations) and all(terminations.values())
 
     def _play_until_a_learner_decides(self) -> bool:
+        clients_learn = any(t in self.learning for t in ("mu", "coalition"))
         while self.market_env.agents:
             if self._deciding():
                 return False
+            if not clients_learn and self.market_env.driver is not None:
+                # only the BSs learn: the period's rounds in compiled runs, as simulate plays
+                self._absorb(self.market_env.step_clients_by_rule())
+                if not self.market_env.agents:
+                    return True
+                continue
             if self._step_inner({a: NO_OP for a in self.agents}):
                 return True
         return True
+
+    def _absorb(self, outcome: tuple[Any, ...]) -> None:
+        self._obs, rewards, _, _, self._infos = outcome
+        for a in self.agents:
+            self._carry[a] += rewards[a]
 
 
 def make_rllib_market_env(config: dict[str, Any] | None = None) -> RLlibMarketEnv:
