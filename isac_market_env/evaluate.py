@@ -20,7 +20,6 @@ from isac_market_env.runs import Progress, env_id_argument, mean_ci95, write_ato
 RULES = ("frbank", "fixed", "newsvendor")
 HELD_OUT_FIRST_SEED = 1_000_000  # training and evaluation seeds never overlap
 MULTI_AGENT_ENV = "isac_market_v0"
-AGENT_TYPES = ("mu", "coalition", "bs")
 
 
 def evaluate_env_argument(text: str) -> str:
@@ -92,7 +91,7 @@ def load_market_policies(spec: str, env_kwargs: dict[str, Any]) -> dict[str, Any
     ``fixed:RATE``: the BSs (``bs_agents=True``) set RATE for both resources every period;
     an RLlib checkpoint of ``train.marl`` (a directory, or its ``final`` file naming one):
     its learned module per type, acting greedily."""
-    from isac_market_env.envs.multiagent import parallel_env
+    from isac_market_env.envs.multiagent import AGENT_TYPES, agent_type, parallel_env
 
     env = parallel_env(**env_kwargs)
     name, _, argument = spec.partition(":")
@@ -105,11 +104,10 @@ def load_market_policies(spec: str, env_kwargs: dict[str, Any]) -> dict[str, Any
             raise ValueError(f"fixed:RATE needs a number, got {spec}") from error
         if not env.bs_agents:
             raise ValueError("fixed:RATE sets the BSs' rates: give bs_agents=True in --config")
-        hits = np.flatnonzero(np.isclose(env.rate_levels, rate))
-        if not hits.size:
+        action = int(env.rate_actions(np.full(2 * env.n_bss, rate))[0])  # B and P at RATE
+        if action == 0:
             raise ValueError(f"fixed:{rate} is not one of the overbooking_levels "
                              f"{env.rate_levels.tolist()}")
-        action = 1 + int(hits[0]) * (len(env.rate_levels) + 1)  # the same level for B and P
         return {"bs": lambda observations, masks: [action] * len(observations)}
     path = Path(spec)
     if path.is_file():
@@ -127,7 +125,7 @@ def load_market_policies(spec: str, env_kwargs: dict[str, Any]) -> dict[str, Any
         if not (root / kind).is_dir():
             continue
         module = RLModule.from_checkpoint(str(root / kind))
-        agent = next((a for a in env.possible_agents if a.rsplit("_", 1)[0] == kind), "")
+        agent = next((a for a in env.possible_agents if agent_type(a) == kind), "")
         ours: Any = env.observation_spaces[agent]["observation"] if agent else None
         theirs = module.observation_space
         if isinstance(theirs, gym.spaces.Dict):  # RLlib's masking layout
@@ -159,9 +157,11 @@ def _market_actions(policies: dict[str, Any], obs: dict[str, Any],
                     infos: dict[str, Any]) -> dict[str, int]:
     """Every agent's action: its type's policy (one batch per type) where there is one and
     the agent has a decision, else the rule's."""
+    from isac_market_env.envs.multiagent import agent_type
+
     actions = {a: int(info["rule_action"]) for a, info in infos.items()}
     for kind, policy in policies.items():
-        agents = [a for a in obs if a.rsplit("_", 1)[0] == kind
+        agents = [a for a in obs if agent_type(a) == kind
                   and obs[a]["action_mask"].sum() > 1]
         if agents:
             chosen = policy([obs[a]["observation"] for a in agents],

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import isac_market_env
 from isac_market_env.runs import write_atomic
 
 HIDDEN = [64, 64]
@@ -48,7 +47,7 @@ def _marl() -> Any:
 
 def policy_for(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
     """The shared policy of ``agent_id``'s type (``mu_3`` -> ``mu``)."""
-    from isac_market_env.envs.rllib_market import agent_type
+    from isac_market_env.envs.multiagent import agent_type
 
     return agent_type(agent_id)
 
@@ -222,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
         algo.stop()
         ray.shutdown()
     print(f"done: {out}/final -> {(out / 'final').read_text().strip()}")
-    _ = isac_market_env  # the package version is recorded in run.json
     return 0
 
 

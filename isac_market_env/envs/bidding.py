@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from isac_market_env.envs.common import (
     REWARDS,
+    bid_level_price,
     check_kwargs,
     check_reset_options,
     episode_config,
@@ -269,7 +270,7 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
         price = None
         if level > 0:
             reserve, value = offer.reserve_price[slot], offer.value[slot]
-            price = reserve + (value - reserve) * level / (self.n_levels - 1)
+            price = bid_level_price(reserve, value, level, self.n_levels)
         self.driver.decide(slot, price)
 
     def _reward(self, completed: list[TransactionRecord]) -> float:

@@ -40,6 +40,12 @@ def episode_config(scenario: str, n_mus: int | None, n_transactions: int,
         physics_overrides=dict(overrides.get("physics_overrides") or {}))
 
 
+def bid_level_price(reserve: Any, value: Any, level: Any, n_levels: int) -> Any:
+    """The price of bid level ``level`` >= 1 of ``n_levels``: ``reserve + (value - reserve)
+    level / (n_levels - 1)`` (scalars or arrays; level 0, the rule's bid, is the caller's)."""
+    return reserve + (value - reserve) * level / (n_levels - 1)
+
+
 def validate_action(action: Any, space: spaces.Space[Any]) -> np.ndarray:
     """Return the action as an array or raise ValueError saying what is wrong with it."""
     arr = np.asarray(action)

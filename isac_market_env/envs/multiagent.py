@@ -18,7 +18,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from isac_market_env.envs.bidding import SLOT_FEATURE_NAMES
-from isac_market_env.envs.common import check_kwargs, episode_config
+from isac_market_env.envs.common import bid_level_price, check_kwargs, episode_config
 from isac_market_env.envs.render import render_ansi, render_frame, sw_so_far
 from isac_market_env.market.driver import EpisodeDriver, RoundView
 from isac_market_env.market.market import Market
@@ -47,6 +47,12 @@ BS_FEATURE_NAMES = ("bandwidth_supply_share", "power_supply_share", "rdsl_bandwi
                     "sw_share_last_period", "decides")
 DEFAULT_RATE_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 NO_OP = 0
+AGENT_TYPES = ("mu", "coalition", "bs")
+
+
+def agent_type(agent: str) -> str:
+    """``mu_3`` -> ``mu``: the type (and so the shared policy) of an agent."""
+    return agent.rsplit("_", 1)[0]
 
 
 class ISACMarketParallelEnv(ParallelEnv):
@@ -248,7 +254,7 @@ class ISACMarketParallelEnv(ParallelEnv):
         most = float(preview.book.best_values().sum())
         self._rates = np.concatenate([np.asarray(r, dtype=float) for r in
                                       preview.config.market.overbooking_rates(self.n_bss)])
-        self._rule_bs_action = self._rate_action(self._rates)
+        self._rule_bs_action = self.rate_actions(self._rates)
         self._factor = self._reward_factors(preview.book.best_values(), most)
         self._last_period: dict[str, Any] = {}
         self.driver = None
@@ -348,6 +354,7 @@ class ISACMarketParallelEnv(ParallelEnv):
         self.driver = EpisodeDriver(market, all_clients=True)
         self._overhead_seen = False
         self._sol_slot = self._slots(market)
+        self._value_scale = 1.0 / np.maximum(market.book.best_values(), 1e-9)  # 1 / v*
         self.driver.advance()
         self._refresh()
 
@@ -424,7 +431,7 @@ class ISACMarketParallelEnv(ParallelEnv):
         sols, level = sols[ok], level[ok]
         reserve, value = view.reserve_price[sols], view.value[sols]
         pays = np.where(level == 0, view.rule_bid[sols],
-                        reserve + (value - reserve) * level / (self.n_levels - 1))
+                        bid_level_price(reserve, value, level, self.n_levels))
         order = np.argsort(sols, kind="stable")
         # this round's proposals as (client, price asked, the rule's bid there), for the record
         self.last_proposals = (view.sol_client[sols[order]], pays[order],
@@ -447,7 +454,7 @@ class ISACMarketParallelEnv(ParallelEnv):
         if driver is not None:
             market = driver.market
             book = market.book
-            scale = 1.0 / np.maximum(book.best_values(), 1e-9)
+            scale = self._value_scale
             slots_view = obs[:, :width].reshape(n_clients, self.n_slots, n_slot_features)
             glob = obs[:, width:]
             if view is not None:
@@ -508,9 +515,9 @@ class ISACMarketParallelEnv(ParallelEnv):
             out[view.sol_client[rule]] = 1 + self._view_slots[rule] * self.n_levels
         return out
 
-    def _rate_action(self, rates: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Per BS the action that sets ``rates`` (the configured ones: FRBank's rule), or the
-        no-op (keep) where a rate is not one of the levels."""
+    def rate_actions(self, rates: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Per BS the action that sets ``rates = [O_B_1..O_B_n, O_P_1..O_P_n]`` (the configured
+        ones: FRBank's rule), or the no-op (0, keep) where a rate is not one of the levels."""
         n, out = self.n_bss, np.zeros(self.n_bss, dtype=np.int64)
         for j in range(n):
             hit_b = np.flatnonzero(np.isclose(self.rate_levels, rates[j]))
@@ -589,5 +596,14 @@ def env(**kwargs: Any) -> Any:
     return parallel_to_aec(parallel_env(**kwargs))
 
 
-__all__ = ["BS_FEATURE_NAMES", "CLIENT_GLOBAL_FEATURE_NAMES", "ENV_NAME", "MA_REWARDS",
-           "ISACMarketParallelEnv", "env", "parallel_env"]
+__all__ = [
+    "AGENT_TYPES",
+    "BS_FEATURE_NAMES",
+    "CLIENT_GLOBAL_FEATURE_NAMES",
+    "ENV_NAME",
+    "MA_REWARDS",
+    "ISACMarketParallelEnv",
+    "agent_type",
+    "env",
+    "parallel_env",
+]

@@ -18,15 +18,14 @@ import numpy as np
 from gymnasium import spaces
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from isac_market_env.envs.multiagent import NO_OP, ISACMarketParallelEnv
+from isac_market_env.envs.multiagent import (
+    AGENT_TYPES,
+    NO_OP,
+    ISACMarketParallelEnv,
+    agent_type,
+)
 
-AGENT_TYPES = ("mu", "coalition", "bs")
 RLLIB_ENV_NAME = "isac_market_v0"
-
-
-def agent_type(agent: str) -> str:
-    """``mu_3`` -> ``mu``: the policy an agent shares with its type."""
-    return agent.rsplit("_", 1)[0]
 
 
 class RLlibMarketEnv(MultiAgentEnv):

@@ -96,6 +96,7 @@ class EpisodeDriver:
         self.pending: PendingTransaction | None = None
         self._completed: list[TransactionRecord] = []
         self._in_problem = self.client_solutions.copy()  # book solution -> problem index or -1
+        self._round_decides: NDArray[np.bool_] | None = None  # this round's, once advance saw it
         if self.client is None:
             return
         if market.spec.offline:
@@ -135,8 +136,10 @@ class EpisodeDriver:
             if m is not None:
                 if not self.all_clients:
                     m.run_rounds(stop_client=self.client)
-                elif not m.finished and not self._decides(m).any():
-                    m.play_round(np.zeros(0, dtype=np.int64))  # nobody may propose: it ends
+                elif not m.finished:
+                    self._round_decides = self._decides(m)
+                    if not self._round_decides.any():  # nobody may propose: the round ends it
+                        m.play_round(np.zeros(0, dtype=np.int64))
                 if not m.finished:
                     return True
                 self._finish_matching()
@@ -198,7 +201,7 @@ class EpisodeDriver:
             return None
         p = m.problem
         every = np.arange(len(p.sol_client))
-        decides = self._decides(m)
+        decides = self._decides(m) if self._round_decides is None else self._round_decides
         book_solution = (every if self.phase == "signing"
                          else np.asarray(self.pending.online_solutions
                                          if self.pending is not None else every))
@@ -226,6 +229,7 @@ class EpisodeDriver:
         m = self.matching
         if m is None or m.finished:
             raise RuntimeError("no matching round is waiting for proposals")
+        self._round_decides = None
         proposals = np.asarray(proposals, dtype=np.int64)
         m.bids[proposals] = np.maximum(np.asarray(pays, dtype=np.float64), m.bids[proposals])
         m.play_round(proposals)

@@ -371,14 +371,15 @@ class AscendingMatching:
         answer already ran out of nodes (it goes straight to the typed search or HiGHS)."""
         p = self.problem
         kernels = self.kernels
+        state = self.state() if kernels is not None else None
         rejected: list[IntArray] = []
         for j in answered.tolist():
             outcome = TOO_HARD
             searched = j == searched_out
             if kernels is not None and not searched:
                 outcome, rej, n_displaced = kernels.answer(
-                    j, proposals, pays, at_rule_price, self.state(), self.solutions,
-                    self.bs_table, self.terms)
+                    j, proposals, pays, at_rule_price, state, self.solutions, self.bs_table,
+                    self.terms)
                 searched = outcome == TOO_HARD
             if outcome == TOO_HARD:  # no numba, or an instance for HiGHS
                 # the same search would run out of nodes again: a limit of 0 goes straight on to
@@ -733,7 +734,8 @@ def _proposals_with_loops(n_live: int, state: MatchingState, sols: SolutionTable
 
 def _raise_with_loops(rejected: Any, state: MatchingState, sols: SolutionTable,
                       terms: MatchingTerms) -> None:
-    """``AscendingMatching._raise_bids`` in loops, for numba (compiled only)."""
+    """Step 3 for the solutions ``rejected``, in loops: compiled with numba, and run as plain
+    Python by ``AscendingMatching._raise_bids`` without it (one function for both)."""
     bids = state.bids
     for s in rejected:
         raised = min(bids[s] + sols.step[s], sols.value[s])
