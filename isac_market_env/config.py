@@ -13,34 +13,41 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from isac_market_env.validation import (
+    check_bool,
+    check_float,
+    check_integer,
+    check_mapping,
+    check_number_range,
+)
+
 T = TypeVar("T")
+MAX_OVERBOOKING = 10.0
 
 
-def _check_number(name: str, value: Any, low: float | None = None, high: float | None = None,
-                  low_open: bool = False, integer: bool = False) -> None:
-    """Raise ValueError naming ``name`` unless ``value`` is a finite number inside the bounds."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if integer and not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value < low or (low_open and value == low)):
-        relation = ">" if low_open else ">="
-        raise ValueError(f"{name} must be {relation} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+def _set(config: Any, name: str, value: Any) -> None:
+    """Store the normalised value of a frozen field (numpy scalars become Python numbers)."""
+    object.__setattr__(config, name, value)
 
 
-def _check_range(name: str, pair: Any, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, integer: bool = False) -> None:
-    """Validate a (min, max) pair: both numbers in bounds and min <= max."""
-    if not isinstance(pair, tuple) or len(pair) != 2:
-        raise ValueError(f"{name} must be a (min, max) tuple, got {pair!r}")
-    for bound in pair:
-        _check_number(name, bound, low, high, low_open, integer)
-    if pair[0] > pair[1]:
-        raise ValueError(f"{name} must have min <= max, got {pair!r}")
+def _number(config: Any, name: str, low: float | None = None, high: float | None = None,
+            low_open: bool = False, integer: bool = False) -> None:
+    """Validate field ``name`` (a finite number in the bounds) and store it normalised."""
+    value = getattr(config, name)
+    if integer:
+        _set(config, name, check_integer(name, value, None if low is None else math.ceil(low),
+                                         None if high is None else math.floor(high)))
+        if low_open and low is not None and getattr(config, name) == low:
+            raise ValueError(f"{name} must be > {low}, got {value!r}")
+    else:
+        _set(config, name, check_float(name, value, low, high, low_open))
+
+
+def _range(config: Any, name: str, low: float | None = None, high: float | None = None,
+           low_open: bool = False, integer: bool = False) -> None:
+    """Validate a (min, max) field and store it as a normalised tuple."""
+    _set(config, name, check_number_range(name, getattr(config, name), low, high, low_open,
+                                          integer))
 
 
 def replace_from_mapping(base: T, overrides: Mapping[str, Any]) -> T:
@@ -49,6 +56,7 @@ def replace_from_mapping(base: T, overrides: Mapping[str, Any]) -> T:
     This is the only place where a dict enters the configuration (the ``gym.make`` / CLI boundary).
     Lists are turned into tuples so that range fields can come from JSON.
     """
+    overrides = check_mapping(f"{type(base).__name__} overrides", overrides)
     names = {f.name for f in dataclasses.fields(base)}  # type: ignore[arg-type]
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -81,24 +89,24 @@ class PhysicsConfig:
     rayleigh_fading: bool = False
 
     def __post_init__(self) -> None:
-        _check_number("subchannel_bandwidth_hz", self.subchannel_bandwidth_hz, 0, low_open=True)
-        _check_number("noise_psd_dbm_per_hz", self.noise_psd_dbm_per_hz)
-        _check_number("noise_figure_db", self.noise_figure_db, 0)
-        _check_number("path_loss_at_1km_db", self.path_loss_at_1km_db)
-        _check_number("path_loss_slope_db_per_decade", self.path_loss_slope_db_per_decade, 0)
-        _check_number("min_distance_m", self.min_distance_m, 0, low_open=True)
-        _check_number("comm_value_per_mbps", self.comm_value_per_mbps, 0, low_open=True)
-        _check_number("sensing_value_weight", self.sensing_value_weight, 0, low_open=True)
-        _check_number("sensing_power_exponent", self.sensing_power_exponent, 0, 1)
-        _check_number("sensing_bandwidth_exponent", self.sensing_bandwidth_exponent, 0, 1)
-        _check_number("sensing_reference_subchannels", self.sensing_reference_subchannels, 1,
+        _number(self, "subchannel_bandwidth_hz", 0, low_open=True)
+        # dB fields within +-300 dB: their linear values (10**(x/10)) stay finite in float64
+        _number(self, "noise_psd_dbm_per_hz", -300, 300)
+        _number(self, "noise_figure_db", 0, 300)
+        _number(self, "path_loss_at_1km_db", -300, 300)
+        _number(self, "path_loss_slope_db_per_decade", 0, 300)
+        _number(self, "min_distance_m", 0, low_open=True)
+        _number(self, "comm_value_per_mbps", 0, low_open=True)
+        _number(self, "sensing_value_weight", 0, low_open=True)
+        _number(self, "sensing_power_exponent", 0, 1)
+        _number(self, "sensing_bandwidth_exponent", 0, 1)
+        _number(self, "sensing_reference_subchannels", 1,
                       integer=True)
-        _check_number("sensing_capability", self.sensing_capability, 0, low_open=True)
-        _check_number("sensing_accuracy_cap_per_m", self.sensing_accuracy_cap_per_m, 0,
+        _number(self, "sensing_capability", 0, low_open=True)
+        _number(self, "sensing_accuracy_cap_per_m", 0,
                       low_open=True)
-        _check_number("speed_of_light_m_per_s", self.speed_of_light_m_per_s, 0, low_open=True)
-        if not isinstance(self.rayleigh_fading, bool):
-            raise ValueError(f"rayleigh_fading must be a bool, got {self.rayleigh_fading!r}")
+        _number(self, "speed_of_light_m_per_s", 0, low_open=True)
+        _set(self, "rayleigh_fading", check_bool("rayleigh_fading", self.rayleigh_fading))
 
 
 @dataclass(frozen=True)
@@ -127,21 +135,21 @@ class ScenarioConfig:
     n_power_levels: int = 3
 
     def __post_init__(self) -> None:
-        _check_number("n_bss", self.n_bss, 1, integer=True)
-        _check_number("n_mus", self.n_mus, 1, integer=True)
-        _check_number("n_targets", self.n_targets, 1, integer=True)
-        _check_number("area_side_m", self.area_side_m, 0, low_open=True)
-        _check_range("bs_bandwidth_range_mhz", self.bs_bandwidth_range_mhz, 0, low_open=True)
-        _check_range("bs_power_range_dbw", self.bs_power_range_dbw)
-        _check_range("bs_tx_antennas_range", self.bs_tx_antennas_range, 1, integer=True)
-        _check_range("mu_rx_antennas_range", self.mu_rx_antennas_range, 1, integer=True)
-        _check_range("participation_range", self.participation_range, 0, 1)
-        _check_range("rate_requirement_range_mbps", self.rate_requirement_range_mbps, 0)
-        _check_range("sensing_requirement_range_per_m", self.sensing_requirement_range_per_m, 0)
-        _check_range("request_subchannels_range", self.request_subchannels_range, 1, integer=True)
-        _check_range("request_power_range_w", self.request_power_range_w, 0, low_open=True)
-        _check_number("n_bandwidth_levels", self.n_bandwidth_levels, 1, integer=True)
-        _check_number("n_power_levels", self.n_power_levels, 1, integer=True)
+        _number(self, "n_bss", 1, integer=True)
+        _number(self, "n_mus", 1, integer=True)
+        _number(self, "n_targets", 1, integer=True)
+        _number(self, "area_side_m", 0, low_open=True)
+        _range(self, "bs_bandwidth_range_mhz", 0, low_open=True)
+        _range(self, "bs_power_range_dbw")
+        _range(self, "bs_tx_antennas_range", 1, integer=True)
+        _range(self, "mu_rx_antennas_range", 1, integer=True)
+        _range(self, "participation_range", 0, 1)
+        _range(self, "rate_requirement_range_mbps", 0)
+        _range(self, "sensing_requirement_range_per_m", 0)
+        _range(self, "request_subchannels_range", 1, integer=True)
+        _range(self, "request_power_range_w", 0, low_open=True)
+        _number(self, "n_bandwidth_levels", 1, integer=True)
+        _number(self, "n_power_levels", 1, integer=True)
 
 
 @dataclass(frozen=True)
@@ -193,40 +201,41 @@ class MarketConfig:
     overhead_price_per_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_number("overbooking_bandwidth", self.overbooking_bandwidth, 0)
-        _check_number("overbooking_power", self.overbooking_power, 0)
+        # (eq. 37c/37d allow any rate >= 0; above 10, i.e. 1000 %, a BS books eleven times its
+        # supply, beyond any overbooking practice, and products with it could overflow)
+        _number(self, "overbooking_bandwidth", 0, MAX_OVERBOOKING)
+        _number(self, "overbooking_power", 0, MAX_OVERBOOKING)
         if self.overbooking_per_bs is not None:
-            if not isinstance(self.overbooking_per_bs, tuple):
-                raise ValueError("overbooking_per_bs must be a tuple of (O_B, O_P) pairs")
-            for pair in self.overbooking_per_bs:
-                if not isinstance(pair, tuple | list) or len(pair) != 2:
-                    raise ValueError(f"overbooking_per_bs entries must be (O_B, O_P) pairs, "
-                                     f"got {pair!r}")
-                for rate in pair:
-                    _check_number("overbooking_per_bs", rate, 0)
+            pairs = self.overbooking_per_bs
+            if not isinstance(pairs, tuple | list):
+                raise TypeError(f"overbooking_per_bs must be a tuple of (O_B, O_P) pairs, got "
+                                f"{pairs!r}")
+            _set(self, "overbooking_per_bs", tuple(
+                check_number_range("overbooking_per_bs", pair, 0, MAX_OVERBOOKING, ordered=False)
+                for pair in pairs))
         for name in ("risk_bs_bandwidth", "risk_bs_power", "risk_client_comm",
                      "risk_client_sensing"):
-            _check_number(name, getattr(self, name), 0, 1, low_open=True)
-        _check_number("utility_threshold_comm", self.utility_threshold_comm)
-        _check_number("utility_threshold_sensing", self.utility_threshold_sensing)
-        _check_number("penalty_client_ratio", self.penalty_client_ratio, 0)
-        _check_number("penalty_bs_ratio", self.penalty_bs_ratio, 0)
-        _check_number("bid_increment", self.bid_increment, 0, low_open=True)
-        _check_number("bid_increment_fraction", self.bid_increment_fraction, 0, 1)
-        _check_number("reserve_price_per_mhz", self.reserve_price_per_mhz, 0)
-        _check_number("reserve_price_per_w", self.reserve_price_per_w, 0)
-        _check_number("max_rounds", self.max_rounds, 1, integer=True)
-        _check_number("max_revivals", self.max_revivals, 0, integer=True)
+            _number(self, name, 0, 1, low_open=True)
+        _number(self, "utility_threshold_comm")
+        _number(self, "utility_threshold_sensing")
+        _number(self, "penalty_client_ratio", 0, 1e6)
+        _number(self, "penalty_bs_ratio", 0, 1e6)
+        _number(self, "bid_increment", 0, low_open=True)
+        _number(self, "bid_increment_fraction", 0, 1)
+        _number(self, "reserve_price_per_mhz", 0)
+        _number(self, "reserve_price_per_w", 0)
+        _number(self, "max_rounds", 1, 10**9, integer=True)
+        _number(self, "max_revivals", 0, 10**6, integer=True)
         # (the compiled search counts nodes in 64-bit integers)
-        _check_number("knapsack_node_limit", self.knapsack_node_limit, 1, 10**12, integer=True)
-        _check_number("volunteer_exact_max_contracts", self.volunteer_exact_max_contracts, 0, 20,
+        _number(self, "knapsack_node_limit", 1, 10**12, integer=True)
+        _number(self, "volunteer_exact_max_contracts", 0, 20,
                       integer=True)
-        _check_number("volunteer_mc_samples", self.volunteer_mc_samples, 1, integer=True)
-        _check_range("interaction_delay_range_ms", self.interaction_delay_range_ms, 0)
-        _check_range("mu_tx_power_range_w", self.mu_tx_power_range_w, 0)
-        _check_range("bs_tx_power_range_w", self.bs_tx_power_range_w, 0)
-        _check_number("overhead_price_per_joule", self.overhead_price_per_joule, 0)
-        _check_number("overhead_price_per_ms", self.overhead_price_per_ms, 0)
+        _number(self, "volunteer_mc_samples", 1, integer=True)
+        _range(self, "interaction_delay_range_ms", 0)
+        _range(self, "mu_tx_power_range_w", 0)
+        _range(self, "bs_tx_power_range_w", 0)
+        _number(self, "overhead_price_per_joule", 0)
+        _number(self, "overhead_price_per_ms", 0)
 
     def overbooking_rates(self, n_bss: int) -> tuple[list[float], list[float]]:
         """Per-BS (O_B, O_P) lists; validates that a per-BS setting has one pair per BS."""
@@ -251,4 +260,9 @@ class EpisodeConfig:
     n_transactions: int = 20
 
     def __post_init__(self) -> None:
-        _check_number("n_transactions", self.n_transactions, 1, integer=True)
+        for name, kind in (("scenario", ScenarioConfig), ("physics", PhysicsConfig),
+                           ("market", MarketConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"EpisodeConfig.{name} must be a {kind.__name__}, got "
+                                f"{getattr(self, name)!r}")
+        _number(self, "n_transactions", 1, integer=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,25 @@ from isac_market_env.config import (
 from isac_market_env.market.market import EpisodeStreams, Market
 from isac_market_env.market.records import EpisodeResult
 from isac_market_env.market.variants import MechanismSpec, get_mechanism
-from isac_market_env.scenarios.presets import build_scenario, scenario_config
+from isac_market_env.memory import check_memory
+from isac_market_env.scenarios.presets import PRESETS, build_scenario, scenario_config
 from isac_market_env.scenarios.scenario import Scenario
+from isac_market_env.validation import check_choice, check_mapping, check_path, check_seed
 
 
 def make_episode_config(scenario: str = "paper-synthetic", n_mus: int | None = None,
-                        n_transactions: int = 20, scenario_overrides: dict[str, Any] | None = None,
-                        market_overrides: dict[str, Any] | None = None,
-                        physics_overrides: dict[str, Any] | None = None) -> EpisodeConfig:
+                        n_transactions: int = 20,
+                        scenario_overrides: Mapping[str, Any] | None = None,
+                        market_overrides: Mapping[str, Any] | None = None,
+                        physics_overrides: Mapping[str, Any] | None = None) -> EpisodeConfig:
     """Validated episode config from a preset name plus dict overrides (unknown keys raise)."""
     return EpisodeConfig(
-        scenario=scenario_config(scenario, n_mus, scenario_overrides),
-        physics=replace_from_mapping(PhysicsConfig(), physics_overrides or {}),
-        market=replace_from_mapping(MarketConfig(), market_overrides or {}),
+        scenario=scenario_config(scenario, n_mus, check_mapping("scenario_overrides",
+                                                                scenario_overrides)),
+        physics=replace_from_mapping(PhysicsConfig(),
+                                     check_mapping("physics_overrides", physics_overrides)),
+        market=replace_from_mapping(MarketConfig(),
+                                    check_mapping("market_overrides", market_overrides)),
         n_transactions=n_transactions,
     )
 
@@ -40,10 +47,19 @@ def make_market(mechanism: str | MechanismSpec = "frbank", scenario: str = "pape
     """Build a fresh ``Market`` (signing not yet run) for a preset scenario and seed."""
     _check_overrides("make_market", overrides)
     spec = get_mechanism(mechanism)
+    seed = check_seed("seed", seed)
+    eua_directory = check_path("eua_directory", eua_directory)
     if config is None:
         config = make_episode_config(scenario, n_mus, n_transactions, **overrides)
+    elif not isinstance(config, EpisodeConfig):
+        raise TypeError(f"config must be an EpisodeConfig (make_episode_config builds one from "
+                        f"a preset and override dicts), got {type(config).__name__}; or pass "
+                        f"n_mus=... and scenario_overrides/market_overrides/physics_overrides")
     elif overrides or n_mus is not None:
         raise ValueError("pass either config or n_mus/overrides, not both")
+    else:
+        check_choice("scenario", scenario, tuple(PRESETS))
+    check_memory(config)
     streams = EpisodeStreams.from_seed(seed)
     built: Scenario = build_scenario(scenario, config.scenario, streams.scenario, eua_directory)
     return Market(built, config, spec, seed=seed, streams=streams)

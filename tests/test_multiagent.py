@@ -200,7 +200,7 @@ def test_bad_input_raises_clear_errors() -> None:
                           ({"mechanism": "greedy"}, "mechanism"),
                           ({"mechanism": "cononline"}, "frbank-nor"),
                           ({"overbooking_levels": [-0.1]}, "overbooking_levels")):
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises((ValueError, TypeError), match=match):
             parallel_env(**SMALL, **kwargs)
     with pytest.warns(UserWarning, match="options"):
         ma.reset(seed=0, options={"x": 1})

@@ -9,18 +9,15 @@ import numpy as np
 from gymnasium import spaces
 
 from isac_market_env.envs.common import (
-    REWARDS,
     bid_level_price,
-    check_kwargs,
     check_reset_options,
-    episode_config,
     validate_action,
 )
+from isac_market_env.envs.options import BiddingOptions
 from isac_market_env.envs.render import render_ansi, render_frame, sw_so_far
 from isac_market_env.market.driver import EpisodeDriver
 from isac_market_env.market.market import Market
 from isac_market_env.market.records import TransactionRecord
-from isac_market_env.market.variants import get_mechanism
 from isac_market_env.metrics.episode import client_utility, transaction_metrics
 from isac_market_env.model.clients import request_grid
 from isac_market_env.simulate import make_market
@@ -32,7 +29,6 @@ GLOBAL_FEATURE_NAMES = ("phase_online", "round_fraction", "transaction_fraction"
                         "participation_probability", "holds_contract", "contract_payment")
 SLOT_FEATURES = len(SLOT_FEATURE_NAMES)
 GLOBAL_FEATURES = len(GLOBAL_FEATURE_NAMES)
-SLOT_ORDERS = ("fixed", "ranked")
 
 
 class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -107,45 +103,22 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
-    ARGUMENTS: ClassVar[set[str]] = {
-        "scenario", "n_mus", "n_transactions", "focal_mu", "n_bid_levels", "slot_order",
-        "mechanism", "reward",
-        "reward_scale", "render_mode", "scenario_overrides", "market_overrides",
-        "physics_overrides", "eua_directory", "include_runtime"}
+    ARGUMENTS: ClassVar[set[str]] = BiddingOptions.argument_names()
 
     def __init__(self, **kwargs: Any) -> None:
-        check_kwargs("ISACMarket-Bidding-v0", kwargs, self.ARGUMENTS)
-        self.scenario_name: str = kwargs.get("scenario", "paper-synthetic")
-        self.n_transactions = int(kwargs.get("n_transactions", 10))
-        self.focal_mu = int(kwargs.get("focal_mu", 0))
-        self.n_levels = int(kwargs.get("n_bid_levels", 6))
-        self.slot_order = kwargs.get("slot_order", "fixed")
-        if self.slot_order not in SLOT_ORDERS:
-            raise ValueError(f"slot_order must be one of {SLOT_ORDERS}, got {self.slot_order!r}")
-        self.mechanism = get_mechanism(kwargs.get("mechanism", "frbank"))
-        self.reward_kind = kwargs.get("reward", "social_welfare")
-        reward_scale = kwargs.get("reward_scale")
-        self.reward_scale = None if reward_scale is None else float(reward_scale)
-        self.render_mode = kwargs.get("render_mode")
-        self.include_runtime = bool(kwargs.get("include_runtime", False))
-        self.eua_directory = kwargs.get("eua_directory")
-        if self.reward_kind not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward_kind!r}")
-        if self.render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
-        if self.mechanism.online not in ("matching", "none") or (
-                not self.mechanism.offline and self.mechanism.online != "matching"):
-            raise ValueError("mechanism must use the ascending-price matching "
-                             "(frbank, cononline, conoffline, hybrid, hybrido and -nor variants)")
-        if self.n_levels < 2:
-            raise ValueError(f"n_bid_levels must be >= 2, got {self.n_levels}")
-        if self.reward_scale is not None and not np.isfinite(self.reward_scale):
-            raise ValueError("reward_scale must be finite")
-        self.config = episode_config(self.scenario_name, kwargs.get("n_mus"),
-                                     self.n_transactions, kwargs)
-        if not 0 <= self.focal_mu < self.config.scenario.n_mus:
-            raise ValueError(f"focal_mu must be in [0, {self.config.scenario.n_mus}), "
-                             f"got {self.focal_mu}")
+        self.options = options = BiddingOptions.from_kwargs(kwargs)
+        self.scenario_name = options.scenario
+        self.n_transactions = options.n_transactions
+        self.focal_mu = options.focal_mu
+        self.n_levels = options.n_bid_levels
+        self.slot_order = options.slot_order
+        self.mechanism = options.spec
+        self.reward_kind = options.reward
+        self.reward_scale = options.reward_scale
+        self.render_mode = options.render_mode
+        self.include_runtime = options.include_runtime
+        self.eua_directory = options.eua_directory
+        self.config = options.config
         subchannels, power = request_grid(self.config.scenario)
         self.n_slots = self.config.scenario.n_bss * len(subchannels) * len(power)
         self.action_space = spaces.MultiDiscrete([self.n_slots + 1, self.n_levels])

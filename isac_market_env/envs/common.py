@@ -8,19 +8,6 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from isac_market_env.config import EpisodeConfig
-from isac_market_env.simulate import make_episode_config
-
-REWARDS = ("social_welfare", "utility")
-
-
-def check_kwargs(name: str, given: Mapping[str, Any], allowed: set[str]) -> None:
-    """Unknown keyword arguments are a ValueError that names them (gym.make boundary)."""
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise ValueError(f"{name}: unknown argument(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(sorted(allowed))}")
-
 
 def check_reset_options(name: str, options: Mapping[str, Any] | None) -> None:
     """The envs take no ``reset`` options (the seed picks the market): refuse any given, rather
@@ -28,16 +15,6 @@ def check_reset_options(name: str, options: Mapping[str, Any] | None) -> None:
     if options:
         raise ValueError(f"{name}.reset: unknown option(s) {', '.join(sorted(map(str, options)))}"
                          "; it takes none (reset(seed=s) picks the market)")
-
-
-def episode_config(scenario: str, n_mus: int | None, n_transactions: int,
-                   overrides: Mapping[str, Any]) -> EpisodeConfig:
-    """EpisodeConfig from the env's scenario name and its override dicts (validated)."""
-    return make_episode_config(
-        scenario, n_mus, n_transactions,
-        scenario_overrides=dict(overrides.get("scenario_overrides") or {}),
-        market_overrides=dict(overrides.get("market_overrides") or {}),
-        physics_overrides=dict(overrides.get("physics_overrides") or {}))
 
 
 def bid_level_price(reserve: Any, value: Any, level: Any, n_levels: int) -> Any:

@@ -18,13 +18,13 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from isac_market_env.envs.bidding import SLOT_FEATURE_NAMES
-from isac_market_env.envs.common import bid_level_price, check_kwargs, episode_config
+from isac_market_env.envs.common import bid_level_price
+from isac_market_env.envs.options import MarketGameOptions
 from isac_market_env.envs.render import render_ansi, render_frame, sw_so_far
 from isac_market_env.market.driver import EpisodeDriver, RoundView
 from isac_market_env.market.market import Market
 from isac_market_env.market.periods import ContractPeriods
 from isac_market_env.market.records import TransactionRecord
-from isac_market_env.market.variants import get_mechanism
 from isac_market_env.metrics.episode import overhead_cost, per_bs_execution
 from isac_market_env.metrics.overhead import Overhead
 from isac_market_env.model.clients import request_grid
@@ -37,7 +37,7 @@ except ImportError as error:  # pragma: no cover - the extra is installed in the
                       "pip install 'isac-market-env[marl]'") from error
 
 ENV_NAME = "isac_market_v0"
-MA_REWARDS = ("utility", "social_welfare", "net_welfare")
+MA_REWARDS = MarketGameOptions.REWARDS
 CLIENT_GLOBAL_FEATURE_NAMES = ("phase_online", "round_fraction", "transaction_fraction",
                                "participation_probability", "holds_contract",
                                "contract_payment", "held_tentatively", "decides")
@@ -45,7 +45,6 @@ BS_FEATURE_NAMES = ("bandwidth_supply_share", "power_supply_share", "rdsl_bandwi
                     "rdsl_power", "drlc", "bandwidth_rate_fraction", "power_rate_fraction",
                     "presence_last_period", "participation_mean_next", "period_fraction",
                     "sw_share_last_period", "decides")
-DEFAULT_RATE_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 NO_OP = 0
 AGENT_TYPES = ("mu", "coalition", "bs")
 
@@ -128,48 +127,23 @@ class ISACMarketParallelEnv(ParallelEnv):
 
     metadata: ClassVar[dict[str, Any]] = {"name": ENV_NAME, "render_modes": ["ansi", "rgb_array"],
                                           "render_fps": 4, "is_parallelizable": True}
-    ARGUMENTS: ClassVar[set[str]] = {
-        "scenario", "n_mus", "n_transactions", "n_bid_levels", "bs_agents", "n_periods",
-        "drift_std", "overbooking_levels", "mechanism", "reward", "reward_scale",
-        "render_mode", "scenario_overrides", "market_overrides", "physics_overrides",
-        "eua_directory"}
+    ARGUMENTS: ClassVar[set[str]] = MarketGameOptions.argument_names()
 
     def __init__(self, **kwargs: Any) -> None:
-        check_kwargs(ENV_NAME, kwargs, self.ARGUMENTS)
-        self.scenario_name: str = kwargs.get("scenario", "paper-synthetic")
-        self.n_transactions = _integer("n_transactions", kwargs.get("n_transactions", 10), 1)
-        self.n_levels = _integer("n_bid_levels", kwargs.get("n_bid_levels", 6), 2)
-        self.bs_agents = kwargs.get("bs_agents", False)
-        if not isinstance(self.bs_agents, bool):
-            raise ValueError(f"bs_agents must be True or False, got {self.bs_agents!r}")
-        self.n_periods = _integer("n_periods", kwargs.get("n_periods", 5 if self.bs_agents
-                                                          else 1), 1)
-        self.drift_std = float(kwargs.get("drift_std", 0.08))
-        if not np.isfinite(self.drift_std) or self.drift_std < 0:
-            raise ValueError(f"drift_std must be finite and >= 0, got {self.drift_std}")
-        levels = np.asarray(kwargs.get("overbooking_levels", DEFAULT_RATE_LEVELS), dtype=float)
-        if levels.ndim != 1 or levels.size == 0 or not np.all(np.isfinite(levels)) \
-                or np.any(levels < 0):
-            raise ValueError("overbooking_levels must be a non-empty list of finite rates >= 0")
-        self.rate_levels = levels
-        self.mechanism = get_mechanism(kwargs.get("mechanism", "frbank"))
-        if not (self.mechanism.coalitions and self.mechanism.offline
-                and self.mechanism.overbooking and self.mechanism.online == "matching"):
-            raise ValueError("mechanism must be FRBank's (sensing coalitions, contracts with "
-                             "overbooking, the online matching): frbank or frbank-nor")
-        self.reward_kind = kwargs.get("reward", "utility")
-        if self.reward_kind not in MA_REWARDS:
-            raise ValueError(f"reward must be one of {MA_REWARDS}, got {self.reward_kind!r}")
-        scale = kwargs.get("reward_scale")
-        self.reward_scale = None if scale is None else float(scale)
-        if self.reward_scale is not None and not np.isfinite(self.reward_scale):
-            raise ValueError("reward_scale must be finite")
-        self.render_mode = kwargs.get("render_mode")
-        if self.render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
-        self.eua_directory = kwargs.get("eua_directory")
-        self.config = episode_config(self.scenario_name, kwargs.get("n_mus"),
-                                     self.n_transactions, kwargs)
+        self.options = options = MarketGameOptions.from_kwargs(kwargs)
+        self.scenario_name = options.scenario
+        self.n_transactions = options.n_transactions
+        self.n_levels = options.n_bid_levels
+        self.bs_agents = options.bs_agents
+        self.n_periods: int = options.n_periods  # type: ignore[assignment]
+        self.drift_std = options.drift_std
+        self.rate_levels = levels = np.asarray(options.overbooking_levels, dtype=np.float64)
+        self.mechanism = options.spec
+        self.reward_kind = options.reward
+        self.reward_scale = options.reward_scale
+        self.render_mode = options.render_mode
+        self.eua_directory = options.eua_directory
+        self.config = options.config
         sc = self.config.scenario
         self.n_mus, self.n_bss, self.n_targets = sc.n_mus, sc.n_bss, sc.n_targets
         subchannels, power = request_grid(sc)
@@ -566,12 +540,6 @@ class ISACMarketParallelEnv(ParallelEnv):
         if self.reward_kind == "net_welfare":
             sw -= cost
         return dict.fromkeys(self.agents, sw)
-
-
-def _integer(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _discrete(agent: str, action: Any, n: int) -> int:

@@ -8,17 +8,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from isac_market_env.envs.common import (
-    REWARDS,
-    check_kwargs,
-    check_reset_options,
-    episode_config,
-    validate_action,
-)
+from isac_market_env.envs.common import check_reset_options, validate_action
+from isac_market_env.envs.options import OverbookingOptions
 from isac_market_env.envs.render import render_ansi, render_frame
 from isac_market_env.market.market import Market
 from isac_market_env.market.periods import ContractPeriods
-from isac_market_env.market.variants import get_mechanism
 from isac_market_env.metrics.episode import net_welfare, per_bs_execution
 
 # the observation's layout, named: per BS these features, then the global ones
@@ -28,7 +22,7 @@ GLOBAL_FEATURE_NAMES = ("presence_last_period", "participation_mean_next", "peri
                         "sw_share_last_period")
 N_BS_FEATURES = len(BS_FEATURE_NAMES)
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURE_NAMES)
-OVERBOOKING_REWARDS = (*REWARDS, "net_welfare")
+OVERBOOKING_REWARDS = OverbookingOptions.REWARDS
 
 
 class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -112,49 +106,23 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}  # noqa: RUF012
-    ARGUMENTS: ClassVar[set[str]] = {
-                 "scenario", "n_mus", "n_periods", "transactions_per_period", "mechanism",
-                 "max_overbooking", "drift_std", "reward", "reward_scale", "render_mode",
-                 "scenario_overrides", "market_overrides", "physics_overrides", "eua_directory",
-                 "sw_scale", "include_runtime"}
+    ARGUMENTS: ClassVar[set[str]] = OverbookingOptions.argument_names()
 
     def __init__(self, **kwargs: Any) -> None:
-        check_kwargs("ISACMarket-Overbooking-v0", kwargs, self.ARGUMENTS)
-        self.scenario_name: str = kwargs.get("scenario", "paper-synthetic")
-        self.n_periods = int(kwargs.get("n_periods", 10))
-        self.window = int(kwargs.get("transactions_per_period", 20))
-        self.max_overbooking = float(kwargs.get("max_overbooking", 0.6))
-        self.drift_std = float(kwargs.get("drift_std", 0.08))
-        self.reward_kind = kwargs.get("reward", "social_welfare")
-        reward_scale = kwargs.get("reward_scale")
-        self.reward_scale = None if reward_scale is None else float(reward_scale)
-        sw_scale = kwargs.get("sw_scale")
-        self.sw_scale = None if sw_scale is None else float(sw_scale)
-        self.eua_directory = kwargs.get("eua_directory")
-        self.render_mode = kwargs.get("render_mode")
-        self.include_runtime = bool(kwargs.get("include_runtime", False))
-        self.spec_mechanism = get_mechanism(kwargs.get("mechanism", "frbank"))
-        if self.reward_kind not in OVERBOOKING_REWARDS:
-            raise ValueError(f"reward must be one of {OVERBOOKING_REWARDS}, got "
-                             f"{self.reward_kind!r}")
-        if self.render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
-        if not self.spec_mechanism.offline or not self.spec_mechanism.overbooking:
-            raise ValueError("mechanism must sign contracts with overbooking "
-                             "(frbank, hybrido, frbank-nor, hybrido-nor)")
-        for name, value in (("n_periods", self.n_periods), ("transactions_per_period",
-                                                           self.window)):
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        for name, fvalue in (("max_overbooking", self.max_overbooking),
-                             ("drift_std", self.drift_std),
-                             ("reward_scale", 1.0 if self.reward_scale is None
-                              else self.reward_scale),
-                             ("sw_scale", 1.0 if self.sw_scale is None else self.sw_scale)):
-            if not np.isfinite(fvalue) or fvalue < 0:
-                raise ValueError(f"{name} must be finite and >= 0, got {fvalue}")
-        self.config = episode_config(self.scenario_name, kwargs.get("n_mus"), self.window,
-                                     kwargs)
+        self.options = options = OverbookingOptions.from_kwargs(kwargs)
+        self.scenario_name = options.scenario
+        self.n_periods = options.n_periods
+        self.window = options.transactions_per_period
+        self.max_overbooking = options.max_overbooking
+        self.drift_std = options.drift_std
+        self.reward_kind = options.reward
+        self.reward_scale = options.reward_scale
+        self.sw_scale = options.sw_scale
+        self.eua_directory = options.eua_directory
+        self.render_mode = options.render_mode
+        self.include_runtime = options.include_runtime
+        self.spec_mechanism = options.spec
+        self.config = options.config
         n_bss = self.config.scenario.n_bss
         self.action_space = spaces.Box(-1.0, 1.0, (2 * n_bss,), np.float32)
         self.observation_space = spaces.Box(-1.0, 5.0, (N_BS_FEATURES * n_bss + N_GLOBAL_FEATURES,),

@@ -80,7 +80,7 @@ class OnlineOutcome:
     rounds: int
     converged: bool
     runtime_ms: float
-    welfare_bound: float = float("nan")
+    welfare_bound: float | None = None  # the optimal mechanism's certified bound
 
     @classmethod
     def empty(cls) -> OnlineOutcome:
@@ -354,8 +354,8 @@ class Market:
         net = value - pt.paid + pt.received
         transfer = pt.paid - pt.received
         extra_value = float(alloc_value[~in_book].sum())  # optimal: individual sensing requests
-        bound = (online.welfare_bound + float(pt.served_value.sum())
-                 if np.isfinite(online.welfare_bound) else float("nan"))
+        bound = (None if online.welfare_bound is None
+                 else online.welfare_bound + float(pt.served_value.sum()))
         record = TransactionRecord(
             index=pt.index, mu_present=pt.mu_present, alloc_client=alloc_client,
             alloc_solution=np.concatenate([c.solution[served], online.solutions]).astype(

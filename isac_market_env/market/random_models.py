@@ -17,8 +17,19 @@ from isac_market_env.metrics.overhead import Overhead
 
 def draw_participation(participation: NDArray[np.float64], n_transactions: int,
                        rng: np.random.Generator) -> NDArray[np.bool_]:
-    """alpha_i ~ Bernoulli(a_i) for every transaction: (n_transactions, n_mus)."""
-    return np.asarray(rng.random((n_transactions, len(participation))) < participation[None, :])
+    """alpha_i ~ Bernoulli(a_i) for every transaction: (n_transactions, n_mus).
+
+    Drawn in blocks of rows (the same numbers as one draw of the whole array: the generator
+    fills row after row) so that only the booleans, not a float array of the same shape,
+    are ever held.
+    """
+    n_mus = len(participation)
+    present = np.empty((n_transactions, n_mus), dtype=bool)
+    rows = max(1, 2**20 // max(n_mus, 1))
+    for start in range(0, n_transactions, rows):
+        stop = min(start + rows, n_transactions)
+        present[start:stop] = rng.random((stop - start, n_mus)) < participation[None, :]
+    return present
 
 
 def draw_overhead(n_exchanges: int, market: MarketConfig, rng: np.random.Generator) -> Overhead:

@@ -117,7 +117,7 @@ class TransactionRecord:
     mu_utility_sensing: float
     bs_utility_comm: float
     bs_utility_sensing: float
-    welfare_upper_bound: float = float("nan")
+    welfare_upper_bound: float | None = None  # only the optimal mechanism certifies one
 
     @property
     def social_welfare(self) -> float:

@@ -60,6 +60,9 @@ def get_mechanism(name: str | MechanismSpec) -> MechanismSpec:
     """Look a mechanism up by name (a spec passes through)."""
     if isinstance(name, MechanismSpec):
         return name
+    if not isinstance(name, str):
+        raise TypeError(f"mechanism must be a name (one of {', '.join(MECHANISMS)}) or a "
+                        f"MechanismSpec, got {name!r}")
     if name not in MECHANISMS:
         raise ValueError(f"unknown mechanism {name!r}; choose one of {', '.join(MECHANISMS)}")
     return MECHANISMS[name]

@@ -74,8 +74,8 @@ def episode_summary(signing: SigningRecord | None,
         "n_transactions": float(len(txs)),
     }
     bounds = [tx.welfare_upper_bound for tx in txs]
-    if bounds and np.all(np.isfinite(bounds)):
-        out["welfare_upper_bound"] = float(np.sum(bounds))
+    if bounds and all(bound is not None for bound in bounds):
+        out["welfare_upper_bound"] = float(np.sum(bounds))  # type: ignore[arg-type]
     return out
 
 

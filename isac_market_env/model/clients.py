@@ -131,16 +131,64 @@ def build_client_book(scenario: Scenario, scenario_config: ScenarioConfig,
                       physics: PhysicsConfig, market: MarketConfig,
                       coalitions: bool) -> ClientBook:
     """Clients and their feasible solution grids for one scenario and client structure."""
-    n_mus, n_bss = scenario.n_mus, scenario.n_bss
     subchannels, power = request_grid(scenario_config)
     grid_n = np.repeat(subchannels, len(power)).astype(np.float64)
     grid_p = np.tile(power, len(subchannels))
+    with np.errstate(all="ignore"):  # overflow is reported by name below, not as a warning
+        return _build(scenario, scenario_config, physics, market, coalitions, grid_n, grid_p)
+
+
+# the config fields each derived quantity depends on (named when it is not finite)
+CHANNEL_FIELDS = ("path_loss_at_1km_db", "path_loss_slope_db_per_decade", "min_distance_m",
+                  "noise_psd_dbm_per_hz", "noise_figure_db", "subchannel_bandwidth_hz",
+                  "area_side_m", "bs_tx_antennas_range", "mu_rx_antennas_range")
+SENSING_FIELDS = (*CHANNEL_FIELDS, "speed_of_light_m_per_s", "sensing_capability",
+                  "sensing_reference_subchannels")
+VALUE_FIELDS = (*SENSING_FIELDS, "comm_value_per_mbps", "sensing_value_weight",
+                "sensing_power_exponent", "sensing_bandwidth_exponent",
+                "sensing_accuracy_cap_per_m", "request_subchannels_range",
+                "request_power_range_w")
+
+
+def check_derived(quantity: str, values: NDArray[np.float64], fields: tuple[str, ...],
+                  configs: tuple[object, ...], positive: bool = False) -> None:
+    """Refuse a market that would carry a non-finite (or, for gains, non-positive) number: a
+    ValueError naming the quantity and the fields it comes from, those set away from their
+    defaults first (the likely cause)."""
+    bad = ~np.isfinite(values) | (values <= 0 if positive else values < 0)
+    if not np.any(bad):
+        return
+    changed: list[str] = []
+    unchanged: list[str] = []
+    for config in configs:
+        default = type(config)()
+        for name in fields:
+            if hasattr(config, name):
+                value = getattr(config, name)
+                (unchanged if value == getattr(default, name) else changed).append(
+                    f"{name}={value!r}")
+    sample = float(values[bad].flat[0])
+    cause = (f"set away from the default: {', '.join(changed)}" if changed
+             else f"from {', '.join(unchanged)}")
+    raise ValueError(f"the market would carry a {quantity} of {sample!r} "
+                     f"({'finite and > 0' if positive else 'finite and >= 0'} required); "
+                     f"it comes from the config fields {cause}")
+
+
+def _build(scenario: Scenario, scenario_config: ScenarioConfig, physics: PhysicsConfig,
+           market: MarketConfig, coalitions: bool, grid_n: NDArray[np.float64],
+           grid_p: NDArray[np.float64]) -> ClientBook:
+    n_mus, n_bss = scenario.n_mus, scenario.n_bss
     n_grid = len(grid_n)
+    configs = (physics, scenario_config)
     xi = gain_to_noise_per_subchannel(scenario.mu_xy_m, scenario.bs_xy_m, scenario.mu_rx_antennas,
                                       scenario.bs_tx_antennas, physics)
+    check_derived("channel gain-to-noise ratio", xi, CHANNEL_FIELDS, configs, positive=True)
     kappa = sensing_accuracy_coefficient(scenario.mu_xy_m, scenario.target_xy_m[scenario.mu_target],
                                          scenario.bs_xy_m, scenario.mu_rx_antennas,
                                          scenario.bs_tx_antennas, physics)
+    check_derived("sensing accuracy coefficient kappa", kappa, SENSING_FIELDS, configs,
+                  positive=True)
     a = scenario.mu_participation
     # --- clients -------------------------------------------------------------------------------
     if coalitions:
@@ -180,6 +228,9 @@ def build_client_book(scenario: Scenario, scenario_config: ScenarioConfig,
     sol_p = np.tile(grid_p, n_clients * n_bss)
     reserve = (market.reserve_price_per_mhz * sol_n * physics.subchannel_bandwidth_hz / 1e6
                + market.reserve_price_per_w * sol_p)
+    check_derived("solution value", values, VALUE_FIELDS, configs)
+    check_derived("reserve price", reserve, ("reserve_price_per_mhz", "reserve_price_per_w",
+                                             "subchannel_bandwidth_hz"), (market, physics))
     keep = np.flatnonzero(ok & (values > reserve))
     book = ClientBook(
         n_mus=n_mus, coalitions=coalitions, client_kind=client_kind, member_index=member_index,

@@ -14,6 +14,7 @@ from isac_market_env.config import ScenarioConfig, replace_from_mapping
 from isac_market_env.scenarios.eua import SITES_FILE, eua_scenario
 from isac_market_env.scenarios.scenario import Scenario
 from isac_market_env.scenarios.synthetic import synthetic_scenario
+from isac_market_env.validation import check_choice, check_integer, check_mapping
 
 EUA_DIR_ENV = "ISAC_MARKET_EUA_DIR"
 
@@ -58,20 +59,17 @@ def default_eua_directory() -> Path:
 def scenario_config(name: str, n_mus: int | None = None,
                     overrides: dict[str, Any] | None = None) -> ScenarioConfig:
     """The preset's config with ``n_mus`` and other field overrides applied (validated)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown scenario {name!r}; choose one of {', '.join(PRESETS)}")
-    changes = dict(overrides or {})
+    check_choice("scenario", name, tuple(PRESETS))
+    changes = check_mapping("scenario_overrides", overrides)
     if n_mus is not None:
-        changes["n_mus"] = n_mus
+        changes["n_mus"] = check_integer("n_mus", n_mus, 1)
     return replace_from_mapping(PRESETS[name].config, changes)
 
 
 def build_scenario(name: str, config: ScenarioConfig, rng: np.random.Generator,
                    eua_directory: str | Path | None = None) -> Scenario:
     """Draw the named scenario with the scenario stream ``rng``."""
-    preset = PRESETS.get(name)
-    if preset is None:
-        raise ValueError(f"unknown scenario {name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[check_choice("scenario", name, tuple(PRESETS))]
     if preset.needs_eua:
         return eua_scenario(eua_directory or default_eua_directory(), config, rng, name)
     return synthetic_scenario(config, rng, name)
