@@ -116,6 +116,8 @@ class ScenarioConfig:
     Each MU draws its parameters uniformly from the ranges; every BS likewise. The resource grid of
     one request is ``n_bandwidth_levels`` whole-sub-channel bandwidths in
     ``request_subchannels_range`` times ``n_power_levels`` powers in ``request_power_range_w``.
+    ``eua_max_extent_km``: the EUA loader refuses a data set whose sites and users span more
+    (a wrong or mixed file; the Melbourne CBD spans about 2 km).
     """
 
     n_bss: int = 5
@@ -133,6 +135,7 @@ class ScenarioConfig:
     request_power_range_w: tuple[float, float] = (1.0, 8.0)
     n_bandwidth_levels: int = 3
     n_power_levels: int = 3
+    eua_max_extent_km: float = 100.0
 
     def __post_init__(self) -> None:
         _number(self, "n_bss", 1, integer=True)
@@ -150,6 +153,7 @@ class ScenarioConfig:
         _range(self, "request_power_range_w", 0, low_open=True)
         _number(self, "n_bandwidth_levels", 1, integer=True)
         _number(self, "n_power_levels", 1, integer=True)
+        _number(self, "eua_max_extent_km", 0, low_open=True)
 
 
 @dataclass(frozen=True)

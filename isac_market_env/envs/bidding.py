@@ -11,6 +11,7 @@ from gymnasium import spaces
 from isac_market_env.envs.common import (
     bid_level_price,
     check_reset_options,
+    step_error,
     validate_action,
 )
 from isac_market_env.envs.options import BiddingOptions
@@ -167,7 +168,7 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done or self.driver is None:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
+            raise RuntimeError(step_error(self.driver is None))
         slot, level = (int(x) for x in validate_action(action, self.action_space))
         self._decide(int(self._view[slot]) if slot < self.n_slots else slot, level)
         self.driver.advance()

@@ -23,11 +23,29 @@ def bid_level_price(reserve: Any, value: Any, level: Any, n_levels: int) -> Any:
     return reserve + (value - reserve) * level / (n_levels - 1)
 
 
+def step_error(never_reset: bool) -> str:
+    """The message of a ``step()`` without an episode under way."""
+    if never_reset:
+        return "step() called before reset(); call reset() first"
+    return "step() called on a finished episode; call reset() first"
+
+
+def numeric_array(action: Any, what: str = "action") -> np.ndarray:
+    """``action`` as a real-valued array, or a ValueError: strings, objects, bools
+    and complex numbers (whose imaginary part would be dropped) are refused."""
+    try:
+        arr = np.asarray(action)
+    except (TypeError, ValueError) as error:  # ragged lists
+        raise ValueError(f"{what} must be numeric, got {action!r}") from error
+    if arr.dtype.kind not in "iuf":
+        kind = "complex" if arr.dtype.kind == "c" else arr.dtype.name
+        raise ValueError(f"{what} must be real numbers, got {action!r} ({kind})")
+    return arr
+
+
 def validate_action(action: Any, space: spaces.Space[Any]) -> np.ndarray:
     """Return the action as an array or raise ValueError saying what is wrong with it."""
-    arr = np.asarray(action)
-    if arr.dtype == object:
-        raise ValueError(f"action must be numeric, got {action!r}")
+    arr = numeric_array(action)
     if arr.shape != space.shape:
         raise ValueError(f"action must have shape {space.shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr.astype(np.float64))):

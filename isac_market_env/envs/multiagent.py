@@ -18,7 +18,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from isac_market_env.envs.bidding import SLOT_FEATURE_NAMES
-from isac_market_env.envs.common import bid_level_price
+from isac_market_env.envs.common import bid_level_price, numeric_array, step_error
 from isac_market_env.envs.options import MarketGameOptions
 from isac_market_env.envs.render import render_ansi, render_frame, sw_so_far
 from isac_market_env.market.driver import EpisodeDriver, RoundView
@@ -242,7 +242,7 @@ class ISACMarketParallelEnv(ParallelEnv):
                                                       dict[str, bool], dict[str, bool],
                                                       dict[str, Any]]:
         if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
+            raise RuntimeError(step_error(self.driver is None and self.periods is None))
         unknown = sorted(set(actions) - set(self.agents))
         if unknown:
             raise ValueError(f"{ENV_NAME}.step: unknown agent(s) {', '.join(map(str, unknown))}; "
@@ -544,7 +544,7 @@ class ISACMarketParallelEnv(ParallelEnv):
 
 def _discrete(agent: str, action: Any, n: int) -> int:
     """``action`` as an integer in [0, n), or a ValueError naming the agent."""
-    arr = np.asarray(action)
+    arr = numeric_array(action, f"action of {agent}")
     if arr.shape != () or arr.dtype.kind not in "iuf" or (
             arr.dtype.kind == "f" and (not np.isfinite(arr) or arr != np.round(arr))):
         raise ValueError(f"action of {agent} must be an integer in [0, {n}), got {action!r}")

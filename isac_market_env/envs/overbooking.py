@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from isac_market_env.envs.common import check_reset_options, validate_action
+from isac_market_env.envs.common import check_reset_options, step_error, validate_action
 from isac_market_env.envs.options import OverbookingOptions
 from isac_market_env.envs.render import render_ansi, render_frame
 from isac_market_env.market.market import Market
@@ -156,7 +156,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         periods = self.periods
         if self._done or periods is None:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
+            raise RuntimeError(step_error(periods is None))
         act = validate_action(action, self.action_space).astype(np.float64)
         n_bss = periods.base_scenario.n_bss
         fractions = (act + 1.0) / 2.0  # of max_overbooking

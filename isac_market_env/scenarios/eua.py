@@ -8,6 +8,7 @@ local metres (equirectangular around the users' centroid, exact to centimetres a
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +20,61 @@ from isac_market_env.scenarios.synthetic import draw_bs_attributes, draw_mu_attr
 SITES_FILE = "site-optus-melbCBD.csv"
 USERS_FILE = "users-melbcbd-generated.csv"
 EARTH_RADIUS_M = 6_371_000.0
+DEFAULT_MAX_EXTENT_KM = 100.0
 WHERE_EUA = (f"Point the loader at the directory holding {SITES_FILE} and {USERS_FILE} (the "
              "EUA data set, MIT licence): --eua-dir DIR on the command line, "
              "eua_directory=DIR in Python, or the environment variable ISAC_MARKET_EUA_DIR")
 
 
 def _read_lat_lon(path: Path, lat_key: str, lon_key: str) -> np.ndarray:
+    """(latitude, longitude) rows of one EUA file; a ValueError names the file, the row (its
+    line number) and the column of any cell that is not a finite coordinate in range."""
     if not path.is_file():
         raise FileNotFoundError(f"EUA data file missing: {path}. {WHERE_EUA}")
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or lat_key not in rows[0] or lon_key not in rows[0]:
-        raise ValueError(f"{path} must have columns {lat_key!r} and {lon_key!r}")
-    return np.array([[float(r[lat_key]), float(r[lon_key])] for r in rows], dtype=np.float64)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [key for key in (lat_key, lon_key) if key not in header]
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {', '.join(map(repr, missing))} "
+                                 f"(the header has {', '.join(map(repr, header)) or 'nothing'})")
+            coordinates = [[_coordinate(path, reader.line_num, key, row.get(key), limit)
+                            for key, limit in ((lat_key, 90.0), (lon_key, 180.0))]
+                           for row in reader]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 CSV file ({error.reason})") from None
+    except csv.Error as error:
+        raise ValueError(f"{path}: malformed CSV ({error})") from None
+    if not coordinates:
+        raise ValueError(f"{path}: no data rows")
+    return np.array(coordinates, dtype=np.float64)
 
 
-def load_eua_locations(directory: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Unique BS site and user positions in local metres: ``(sites_xy, users_xy)``."""
+def _coordinate(path: Path, line: int, column: str, cell: str | None, limit: float) -> float:
+    """One latitude (|x| <= 90) or longitude (|x| <= 180) cell as a float."""
+    where = f"{path}, line {line}, column {column!r}"
+    if cell is None or not cell.strip():
+        raise ValueError(f"{where}: empty cell")
+    try:
+        value = float(cell)
+    except ValueError:
+        raise ValueError(f"{where}: {cell!r} is not a number") from None
+    if not math.isfinite(value) or abs(value) > limit:
+        raise ValueError(f"{where}: {cell!r} is not a coordinate in [-{limit:g}, {limit:g}] "
+                         f"degrees (are the latitude and longitude columns swapped?)")
+    return value
+
+
+def load_eua_locations(directory: str | Path,
+                       max_extent_km: float = DEFAULT_MAX_EXTENT_KM) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+    """Unique BS site and user positions in local metres: ``(sites_xy, users_xy)``.
+
+    A data set whose sites and users span more than ``max_extent_km`` (default 100 km, well
+    beyond a city centre: the Melbourne CBD spans about 2 km) is refused: it is almost surely
+    a wrong or mixed file, and the market's channel model is a city's.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise FileNotFoundError(f"EUA data directory not found: {root}. {WHERE_EUA}")
@@ -49,7 +88,16 @@ def load_eua_locations(directory: str | Path) -> tuple[np.ndarray, np.ndarray]:
         return np.column_stack([x, y])
 
     sites_xy = np.unique(np.round(project(sites), 3), axis=0)
-    return sites_xy, project(users)
+    users_xy = project(users)
+    everything = np.vstack([sites_xy, users_xy])
+    extent_km = float((everything.max(axis=0) - everything.min(axis=0)).max()) / 1e3
+    if extent_km > max_extent_km:
+        raise ValueError(
+            f"{root}: the sites and users span {extent_km:,.0f} km, more than "
+            f"eua_max_extent_km = {max_extent_km:g} km (a city data set spans a few km; check "
+            f"for swapped latitude/longitude or mixed files, or raise eua_max_extent_km in "
+            f"scenario_overrides)")
+    return sites_xy, users_xy
 
 
 def eua_scenario(directory: str | Path, config: ScenarioConfig, rng: np.random.Generator,
@@ -59,7 +107,7 @@ def eua_scenario(directory: str | Path, config: ScenarioConfig, rng: np.random.G
     Sites and users are drawn without replacement from the data set; targets uniformly in the
     users' bounding box. MU and BS attributes come from ``config``'s ranges as in the paper.
     """
-    sites_xy, users_xy = load_eua_locations(directory)
+    sites_xy, users_xy = load_eua_locations(directory, config.eua_max_extent_km)
     if config.n_bss > len(sites_xy):
         raise ValueError(f"n_bss={config.n_bss} exceeds the {len(sites_xy)} EUA sites")
     if config.n_mus > len(users_xy):
