@@ -11,13 +11,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from isac_market_env.runs import mean_ci95, run_one, run_tasks, write_atomic, write_csv
+from isac_market_env.runs import (
+    mean_ci95,
+    replace_atomic,
+    run_one,
+    run_tasks,
+    write_atomic,
+    write_csv,
+)
 
 PAPER_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy"]
 LABELS = {"frbank": "FRBank", "cononline": "ConOnline", "conoffline": "ConOffline",
@@ -34,17 +42,43 @@ PAPER_TABLE1: dict[str, list[float | None]] = {
 }
 
 
+# where a run's files are, not what it computes: left out of its cache key
+LOCATION_KEYS = ("cache_dir", "eua_directory")
+
+
 def task_key(task: dict[str, Any]) -> str:
-    text = json.dumps({k: task[k] for k in sorted(task) if k != "eua_directory"},
+    """The cache key of a run: a hash of what it computes (mechanism, scenario, MUs, seed,
+    overrides), not of where its files are, so a moved or relatively named results folder
+    resumes."""
+    text = json.dumps({k: task[k] for k in sorted(task) if k not in LOCATION_KEYS},
                       sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def read_cached(path: Path, task: dict[str, Any]) -> dict[str, Any] | None:
+    """The cached summary of ``task`` at ``path``, or None (with a warning naming the file)
+    when it is missing, unreadable, truncated or not this run's: it is then recomputed."""
+    if not path.is_file():
+        return None
+    try:
+        cached = json.loads(path.read_text())
+        if not isinstance(cached, dict) or any(cached.get(k) != task[k] for k in
+                                               ("mechanism", "seed")) \
+                or not isinstance(cached.get("social_welfare"), int | float):
+            raise ValueError("not a run summary of this task")
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        print(f"warning: cache entry {path} is unreadable ({error}); recomputing it",
+              file=sys.stderr)
+        return None
+    return cached
+
+
 def cached_run(task: dict[str, Any]) -> dict[str, Any]:
-    """Worker: run one task unless its result file exists; write it atomically."""
+    """Worker: run one task unless its result file holds it; write it atomically."""
     path = Path(task["cache_dir"]) / f"{task_key(task)}.json"
-    if path.is_file():
-        return dict(json.loads(path.read_text()))
+    cached = read_cached(path, task)
+    if cached is not None:
+        return cached
     inner = {k: v for k, v in task.items() if k != "cache_dir"}
     summary = run_one(inner)
     summary.update({k: v for k, v in inner.items() if k not in summary})
@@ -58,7 +92,7 @@ def run_all(tasks: list[dict[str, Any]], out: Path, workers: int, label: str
     cache.mkdir(parents=True, exist_ok=True)
     for task in tasks:
         task["cache_dir"] = str(cache)
-    done = sum((cache / f"{task_key(t)}.json").is_file() for t in tasks)
+    done = sum((cache / f"{task_key(t)}.json").is_file() for t in tasks)  # (read: cached_run)
     if done:
         print(f"{label}: {done}/{len(tasks)} runs already done, resuming")
     return run_tasks(tasks, workers, label, worker=cached_run)
@@ -100,9 +134,7 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path) -> None:
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    tmp.replace(path)
+    replace_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"))
 
 
 def _curves(ax: Any, table: list[dict[str, Any]], x: str, metric: str,

@@ -9,7 +9,10 @@ import csv
 import io
 import math
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -85,7 +88,7 @@ def run_tasks(tasks: list[dict[str, Any]], workers: int, label: str,
             results.append(worker(task))
             progress.advance(f"{task['mechanism']} seed {task['seed']}")
         return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent) as pool:
         futures = {pool.submit(worker, task): task for task in tasks}
         for future in as_completed(futures):
             task = futures[future]
@@ -104,12 +107,76 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     return mean, half
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so readers never see half a file."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write through a uniquely named temporary file, fsynced, then rename: readers (and a
+    rerun after a kill or a power cut) see the old file or the whole new one, never half,
+    and two writers of one path never share a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, newline="")  # exactly ``text``: a CSV keeps its own line ends
-    os.replace(tmp, path)
+    data = text.encode() if isinstance(text, str) else text  # a CSV keeps its own line ends
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` into a unique temporary file beside ``path``, fsync it, rename it over
+    ``path`` (for writers that want a file name: model zips, figures)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with tmp.open("rb+") as out:
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - file systems without directory fsync
+        pass
+    finally:
+        os.close(fd)
+
+
+def die_with_parent() -> None:
+    """Worker initializer: end this process when the parent dies (a SIGKILLed experiment
+    must not leave workers finishing runs and holding its stdout). Linux's
+    PR_SET_PDEATHSIG where available, and everywhere a thread that watches the parent id."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]],

@@ -39,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 import isac_market_env
-from isac_market_env.runs import env_id_argument, write_atomic
+from isac_market_env.runs import env_id_argument, replace_atomic, write_atomic
 
 OFF_POLICY = ("sac",)
 
@@ -89,33 +89,60 @@ def algorithm(name: str) -> tuple[Any, Any]:
 
 # ---------------------------------------------------------------------------- saved state
 def save_model_atomic(model: Any, path: Path) -> None:
-    """``model.save(path)`` through a temporary file and a rename."""
-    tmp = path.with_name(path.stem + ".tmp.zip")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """``model.save(path)`` through a unique temporary file, fsynced, and a rename."""
+    replace_atomic(path, model.save)
 
 
 def save_checkpoint(model: Any, directory: Path) -> Path:
-    """The model at its step count (and SAC's replay buffer), each file atomically."""
+    """The model at its step count (and SAC's replay buffer), each file atomically (the
+    buffer first: a model file means its checkpoint is complete)."""
     directory.mkdir(parents=True, exist_ok=True)
     steps = int(model.num_timesteps)
     if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
-        tmp = directory / f"model_replay_buffer_{steps}_steps.tmp.pkl"
-        model.save_replay_buffer(tmp)
-        os.replace(tmp, directory / f"model_replay_buffer_{steps}_steps.pkl")
+        replace_atomic(directory / f"model_replay_buffer_{steps}_steps.pkl",
+                       model.save_replay_buffer)
     path = directory / f"model_{steps}_steps.zip"
     save_model_atomic(model, path)
     return path
 
 
-def latest_checkpoint(directory: Path) -> tuple[Path, int] | None:
-    """The newest checkpoint (most steps) in ``directory``, or None."""
-    best: tuple[Path, int] | None = None
+def checkpoints(directory: Path) -> list[tuple[Path, int]]:
+    """The checkpoints in ``directory``, newest (most steps) first."""
+    found = []
     for path in directory.glob("model_*_steps.zip"):
         match = re.fullmatch(r"model_(\d+)_steps\.zip", path.name)
-        if match and (best is None or int(match.group(1)) > best[1]):
-            best = (path, int(match.group(1)))
-    return best
+        if match:
+            found.append((path, int(match.group(1))))
+    return sorted(found, key=lambda item: -item[1])
+
+
+def latest_checkpoint(directory: Path) -> tuple[Path, int] | None:
+    """The newest checkpoint (most steps) in ``directory``, or None."""
+    found = checkpoints(directory)
+    return found[0] if found else None
+
+
+def newest_loadable_checkpoint(directory: Path, algo_cls: Any, off_policy: bool
+                               ) -> tuple[Path, int] | None:
+    """The newest checkpoint that loads (with its replay buffer for an off-policy algorithm);
+    each newer one that does not (a file truncated by a kill, say) is named and skipped."""
+    import pickle
+    import zipfile
+
+    for path, steps in checkpoints(directory):
+        buffer = path.with_name(f"model_replay_buffer_{steps}_steps.pkl")
+        try:
+            algo_cls.load(path, device="cpu")
+            if off_policy:
+                with buffer.open("rb") as handle:
+                    pickle.load(handle)
+        except (OSError, EOFError, ValueError, RuntimeError, KeyError, zipfile.BadZipFile,
+                pickle.UnpicklingError) as error:
+            print(f"--resume: skipping {path.name}, it does not load "
+                  f"({type(error).__name__}: {error})", file=sys.stderr)
+            continue
+        return path, steps
+    return None
 
 
 def checkpoint_callback(directory: Path, every_calls: int) -> Any:
@@ -193,18 +220,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_record(out: Path) -> dict[str, Any] | None:
     path = out / "run.json"
-    return dict(json.loads(path.read_text())) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return dict(json.loads(path.read_text()))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SystemExit(f"{path} is not a readable run record ({error}); it is written "
+                         "atomically, so this file was changed by hand: restore or remove "
+                         "it") from None
 
 
-def _resume_state(args: argparse.Namespace, out: Path, env_kwargs: dict[str, Any] | None
-                  ) -> tuple[dict[str, Any], dict[str, Any], tuple[Path, int]]:
-    """The saved run, its env kwargs and its newest checkpoint; SystemExit on a conflict or
-    when there is nothing to resume."""
+def _resume_state(args: argparse.Namespace, out: Path, env_kwargs: dict[str, Any] | None,
+                  algo_cls: Any) -> tuple[dict[str, Any], dict[str, Any], tuple[Path, int]]:
+    """The saved run, its env kwargs and its newest loadable checkpoint; SystemExit on a
+    conflict or when there is nothing to resume."""
     record = _run_record(out)
-    newest = latest_checkpoint(out / "checkpoints")
+    newest = None if record is None else newest_loadable_checkpoint(
+        out / "checkpoints", algo_cls, args.algo in OFF_POLICY)
     if record is None or newest is None:
         raise SystemExit(f"--resume: nothing to resume in {out} (no run.json or no checkpoint "
-                         "in checkpoints/); start the run without --resume")
+                         "that loads in checkpoints/); start the run without --resume")
     for key in ("env", "algo"):
         if record[key] != getattr(args, key):
             raise SystemExit(f"--resume: {out} holds a {key} {record[key]!r} run, not "
@@ -229,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     given = json.loads(Path(args.config).read_text()) if args.config else None
     out = Path(args.out or f"runs/{args.env}-{args.algo}")
     if args.resume:
-        record, env_kwargs, (checkpoint, done) = _resume_state(args, out, given)
+        record, env_kwargs, (checkpoint, done) = _resume_state(args, out, given, algo_cls)
     else:
         if _run_record(out) is not None:
             raise SystemExit(f"{out} already holds a run: --resume continues it, or choose "
