@@ -127,7 +127,6 @@ def newest_loadable_checkpoint(directory: Path, algo_cls: Any, off_policy: bool
     """The newest checkpoint that loads (with its replay buffer for an off-policy algorithm);
     each newer one that does not (a file truncated by a kill, say) is named and skipped."""
     import pickle
-    import zipfile
 
     for path, steps in checkpoints(directory):
         buffer = path.with_name(f"model_replay_buffer_{steps}_steps.pkl")
@@ -136,8 +135,7 @@ def newest_loadable_checkpoint(directory: Path, algo_cls: Any, off_policy: bool
             if off_policy:
                 with buffer.open("rb") as handle:
                     pickle.load(handle)
-        except (OSError, EOFError, ValueError, RuntimeError, KeyError, zipfile.BadZipFile,
-                pickle.UnpicklingError) as error:
+        except Exception as error:  # whatever a damaged file raises (SB3 asserts, zipfile...)
             print(f"--resume: skipping {path.name}, it does not load "
                   f"({type(error).__name__}: {error})", file=sys.stderr)
             continue
@@ -158,10 +156,12 @@ def checkpoint_callback(directory: Path, every_calls: int) -> Any:
     return AtomicCheckpoint()
 
 
-def evaluation_callback(base: Any, eval_env: Any, out: Path, **kwargs: Any) -> Any:
+def evaluation_callback(base: Any, eval_env: Any, out: Path, resumed_at: int = 0,
+                        **kwargs: Any) -> Any:
     """``base`` (SB3's or sb3-contrib's EvalCallback) writing ``eval/evaluations.npz`` and
     ``best_model.zip`` atomically, and continuing the history a resumed run left there (the
-    earlier evaluations are kept and the best model is replaced only by a better one)."""
+    evaluations up to ``resumed_at`` steps are kept, later ones, of a segment killed after
+    its last checkpoint, dropped; the best model is replaced only by a better one)."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class SaveBest(BaseCallback):
@@ -177,9 +177,10 @@ def evaluation_callback(base: Any, eval_env: Any, out: Path, **kwargs: Any) -> A
             self.log_path = self.log_path + ".tmp"  # np.savez adds .npz
             if self.final_log.is_file():
                 with np.load(self.final_log) as old:
-                    self.evaluations_timesteps = old["timesteps"].tolist()
-                    self.evaluations_results = old["results"].tolist()
-                    self.evaluations_length = old["ep_lengths"].tolist()
+                    keep = old["timesteps"] <= resumed_at
+                    self.evaluations_timesteps = old["timesteps"][keep].tolist()
+                    self.evaluations_results = old["results"][keep].tolist()
+                    self.evaluations_length = old["ep_lengths"][keep].tolist()
                 if self.evaluations_results:
                     self.best_mean_reward = float(np.max(np.mean(
                         self.evaluations_results, axis=1)))
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
     callbacks = CallbackList([
         checkpoint_callback(out / "checkpoints", max(args.checkpoint_freq // per_env, 1)),
-        evaluation_callback(eval_callback_cls, eval_env, out,
+        evaluation_callback(eval_callback_cls, eval_env, out, resumed_at=done,
                             n_eval_episodes=args.eval_episodes,
                             eval_freq=max(args.eval_freq // per_env, 1), deterministic=True,
                             verbose=0),
