@@ -50,18 +50,20 @@ def _range(config: Any, name: str, low: float | None = None, high: float | None 
                                           integer))
 
 
-def replace_from_mapping(base: T, overrides: Mapping[str, Any]) -> T:
+def replace_from_mapping(base: T, overrides: Mapping[str, Any] | None,
+                         argument: str = "overrides") -> T:
     """Return ``base`` with ``overrides`` applied; unknown keys are a ValueError naming them.
 
     This is the only place where a dict enters the configuration (the ``gym.make`` / CLI boundary).
     Lists are turned into tuples so that range fields can come from JSON.
     """
-    overrides = check_mapping(f"{type(base).__name__} overrides", overrides)
+    overrides = check_mapping(argument, overrides)
     names = {f.name for f in dataclasses.fields(base)}  # type: ignore[arg-type]
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(
-            f"unknown config key(s) for {type(base).__name__}: {', '.join(unknown)}; "
+            f"{argument}: unknown key(s) {', '.join(unknown)} (not {type(base).__name__} "
+            f"fields); "
             f"valid keys: {', '.join(sorted(names))}"
         )
     clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
@@ -143,7 +145,7 @@ class ScenarioConfig:
         _number(self, "n_targets", 1, integer=True)
         _number(self, "area_side_m", 0, low_open=True)
         _range(self, "bs_bandwidth_range_mhz", 0, low_open=True)
-        _range(self, "bs_power_range_dbw")
+        _range(self, "bs_power_range_dbw", -300, 300)  # 10**(x/10) W stays finite
         _range(self, "bs_tx_antennas_range", 1, integer=True)
         _range(self, "mu_rx_antennas_range", 1, integer=True)
         _range(self, "participation_range", 0, 1)

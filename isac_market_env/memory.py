@@ -70,17 +70,20 @@ def available_bytes() -> int:
         return 2**62
 
 
-def check_memory(config: EpisodeConfig) -> MemoryEstimate:
-    """Raise ValueError when an episode of ``config`` cannot fit in the available memory."""
+def check_memory(config: EpisodeConfig,
+                 transactions_argument: str = "n_transactions") -> MemoryEstimate:
+    """Raise ValueError when an episode of ``config`` cannot fit in the available memory
+    (``transactions_argument``: what the caller calls the transaction count)."""
     estimate = MemoryEstimate.of(config)
     available = available_bytes()
     if estimate.total > available:
         sc, m = config.scenario, config.market
         parts = {
             f"solutions (n_mus={sc.n_mus}, n_targets={sc.n_targets}, n_bss={sc.n_bss}, "
-            f"grid {sc.n_bandwidth_levels}x{sc.n_power_levels})": estimate.solutions,
+            f"n_bandwidth_levels={sc.n_bandwidth_levels}, n_power_levels={sc.n_power_levels})":
+                estimate.solutions,
             f"(MU, BS) pairs (n_mus={sc.n_mus}, n_bss={sc.n_bss})": estimate.pairs,
-            f"transactions (n_transactions={config.n_transactions}, n_mus={sc.n_mus})":
+            f"transactions ({transactions_argument}={config.n_transactions}, n_mus={sc.n_mus})":
                 estimate.transactions,
             f"volunteer estimate (volunteer_mc_samples={m.volunteer_mc_samples})":
                 estimate.volunteer_uniforms}

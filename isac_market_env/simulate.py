@@ -20,7 +20,7 @@ from isac_market_env.market.variants import MechanismSpec, get_mechanism
 from isac_market_env.memory import check_memory
 from isac_market_env.scenarios.presets import PRESETS, build_scenario, scenario_config
 from isac_market_env.scenarios.scenario import Scenario
-from isac_market_env.validation import check_choice, check_mapping, check_path, check_seed
+from isac_market_env.validation import check_choice, check_path, check_seed
 
 
 def make_episode_config(scenario: str = "paper-synthetic", n_mus: int | None = None,
@@ -30,12 +30,9 @@ def make_episode_config(scenario: str = "paper-synthetic", n_mus: int | None = N
                         physics_overrides: Mapping[str, Any] | None = None) -> EpisodeConfig:
     """Validated episode config from a preset name plus dict overrides (unknown keys raise)."""
     return EpisodeConfig(
-        scenario=scenario_config(scenario, n_mus, check_mapping("scenario_overrides",
-                                                                scenario_overrides)),
-        physics=replace_from_mapping(PhysicsConfig(),
-                                     check_mapping("physics_overrides", physics_overrides)),
-        market=replace_from_mapping(MarketConfig(),
-                                    check_mapping("market_overrides", market_overrides)),
+        scenario=scenario_config(scenario, n_mus, scenario_overrides),
+        physics=replace_from_mapping(PhysicsConfig(), physics_overrides, "physics_overrides"),
+        market=replace_from_mapping(MarketConfig(), market_overrides, "market_overrides"),
         n_transactions=n_transactions,
     )
 

@@ -22,8 +22,8 @@ def imports_of(path: Path) -> set[str]:
 
 # lowest first; a module may import its own part and the parts of lower layers, at run time
 # (imports under ``if TYPE_CHECKING:`` are annotations only)
-LAYERS = [["validation"], ["config"], ["physics", "scenarios", "memory"], ["model"], ["mechanisms"], ["metrics"],
-          ["market"], ["simulate"], ["envs"], ["baselines"], ["runs"],
+LAYERS = [["validation"], ["config"], ["physics", "scenarios", "memory"], ["model"],
+          ["mechanisms"], ["metrics"], ["market"], ["simulate"], ["envs"], ["baselines"], ["runs"],
           ["evaluate", "experiments"], ["cli"], ["__main__", "__init__"]]
 
 

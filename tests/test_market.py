@@ -8,12 +8,11 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import numpy_only, small_market, without_runtimes
+from conftest import check_episode, numpy_only, small_market, without_runtimes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import isac_market_env as ime
-from isac_market_env.market import Market
 from isac_market_env.mechanisms import knapsack, matching, typed_knapsack, volunteers
 from isac_market_env.mechanisms._jit import numba_jit
 from isac_market_env.mechanisms.knapsack import DEFAULT_NODE_LIMIT
@@ -26,57 +25,6 @@ from isac_market_env.metrics.stability import find_blocking_pairs
 
 MARKET_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy",
                      "frbank-nor", "hybrido-nor", "conoffline-nor"]
-
-
-def check_episode(market: Market) -> None:
-    """Assert every per-contract and per-transaction property of a finished episode."""
-    sc, book, m, spec = market.scenario, market.book, market.config.market, market.spec
-    c = market.contracts
-    problem = market.offline_problem() if spec.offline else None
-    # offline IR (Prop. 1): pay within [reserve, expected value]; booked within (1+O) supply
-    assert np.all(c.pay <= book.sol_value[c.solution] + 1e-9)
-    assert np.all(c.pay >= book.sol_reserve_price[c.solution] - 1e-9)
-    assert len(np.unique(c.client)) == len(c)
-    if problem is not None:
-        booked_b = np.bincount(c.bs, c.bandwidth_hz, minlength=sc.n_bss)
-        booked_p = np.bincount(c.bs, c.power_w, minlength=sc.n_bss)
-        assert np.all(booked_b <= problem.bs_cap_bandwidth_hz * (1 + 1e-9))
-        assert np.all(booked_p <= problem.bs_cap_power_w * (1 + 1e-9))
-        presence = book.client_presence_prob[c.client]
-        # BS risk (eq. 69, 70)
-        assert np.all(np.bincount(c.bs, presence * c.bandwidth_hz, minlength=sc.n_bss)
-                      <= problem.bs_risk_cap_bandwidth_hz * (1 + 1e-9))
-        assert np.all(np.bincount(c.bs, presence * c.power_w, minlength=sc.n_bss)
-                      <= problem.bs_risk_cap_power_w * (1 + 1e-9))
-        if not spec.overbooking and spec.risk:  # E[v] = 0: client risk (eq. 73, 74) is exact
-            from isac_market_env.model.utilities import client_risk
-            risk = client_risk(book.sol_value[c.solution], c.pay, presence, 0.0,
-                               problem.client_utility_threshold[c.client],
-                               m.penalty_client_ratio, m.penalty_bs_ratio)
-            assert np.all(risk <= problem.client_risk_limit[c.client] + 1e-9)
-        if not spec.overbooking:
-            assert np.all(booked_b <= sc.bs_bandwidth_hz * (1 + 1e-9))
-    for tx in market.transactions:
-        # realised allocations within real supply in every transaction (after volunteers)
-        used_b = np.bincount(tx.alloc_bs, tx.alloc_bandwidth_hz, minlength=sc.n_bss)
-        used_p = np.bincount(tx.alloc_bs, tx.alloc_power_w, minlength=sc.n_bss)
-        assert np.all(used_b <= sc.bs_bandwidth_hz * (1 + 1e-9))
-        assert np.all(used_p <= sc.bs_power_w * (1 + 1e-9))
-        # online IR (Prop. 14): temporary contracts pay at most their realised value
-        online = tx.alloc_online
-        assert np.all(tx.alloc_pay[online] <= tx.alloc_value[online] + 1e-9)
-        # each client served at most once per transaction; only present clients are served
-        in_book = tx.alloc_client < book.n_clients
-        assert len(np.unique(tx.alloc_client)) == len(tx.alloc_client)
-        present = book.client_present(tx.mu_present)
-        assert np.all(present[tx.alloc_client[in_book]])
-        # SW = value delivered to served clients (payments, PelU, PelS are transfers)
-        assert tx.social_welfare == pytest.approx(tx.delivered_value, rel=1e-9, abs=1e-9)
-        assert tx.client_value.sum() + tx.alloc_value[~in_book].sum() == pytest.approx(
-            tx.delivered_value, rel=1e-9, abs=1e-9)
-        assert tx.bs_income.sum() == pytest.approx(
-            tx.client_paid.sum() - tx.client_received.sum(), rel=1e-9, abs=1e-9)
-        assert tx.contracts_failed <= tx.contracts_due
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

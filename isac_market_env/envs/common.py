@@ -53,7 +53,11 @@ def validate_action(action: Any, space: spaces.Space[Any]) -> np.ndarray:
     if isinstance(space, spaces.MultiDiscrete):
         if not np.all(arr == np.round(arr)):
             raise ValueError(f"action must be integers, got {arr.tolist()}")
+        if np.any(arr < 0) or np.any(arr >= space.nvec):  # before a cast could overflow
+            raise ValueError(f"action {arr.tolist()} is outside the action space {space}")
         arr = arr.astype(np.int64)
+    elif isinstance(space, spaces.Box) and (np.any(arr < space.low) or np.any(arr > space.high)):
+        raise ValueError(f"action {arr.tolist()} is outside the action space {space}")
     if not space.contains(arr.astype(space.dtype)):
         raise ValueError(f"action {arr.tolist()} is outside the action space {space}")
     return arr

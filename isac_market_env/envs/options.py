@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from isac_market_env.config import EpisodeConfig
+from isac_market_env.config import MAX_OVERBOOKING, EpisodeConfig
 from isac_market_env.market.variants import MechanismSpec, get_mechanism
+from isac_market_env.memory import check_memory
 from isac_market_env.simulate import make_episode_config
 from isac_market_env.validation import (
     check_bool,
@@ -30,6 +31,10 @@ from isac_market_env.validation import (
 RENDER_MODES = ("ansi", "rgb_array")
 SLOT_ORDERS = ("fixed", "ranked")
 DEFAULT_RATE_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+# a reward_scale above this (an sw_scale below its inverse) would turn finite rewards into
+# overflows, not scale them
+MAX_SCALE = 1e6
+MAX_BID_LEVELS = 1000  # the action space has 1 + K L actions
 OptionsT = TypeVar("OptionsT", bound="EnvOptions")
 
 
@@ -44,6 +49,7 @@ class EnvOptions:
     ENV_NAME: ClassVar[str] = "env"
     REWARDS: ClassVar[tuple[str, ...]] = ("social_welfare", "utility")
     DEFAULT_REWARD: ClassVar[str] = "social_welfare"
+    TRANSACTIONS_ARGUMENT: ClassVar[str] = "n_transactions"
 
     scenario: str = "paper-synthetic"
     n_mus: int | None = None
@@ -88,7 +94,7 @@ class EnvOptions:
                                           else self.reward, self.REWARDS))
         if self.reward_scale is not None:
             _set(self, "reward_scale", check_float("reward_scale", self.reward_scale, 0,
-                                                   low_open=True))
+                                                   MAX_SCALE, low_open=True))
         if self.render_mode is not None:
             check_choice("render_mode", self.render_mode, RENDER_MODES)
         for name in ("scenario_overrides", "market_overrides", "physics_overrides"):
@@ -100,6 +106,8 @@ class EnvOptions:
             self.scenario, self.n_mus, n_transactions,
             scenario_overrides=self.scenario_overrides, market_overrides=self.market_overrides,
             physics_overrides=self.physics_overrides))
+        # refused now, not at the first reset
+        check_memory(self.config, transactions_argument=self.TRANSACTIONS_ARGUMENT)
 
     @property
     def spec(self) -> MechanismSpec:
@@ -123,7 +131,8 @@ class BiddingOptions(EnvOptions):
     def _validate(self) -> None:
         super()._validate()
         _set(self, "n_transactions", check_integer("n_transactions", self.n_transactions, 1))
-        _set(self, "n_bid_levels", check_integer("n_bid_levels", self.n_bid_levels, 2))
+        _set(self, "n_bid_levels", check_integer("n_bid_levels", self.n_bid_levels, 2,
+                                                 MAX_BID_LEVELS))
         _set(self, "slot_order", check_choice("slot_order", self.slot_order, SLOT_ORDERS))
         _set(self, "include_runtime", check_bool("include_runtime", self.include_runtime))
         spec = self.spec
@@ -142,6 +151,7 @@ class OverbookingOptions(EnvOptions):
 
     ENV_NAME: ClassVar[str] = "ISACMarket-Overbooking-v0"
     REWARDS: ClassVar[tuple[str, ...]] = ("social_welfare", "utility", "net_welfare")
+    TRANSACTIONS_ARGUMENT: ClassVar[str] = "transactions_per_period"
 
     n_periods: int = 10
     transactions_per_period: int = 20
@@ -155,10 +165,11 @@ class OverbookingOptions(EnvOptions):
         _set(self, "n_periods", check_integer("n_periods", self.n_periods, 1))
         _set(self, "transactions_per_period", check_integer(
             "transactions_per_period", self.transactions_per_period, 1))
-        _set(self, "max_overbooking", check_float("max_overbooking", self.max_overbooking, 0))
+        _set(self, "max_overbooking", check_float("max_overbooking", self.max_overbooking, 0,
+                                                  MAX_OVERBOOKING))
         _set(self, "drift_std", check_float("drift_std", self.drift_std, 0))
         if self.sw_scale is not None:
-            _set(self, "sw_scale", check_float("sw_scale", self.sw_scale, 0, low_open=True))
+            _set(self, "sw_scale", check_float("sw_scale", self.sw_scale, 1 / MAX_SCALE))
         _set(self, "include_runtime", check_bool("include_runtime", self.include_runtime))
         if not self.spec.offline or not self.spec.overbooking:
             raise ValueError("mechanism must sign contracts with overbooking "
@@ -185,7 +196,8 @@ class MarketGameOptions(EnvOptions):
     def _validate(self) -> None:
         super()._validate()
         _set(self, "n_transactions", check_integer("n_transactions", self.n_transactions, 1))
-        _set(self, "n_bid_levels", check_integer("n_bid_levels", self.n_bid_levels, 2))
+        _set(self, "n_bid_levels", check_integer("n_bid_levels", self.n_bid_levels, 2,
+                                                 MAX_BID_LEVELS))
         _set(self, "bs_agents", check_bool("bs_agents", self.bs_agents))
         _set(self, "n_periods", check_integer("n_periods", (5 if self.bs_agents else 1)
                                               if self.n_periods is None else self.n_periods, 1))
@@ -194,8 +206,8 @@ class MarketGameOptions(EnvOptions):
         if isinstance(levels, str | bytes) or not hasattr(levels, "__len__") or not len(levels):
             raise TypeError(f"overbooking_levels must be a non-empty list of rates >= 0, got "
                             f"{levels!r}")
-        _set(self, "overbooking_levels", tuple(check_float("overbooking_levels", rate, 0)
-                                               for rate in levels))
+        _set(self, "overbooking_levels", tuple(check_float("overbooking_levels", rate, 0,
+                                                           MAX_OVERBOOKING) for rate in levels))
         spec = self.spec
         if not (spec.coalitions and spec.offline and spec.overbooking
                 and spec.online == "matching"):

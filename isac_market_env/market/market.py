@@ -33,6 +33,7 @@ from isac_market_env.mechanisms.matching import (
 )
 from isac_market_env.mechanisms.optimal import optimal_allocation
 from isac_market_env.mechanisms.volunteers import VolunteerModel, select_volunteers
+from isac_market_env.memory import check_memory
 from isac_market_env.metrics.overhead import Overhead
 from isac_market_env.model.clients import COMM, SENSING, ClientBook, build_client_book
 from isac_market_env.scenarios.scenario import Scenario
@@ -111,6 +112,7 @@ class Market:
                  mechanism: str | MechanismSpec = "frbank", seed: int | None = None,
                  streams: EpisodeStreams | None = None,
                  participation: NDArray[np.bool_] | None = None) -> None:
+        check_memory(config)  # before any array of the episode is allocated
         self.scenario = scenario
         self.config = config
         self.spec = get_mechanism(mechanism)

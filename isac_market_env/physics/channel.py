@@ -26,7 +26,8 @@ def path_loss_linear(distance_m: FloatArray, physics: PhysicsConfig) -> FloatArr
 
 def noise_power_per_subchannel_w(physics: PhysicsConfig) -> float:
     """Thermal noise power of one sub-channel in watts (PSD + noise figure)."""
-    psd_w_per_hz = 10.0 ** ((physics.noise_psd_dbm_per_hz + physics.noise_figure_db - 30.0) / 10.0)
+    psd_w_per_hz = np.float64(10.0) ** (
+        (physics.noise_psd_dbm_per_hz + physics.noise_figure_db - 30.0) / 10.0)
     return float(psd_w_per_hz * physics.subchannel_bandwidth_hz)
 
 
@@ -90,11 +91,11 @@ def sensing_accuracy_coefficient(mu_xy_m: FloatArray, mu_target_xy_m: FloatArray
     # Inverses of zeta_1..zeta_3 of eq. 59 (per unit N * P).
     inv_zeta_aod = 16 * np.pi**2 * n_r * cos2 * n_t * (n_t + 1) * (2 * n_t + 1) / (3 * sigma2 * rho)
     inv_zeta_aoa = 16 * np.pi**2 * n_t * cos2 * n_r * (n_r + 1) * (2 * n_r + 1) / (3 * sigma2 * rho)
-    b0 = physics.subchannel_bandwidth_hz
+    b0 = np.float64(physics.subchannel_bandwidth_hz)  # numpy: overflow gives inf, not an error
     inv_zeta_delay = 4 * np.pi**2 * b0**2 * n_t * n_r / (3 * sigma2 * rho)
     n_ref = float(physics.sensing_reference_subchannels)
     delay_gain = inv_zeta_delay * (n_ref + 1) * (2 * n_ref + 1) / n_ref**2
-    c2 = physics.speed_of_light_m_per_s**2
+    c2 = np.float64(physics.speed_of_light_m_per_s) ** 2
     sin_t, cos_t, sin_p, cos_p = np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)
     # eq. 63 divided by N * P.
     fim_xx = (sin_t**2 * inv_zeta_aod / d_target_bs**2 + cos_t**2 * inv_zeta_aoa

@@ -109,9 +109,11 @@ def eua_scenario(directory: str | Path, config: ScenarioConfig, rng: np.random.G
     """
     sites_xy, users_xy = load_eua_locations(directory, config.eua_max_extent_km)
     if config.n_bss > len(sites_xy):
-        raise ValueError(f"n_bss={config.n_bss} exceeds the {len(sites_xy)} EUA sites")
+        raise ValueError(f"n_bss={config.n_bss} exceeds the {len(sites_xy)} distinct sites in "
+                         f"{Path(directory) / SITES_FILE}")
     if config.n_mus > len(users_xy):
-        raise ValueError(f"n_mus={config.n_mus} exceeds the {len(users_xy)} EUA users")
+        raise ValueError(f"n_mus={config.n_mus} exceeds the {len(users_xy)} users in "
+                         f"{Path(directory) / USERS_FILE}")
     bs_xy = sites_xy[np.sort(rng.choice(len(sites_xy), config.n_bss, replace=False))]
     mu_xy = users_xy[np.sort(rng.choice(len(users_xy), config.n_mus, replace=False))]
     low, high = users_xy.min(axis=0), users_xy.max(axis=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,13 +57,16 @@ def default_eua_directory() -> Path:
 
 
 def scenario_config(name: str, n_mus: int | None = None,
-                    overrides: dict[str, Any] | None = None) -> ScenarioConfig:
+                    overrides: Mapping[str, Any] | None = None) -> ScenarioConfig:
     """The preset's config with ``n_mus`` and other field overrides applied (validated)."""
     check_choice("scenario", name, tuple(PRESETS))
     changes = check_mapping("scenario_overrides", overrides)
     if n_mus is not None:
+        if "n_mus" in changes and changes["n_mus"] != n_mus:
+            raise ValueError(f"n_mus is given twice: n_mus={n_mus!r} and scenario_overrides"
+                             f"['n_mus']={changes['n_mus']!r}; pass one")
         changes["n_mus"] = check_integer("n_mus", n_mus, 1)
-    return replace_from_mapping(PRESETS[name].config, changes)
+    return replace_from_mapping(PRESETS[name].config, changes, "scenario_overrides")
 
 
 def build_scenario(name: str, config: ScenarioConfig, rng: np.random.Generator,
