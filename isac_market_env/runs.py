@@ -158,6 +158,15 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (``kill``, a batch scheduler's stop, a background job's only signal) as
+    Ctrl-C: the training scripts catch KeyboardInterrupt and save a checkpoint."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def die_with_parent() -> None:
     """Worker initializer: end this process when the parent dies (a SIGKILLed experiment
     must not leave workers finishing runs and holding its stdout). Linux's

@@ -150,12 +150,13 @@ def _train_command(out: Path, steps: int, config: Path, *extra: str) -> list[str
             "--no-subprocess", "--out", str(out), "--config", str(config), *extra]
 
 
-def test_sigkilled_training_resumes(tmp_path: Path) -> None:
-    """SIGKILL ``python -m train.ppo`` after its second checkpoint, truncate that checkpoint
-    (as a kill during a non-atomic write would), resume: the truncated file is named and
-    skipped, training continues from the one before, and the run ends like an uninterrupted
-    one (step counts, checkpoints, evaluation timesteps; SB3 keeps no RNG state, so the
-    weights differ)."""
+@pytest.mark.parametrize("kill_after", [128, 256])
+def test_sigkilled_training_resumes(kill_after: int, tmp_path: Path) -> None:
+    """SIGKILL ``python -m train.ppo`` once a checkpoint is written (the first or the second);
+    after the second, also truncate it (as a kill during a non-atomic write would). The
+    resumed run names and skips the truncated file, continues from the newest one that loads
+    and ends like an uninterrupted one (step counts, checkpoints, evaluation timesteps; SB3
+    keeps no RNG state, so the weights differ)."""
     pytest.importorskip("stable_baselines3")
     config = tmp_path / "env.json"
     config.write_text(json.dumps({"n_mus": 6, "n_periods": 2, "transactions_per_period": 2}))
@@ -164,14 +165,18 @@ def test_sigkilled_training_resumes(tmp_path: Path) -> None:
                    capture_output=True)
     process = subprocess.Popen(_train_command(killed, 512, config), cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    second = killed / "checkpoints" / "model_256_steps.zip"
-    assert _kill_when(process, second.is_file, 300)
-    second.write_bytes(second.read_bytes()[: second.stat().st_size // 2])
+    newest = killed / "checkpoints" / f"model_{kill_after}_steps.zip"
+    assert _kill_when(process, newest.is_file, 300)
+    if kill_after == 256:
+        newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     resumed = subprocess.run([*_train_command(killed, 512, config)[:-2], "--resume"],
                              cwd=ROOT, capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr
-    assert "skipping model_256_steps.zip" in resumed.stderr
-    assert "from model_128_steps.zip (128 steps)" in resumed.stdout
+    if kill_after == 256:
+        assert "skipping model_256_steps.zip" in resumed.stderr
+        assert "from model_128_steps.zip (128 steps)" in resumed.stdout
+    else:  # killed somewhere after the first checkpoint: the newest one is used
+        assert "skipping" not in resumed.stderr and "resuming" in resumed.stdout
     runs = [json.loads((d / "run.json").read_text()) for d in (whole, killed)]
     assert runs[1]["segments"][-1]["to_timesteps"] == runs[0]["segments"][-1]["to_timesteps"]
     names = [sorted(p.name for p in (d / "checkpoints").iterdir()) for d in (whole, killed)]
@@ -182,3 +187,28 @@ def test_sigkilled_training_resumes(tmp_path: Path) -> None:
     from stable_baselines3 import PPO
 
     assert PPO.load(killed / "final_model.zip").num_timesteps == 512
+
+
+def test_sigterm_saves_a_checkpoint(tmp_path: Path) -> None:
+    """SIGTERM (a scheduler's stop, ``kill``) is Ctrl-C: training saves a checkpoint at the
+    step it reached and exits 130, and --resume continues from it."""
+    pytest.importorskip("stable_baselines3")
+    config = tmp_path / "env.json"
+    config.write_text(json.dumps({"n_mus": 6, "n_periods": 2, "transactions_per_period": 2}))
+    out = tmp_path / "run"
+    process = subprocess.Popen(_train_command(out, 100_000, config), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = out / "checkpoints" / "model_128_steps.zip"
+    deadline = time.monotonic() + 300
+    while not first.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted: saved" in err
+    import re
+
+    reached = int(re.search(r"\((\d+) steps\)", err).group(1))  # type: ignore[union-attr]
+    assert reached >= 128 and (out / "checkpoints" / f"model_{reached}_steps.zip").is_file()
+    resumed = subprocess.run([*_train_command(out, reached + 64, config)[:-2], "--resume"],
+                             cwd=ROOT, capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0 and f"({reached} steps)" in resumed.stdout, resumed.stderr

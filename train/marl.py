@@ -13,8 +13,8 @@ rule. The policies are RLlib's action-masking PPO module: a masked action gets n
 Writes into ``--out``: ``run.json`` (env config, learning types, RLlib settings, versions, and
 one row per iteration: env steps, episode return per policy, the env's share of the
 iteration's wall time), ``checkpoints/iter_<n>/`` (RLlib's ``save_to_path``; every
-``--checkpoint-every`` iterations and at the end, also on Ctrl-C) and ``final`` (a copy of the
-last checkpoint's path). ``--resume`` restores the newest checkpoint and continues to
+``--checkpoint-every`` iterations and at the end, also on Ctrl-C or SIGTERM) and ``final``
+(a copy of the last checkpoint's path). ``--resume`` restores the newest checkpoint and continues to
 ``--iterations`` in total; without it a directory that holds a run is refused.
 Evaluate with ``isac-market evaluate --env isac_market_v0 --policy frbank,<out>/final``.
 """
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from isac_market_env.runs import write_atomic
+from isac_market_env.runs import interrupt_on_sigterm, write_atomic
 
 HIDDEN = [64, 64]
 
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(run_file, json.dumps(run, indent=2, default=float))
         return path
 
+    interrupt_on_sigterm()
     try:
         for iteration in range(done + 1, args.iterations + 1):
             started = time.perf_counter()

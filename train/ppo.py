@@ -11,7 +11,8 @@ focal client may propose, from the env's ``action_masks()``. ``--env`` also take
 Writes into ``--out``: ``run.json`` (env, algorithm, env kwargs, package versions, one entry
 per training segment), TensorBoard logs (``tb/``), periodic evaluation (``eval/
 evaluations.npz``, ``best_model.zip``), checkpoints (``checkpoints/model_<steps>_steps.zip``,
-with the replay buffer for SAC; one more when training ends or is interrupted with Ctrl-C) and
+with the replay buffer for SAC; one more when training ends or is interrupted with Ctrl-C or
+SIGTERM) and
 ``final_model.zip``. Every file is written through a temporary file and a rename.
 
 ``--resume`` continues the newest saved state up to ``--timesteps`` in total: the model (and
@@ -39,7 +40,12 @@ import gymnasium as gym
 import numpy as np
 
 import isac_market_env
-from isac_market_env.runs import env_id_argument, replace_atomic, write_atomic
+from isac_market_env.runs import (
+    env_id_argument,
+    interrupt_on_sigterm,
+    replace_atomic,
+    write_atomic,
+)
 
 OFF_POLICY = ("sac",)
 
@@ -316,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     for callback in callbacks.callbacks:  # periodic saves keep the uninterrupted run's timing
         callback.n_calls = done // per_env
     remaining = max(args.timesteps - done, 0)
+    interrupt_on_sigterm()
     try:
         if remaining > 0:
             model.learn(total_timesteps=remaining, callback=callbacks,
