@@ -100,7 +100,11 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     * v0: initial release. Rewards are normalised by default (they were the raw values:
       ``reward_scale=1.0`` gives them back); ``n_mus`` defaults to the preset's size (it was
       20); ``reset`` refuses options (they were ignored); ``rgb_array`` frames are 760 x 540
-      with a legend and state (they were 400 x 400 dots).
+      with a legend and state (they were 400 x 400 dots). Keyword arguments are validated
+      as they are given, not coerced (``n_transactions=2.5``, ``include_runtime="False"`` are
+      errors; they were truncated / read as True), ``reward_scale`` must be in (0, 1e6], and
+      a config that would not fit in memory is refused at construction
+      (``isac_market_env.envs.options``).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012

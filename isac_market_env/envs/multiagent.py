@@ -123,6 +123,9 @@ class ISACMarketParallelEnv(ParallelEnv):
     ``reward``, ``reward_scale``, ``render_mode`` ("ansi" | "rgb_array"),
     ``scenario_overrides`` / ``market_overrides`` / ``physics_overrides``, ``eua_directory``.
     ``reset`` takes no options; it warns about any given (PettingZoo's API test passes one).
+    The arguments are validated by ``isac_market_env.envs.options.MarketGameOptions`` (the
+    rules of the Gymnasium envs: nothing is coerced, a config that would not fit in memory is
+    refused).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"name": ENV_NAME, "render_modes": ["ansi", "rgb_array"],

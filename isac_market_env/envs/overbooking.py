@@ -22,7 +22,7 @@ GLOBAL_FEATURE_NAMES = ("presence_last_period", "participation_mean_next", "peri
                         "sw_share_last_period")
 N_BS_FEATURES = len(BS_FEATURE_NAMES)
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURE_NAMES)
-OVERBOOKING_REWARDS = OverbookingOptions.REWARDS
+
 
 
 class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -95,7 +95,11 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     * v0: initial release. Rewards are normalised by default (they were the raw values:
       ``reward_scale=1.0`` gives them back); ``n_mus`` defaults to the preset's size (it was
       20); ``reset`` refuses options (they were ignored); ``rgb_array`` frames are 760 x 540
-      with a legend and state (they were 400 x 400 dots).
+      with a legend and state (they were 400 x 400 dots). Keyword arguments are validated
+      as they are given, not coerced (``n_transactions=2.5``, ``include_runtime="False"`` are
+      errors; they were truncated / read as True), ``reward_scale`` must be in (0, 1e6], and
+      a config that would not fit in memory is refused at construction
+      (``isac_market_env.envs.options``).
       The last-period SW feature is a share of the period's most
       deliverable value by default; it was SW / 1000 (``sw_scale=1000``), which saturated at
       the observation bound 5 from about 50 MUs. ``render()`` right after ``reset()`` draws
