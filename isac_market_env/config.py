@@ -146,8 +146,9 @@ class ScenarioConfig:
         _number(self, "area_side_m", 0, low_open=True)
         _range(self, "bs_bandwidth_range_mhz", 0, low_open=True)
         _range(self, "bs_power_range_dbw", -300, 300)  # 10**(x/10) W stays finite
-        _range(self, "bs_tx_antennas_range", 1, integer=True)
-        _range(self, "mu_rx_antennas_range", 1, integer=True)
+        # (arrays beyond 4096 elements are far past massive MIMO's 64-1024)
+        _range(self, "bs_tx_antennas_range", 1, 4096, integer=True)
+        _range(self, "mu_rx_antennas_range", 1, 4096, integer=True)
         _range(self, "participation_range", 0, 1)
         _range(self, "rate_requirement_range_mbps", 0)
         _range(self, "sensing_requirement_range_per_m", 0)

@@ -20,6 +20,8 @@ import numpy as np
 
 # the largest seed SeedSequence and the envs' seed draws agree on (64-bit)
 MAX_SEED = 2**63 - 1
+# integers of configs and options end up in int64 arrays and samplers: at most this
+MAX_INTEGER = 2**62
 
 
 def check_integer(name: str, value: Any, low: int | None = None,
@@ -28,6 +30,7 @@ def check_integer(name: str, value: Any, low: int | None = None,
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     number = int(value)
+    high = MAX_INTEGER if high is None else min(high, MAX_INTEGER)
     if low is not None and number < low:
         raise ValueError(f"{name} must be >= {low}, got {number}")
     if high is not None and number > high:
@@ -42,7 +45,7 @@ def check_float(name: str, value: Any, low: float | None = None, high: float | N
     if isinstance(value, bool | np.bool_) or not isinstance(
             value, int | float | np.integer | np.floating):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    number = float(value)
+    number = float(value) + 0.0  # -0.0 becomes 0.0 (numpy's samplers tell them apart)
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None and (number < low or (low_open and number == low)):
