@@ -2,7 +2,8 @@
 
 Defaults follow the FRBank paper (Sec. V) and the choices of docs/model.md; see there for the
 calibration of the value weights. Every config validates itself on construction and raises a
-``ValueError`` that names the offending field, so nothing half-built ever reaches the simulator.
+``ValueError`` (a bad value) or ``TypeError`` (a value of the wrong kind) that names the
+offending field, so nothing half-built ever reaches the simulator (``validation.py``).
 """
 
 from __future__ import annotations
