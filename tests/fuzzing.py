@@ -256,7 +256,15 @@ def env_arguments(env_id: str) -> list[str]:
 
 def play(env: Any, env_id: str, steps: int = 40, actions: Any = None) -> None:
     """Reset and step (random valid actions, or ``actions`` first); every observation and
-    reward must be finite and inside its space."""
+    reward must be finite and inside its space, and the market played so far must keep the
+    episode invariants."""
+    _play(env, env_id, steps, actions)
+    market = getattr(env.unwrapped if hasattr(env, "unwrapped") else env, "market", None)
+    if market is not None:
+        check_episode(market)
+
+
+def _play(env: Any, env_id: str, steps: int, actions: Any) -> None:
     if env_id == "isac_market_v0":
         observations, _ = env.reset(seed=0)
         for _ in range(steps):
