@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from isac_market_env.config import MarketConfig, PhysicsConfig, ScenarioConfig
 from isac_market_env.scenarios.eua import SITES_FILE
 
-FUZZ = settings(max_examples=25, deadline=None, database=None,
+FUZZ = settings(max_examples=100, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 
 
