@@ -274,3 +274,37 @@ def test_driver_with_the_rule_decisions_is_simulate(mechanism: str, seed: int) -
         passing.decide(None)
     assert 2 not in passing.market.contracts.client
     check_episode(passing.market)
+
+
+@pytest.mark.parametrize("mechanism", ["frbank", "cononline", "hybrid", "hybrido",
+                                       "frbank-nor"])
+def test_online_matchings_have_no_blocking_pair_at_their_final_bids(mechanism: str) -> None:
+    """onEBW2M (Def. 11, 12): every transaction's online matching, brute-forced on small
+    markets, has no blocking pair at the prices it discovered (realised values, residual
+    supply; the search over every price is not part of this check)."""
+    checked = broken_found = 0
+    for seed in range(12):
+        market = small_market(mechanism, seed, n_mus=5, n_transactions=3)
+        market.sign()
+        for _ in range(market.config.n_transactions):
+            pending = market.prepare_transaction()
+            problem = pending.online_problem
+            if problem is None:
+                market.complete_transaction(pending, market.run_online(pending))
+                continue
+            result = run_matching(problem)
+            assert result.converged
+            assert find_blocking_pairs(problem, result) == [], (seed, pending.index)
+            checked += 1
+            matched = np.flatnonzero(result.client_solution >= 0)
+            if len(matched) and result.final_bids[result.client_solution[matched[0]]] < \
+                    problem.sol_value[result.client_solution[matched[0]]]:
+                # not vacuous: unmatching a client leaves it and the freed room blocking
+                solutions = result.client_solution.copy()
+                solutions[matched[0]] = -1
+                broken = dataclasses.replace(result, client_solution=solutions)
+                assert any(pair.client == matched[0]
+                           for pair in find_blocking_pairs(problem, broken)), seed
+                broken_found += 1
+            market.complete_transaction(pending, market.online_outcome(pending, result))
+    assert checked >= 12 and broken_found >= 1

@@ -82,7 +82,8 @@ def find_blocking_pairs(problem: MatchingProblem, result: MatchingResult,
 
     found: list[BlockingPair] = []
     for j in range(p.n_bss):
-        mine = np.flatnonzero((held >= 0) & (p.sol_bs[np.maximum(held, 0)] == j))
+        mine = np.flatnonzero(held >= 0)  # (a problem may have no solutions at all)
+        mine = mine[p.sol_bs[held[mine]] == j]
         sols_j = held[mine]
         if type1 and len(sols_j) > max_held_per_bs:
             raise ValueError(f"BS {j} holds {len(sols_j)} clients; brute force is for small "
