@@ -92,7 +92,8 @@ def run_all(tasks: list[dict[str, Any]], out: Path, workers: int, label: str
     cache.mkdir(parents=True, exist_ok=True)
     for task in tasks:
         task["cache_dir"] = str(cache)
-    done = sum((cache / f"{task_key(t)}.json").is_file() for t in tasks)  # (read: cached_run)
+    # (a count of the files present; cached_run reads each and recomputes a corrupt one)
+    done = sum((cache / f"{task_key(t)}.json").is_file() for t in tasks)
     if done:
         print(f"{label}: {done}/{len(tasks)} runs already done, resuming")
     return run_tasks(tasks, workers, label, worker=cached_run)

@@ -111,26 +111,19 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     """Write through a uniquely named temporary file, fsynced, then rename: readers (and a
     rerun after a kill or a power cut) see the old file or the whole new one, never half,
     and two writers of one path never share a temporary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = text.encode() if isinstance(text, str) else text  # a CSV keeps its own line ends
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+    replace_atomic(path, lambda tmp: tmp.write_bytes(data), keep_suffix=False)
 
 
-def replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def replace_atomic(path: Path, write: Callable[[Path], object], keep_suffix: bool = True) -> None:
     """``write(tmp)`` into a unique temporary file beside ``path``, fsync it, rename it over
-    ``path`` (for writers that want a file name: model zips, figures)."""
+    ``path`` (for writers that want a file name: model zips, figures). The temporary name
+    keeps ``path``'s suffix for writers that infer the format from it; without
+    ``keep_suffix`` it ends in ``.tmp``, so that a glob for ``*.json`` never sees one a kill
+    left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                    suffix=path.suffix if keep_suffix else ".tmp")
     os.close(handle)
     tmp = Path(name)
     try:

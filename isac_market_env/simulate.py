@@ -18,9 +18,9 @@ from isac_market_env.market.market import EpisodeStreams, Market
 from isac_market_env.market.records import EpisodeResult
 from isac_market_env.market.variants import MechanismSpec, get_mechanism
 from isac_market_env.memory import check_memory
-from isac_market_env.scenarios.presets import PRESETS, build_scenario, scenario_config
+from isac_market_env.scenarios.presets import build_scenario, scenario_config
 from isac_market_env.scenarios.scenario import Scenario
-from isac_market_env.validation import check_choice, check_path, check_seed
+from isac_market_env.validation import check_path, check_seed
 
 
 def make_episode_config(scenario: str = "paper-synthetic", n_mus: int | None = None,
@@ -54,8 +54,6 @@ def make_market(mechanism: str | MechanismSpec = "frbank", scenario: str = "pape
                         f"n_mus=... and scenario_overrides/market_overrides/physics_overrides")
     elif overrides or n_mus is not None:
         raise ValueError("pass either config or n_mus/overrides, not both")
-    else:
-        check_choice("scenario", scenario, tuple(PRESETS))
     check_memory(config)
     streams = EpisodeStreams.from_seed(seed)
     built: Scenario = build_scenario(scenario, config.scenario, streams.scenario, eua_directory)

@@ -122,12 +122,6 @@ def checkpoints(directory: Path) -> list[tuple[Path, int]]:
     return sorted(found, key=lambda item: -item[1])
 
 
-def latest_checkpoint(directory: Path) -> tuple[Path, int] | None:
-    """The newest checkpoint (most steps) in ``directory``, or None."""
-    found = checkpoints(directory)
-    return found[0] if found else None
-
-
 def newest_loadable_checkpoint(directory: Path, algo_cls: Any, off_policy: bool
                                ) -> tuple[Path, int] | None:
     """The newest checkpoint that loads (with its replay buffer for an off-policy algorithm);

@@ -548,7 +548,7 @@ class ISACMarketParallelEnv(ParallelEnv):
 def _discrete(agent: str, action: Any, n: int) -> int:
     """``action`` as an integer in [0, n), or a ValueError naming the agent."""
     arr = numeric_array(action, f"action of {agent}")
-    if arr.shape != () or arr.dtype.kind not in "iuf" or (
+    if arr.shape != () or (
             arr.dtype.kind == "f" and (not np.isfinite(arr) or arr != np.round(arr))):
         raise ValueError(f"action of {agent} must be an integer in [0, {n}), got {action!r}")
     value = int(arr)

@@ -14,7 +14,7 @@ from isac_market_env.config import ScenarioConfig, replace_from_mapping
 from isac_market_env.scenarios.eua import SITES_FILE, eua_scenario
 from isac_market_env.scenarios.scenario import Scenario
 from isac_market_env.scenarios.synthetic import synthetic_scenario
-from isac_market_env.validation import check_choice, check_integer, check_mapping
+from isac_market_env.validation import check_choice, check_mapping
 
 EUA_DIR_ENV = "ISAC_MARKET_EUA_DIR"
 
@@ -65,7 +65,7 @@ def scenario_config(name: str, n_mus: int | None = None,
         if "n_mus" in changes and changes["n_mus"] != n_mus:
             raise ValueError(f"n_mus is given twice: n_mus={n_mus!r} and scenario_overrides"
                              f"['n_mus']={changes['n_mus']!r}; pass one")
-        changes["n_mus"] = check_integer("n_mus", n_mus, 1)
+        changes["n_mus"] = n_mus  # validated with the other fields by ScenarioConfig
     return replace_from_mapping(PRESETS[name].config, changes, "scenario_overrides")
 
 
