@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from isac_market_env.validation import (
     check_bool,
+    check_choice,
     check_float,
     check_integer,
     check_mapping,
@@ -71,9 +72,17 @@ def replace_from_mapping(base: T, overrides: Mapping[str, Any] | None,
     return dataclasses.replace(base, **clean)  # type: ignore[type-var]
 
 
+COALITION_VALUE_MEMBERS = ("all", "present")
+
+
 @dataclass(frozen=True)
 class PhysicsConfig:
-    """Channel, communication value (eq. 10-12) and sensing value (eq. 22-24, 59-64)."""
+    """Channel, communication value (eq. 10-12) and sensing value (eq. 22-24, 59-64).
+
+    ``coalition_value_members``: whom a coalition's sensing value counts, ``"all"`` its
+    members (|c_k| V^max, eq. 26 as written) or ``"present"`` the members present in the
+    transaction (docs/model.md, Clients, contracts, utilities).
+    """
 
     subchannel_bandwidth_hz: float = 180e3
     noise_psd_dbm_per_hz: float = -174.0
@@ -90,6 +99,7 @@ class PhysicsConfig:
     sensing_accuracy_cap_per_m: float = 100.0
     speed_of_light_m_per_s: float = 299_792_458.0
     rayleigh_fading: bool = False
+    coalition_value_members: str = "all"
 
     def __post_init__(self) -> None:
         _number(self, "subchannel_bandwidth_hz", 0, low_open=True)
@@ -110,6 +120,8 @@ class PhysicsConfig:
                       low_open=True)
         _number(self, "speed_of_light_m_per_s", 0, low_open=True)
         _set(self, "rayleigh_fading", check_bool("rayleigh_fading", self.rayleigh_fading))
+        check_choice("coalition_value_members", self.coalition_value_members,
+                     COALITION_VALUE_MEMBERS)
 
 
 @dataclass(frozen=True)

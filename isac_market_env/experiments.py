@@ -1,4 +1,4 @@
-"""``isac-market experiment fig2|fig3|fig5|table1``: regenerate the paper's evaluation.
+"""``isac-market experiment fig2|fig3|fig5|table1|stability``: regenerate the evaluation.
 
 Every run (mechanism, scenario, MUs, seed, overrides) is cached as one JSON file under
 ``OUT/runs/`` written atomically, so an interrupted experiment resumes from the runs already done
@@ -41,6 +41,12 @@ PAPER_TABLE1: dict[str, list[float | None]] = {
     "ecibc_j": [304.53, 3972.40, None, 1251.95, 868.92, 29.89],
 }
 
+
+# the small markets whose matchings brute force can check: 2 BSs of 10-20 MHz, 8-12 dBW
+SMALL_MARKET = {"n_bss": 2, "n_targets": 2, "bs_bandwidth_range_mhz": (10.0, 20.0),
+                "bs_power_range_dbw": (8.0, 12.0)}
+STABILITY_MECHANISMS = ["hybrid", "conoffline-nor", "frbank-nor", "frbank"]
+BID_STEP_FRACTIONS = [0.2, 0.1, 0.05, 0.025, 0.0125]
 
 # where a run's files are, not what it computes: left out of its cache key
 LOCATION_KEYS = ("cache_dir", "eua_directory")
@@ -289,9 +295,79 @@ def experiment_table1(args: argparse.Namespace, out: Path) -> None:
     _save(fig, out / "table1.png")
 
 
+def stability_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: one small market's signing (fixed preferences: E[v] held at 0, or the live
+    estimate for ``live``), brute-forced for blocking pairs at every price (Def. 7/8)."""
+    from isac_market_env.mechanisms.matching import run_matching
+    from isac_market_env.metrics.stability import find_blocking_pairs
+    from isac_market_env.simulate import make_market
+
+    fraction = task["bid_increment_fraction"]
+    market = make_market(task["mechanism"], n_mus=3 + task["seed"] % 7, n_transactions=1,
+                         seed=task["seed"], scenario_overrides=SMALL_MARKET,
+                         market_overrides={"bid_increment_fraction": fraction,
+                                           "bid_increment": 2.5 * fraction})
+    problem = market.offline_problem()
+    result = run_matching(problem, market.volunteer_model() if task["live"] else None)
+    step = np.maximum(problem.bid_increment, problem.bid_increment_fraction * problem.sol_value)
+    grid = find_blocking_pairs(problem, result, prices="grid")
+    every = find_blocking_pairs(problem, result, prices="any")
+    return {**task, "rounds": result.rounds, "grid_blocked": float(bool(grid)),
+            "blocked": float(bool(every)),
+            "largest_discount": max((p.discount for p in every), default=0.0),
+            "largest_discount_in_steps": max((p.discount * problem.sol_value[p.solution]
+                                              / step[p.solution] for p in every), default=0.0)}
+
+
+def experiment_stability(args: argparse.Namespace, out: Path) -> None:
+    """Blocking pairs of small markets against the bid step (docs/model.md, Stability): on the
+    grid (at or above the final bids) and at any price from the reserve price, with the largest
+    discount below the final bid at which a pair still blocks."""
+    tasks = [{"mechanism": mech, "seed": args.seed + k, "bid_increment_fraction": fraction,
+              "live": False}
+             for fraction in BID_STEP_FRACTIONS for mech in STABILITY_MECHANISMS
+             for k in range(args.seeds)]
+    tasks += [{"mechanism": "frbank", "seed": args.seed + k, "bid_increment_fraction": 0.1,
+               "live": True} for k in range(args.seeds)]
+    rows = run_tasks(tasks, args.workers, "stability", worker=stability_run)
+    table = grouped(rows, ("live", "bid_increment_fraction", "mechanism"),
+                    ("grid_blocked", "blocked", "largest_discount", "rounds"))
+    for entry in table:
+        members = [r for r in rows if all(r[k] == entry[k] for k in
+                                          ("live", "bid_increment_fraction", "mechanism"))]
+        entry["largest_discount_max"] = max(r["largest_discount"] for r in members)
+        entry["largest_discount_in_steps_max"] = max(r["largest_discount_in_steps"]
+                                                     for r in members)
+    write_csv(out / "stability.csv", table)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fixed = [r for r in table if not r["live"]]
+    for mech in STABILITY_MECHANISMS:
+        pts = sorted((r for r in fixed if r["mechanism"] == mech),
+                     key=lambda r: r["bid_increment_fraction"])
+        xs = [r["bid_increment_fraction"] for r in pts]
+        axes[0].plot(xs, [r["largest_discount_max"] for r in pts], marker="o", ms=3,
+                     label=LABELS[mech])
+        axes[1].plot(xs, [r["blocked"] for r in pts], marker="o", ms=3, label=LABELS[mech])
+    axes[0].plot(BID_STEP_FRACTIONS, BID_STEP_FRACTIONS, color="grey", lw=0.8, ls="--",
+                 label="one bid step")
+    axes[0].set_xscale("log")
+    axes[0].set_yscale("log")
+    axes[0].set_title("Largest blocking discount below the final bid")
+    axes[0].set_ylabel("(final bid - blocking price) / value, max over markets")
+    axes[1].set_title("Markets with a blocking pair below the final bids")
+    axes[1].set_xscale("log")
+    axes[1].set_ylabel("fraction of markets (none on the bid grid)")
+    for ax in axes:
+        ax.set_xlabel("bid step (fraction of the value, bid_increment_fraction)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, out / "stability.png")
+
+
 EXPERIMENTS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
     "fig2": experiment_fig2, "fig3": experiment_fig3, "fig5": experiment_fig5,
-    "table1": experiment_table1,
+    "table1": experiment_table1, "stability": experiment_stability,
 }
 
 

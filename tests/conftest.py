@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 import isac_market_env as ime
+from isac_market_env.experiments import SMALL_MARKET as SMALL
 from isac_market_env.mechanisms import knapsack, matching, typed_knapsack, volunteers
 
-SMALL = {"n_bss": 2, "n_targets": 2, "bs_bandwidth_range_mhz": (10.0, 20.0),
-         "bs_power_range_dbw": (8.0, 12.0)}
 EUA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eua"
 
 

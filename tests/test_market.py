@@ -21,7 +21,7 @@ from isac_market_env.mechanisms.matching import (
     load_compiled_matching,
     run_matching,
 )
-from isac_market_env.metrics.stability import find_blocking_pairs
+from isac_market_env.metrics.stability import find_blocking_pairs, largest_blocking_discount
 
 MARKET_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy",
                      "frbank-nor", "hybrido-nor", "conoffline-nor"]
@@ -74,56 +74,133 @@ def test_to_dict_is_json_safe_and_complete() -> None:
                                      "dibc_ms", "ecibc_j", "drlc", "rdsl_bandwidth"}
 
 
-@pytest.mark.parametrize("mechanism", ["hybrid", "conoffline", "conoffline-nor", "frbank"])
-def test_no_blocking_pair_with_fixed_preferences(mechanism: str) -> None:
-    """Brute force over small markets (Def. 7, 8): no Type 1 or Type 2 blocking pair.
+OFFLINE_MECHANISMS = [m for m in MARKET_MECHANISMS if ime.get_mechanism(m).offline]
 
-    FRBank is checked with the volunteer estimate held at zero: with the live estimate, the
-    published E[v] depends on the matching itself and preferences move during it (docs/model.md).
+
+@pytest.mark.parametrize("mechanism", OFFLINE_MECHANISMS)
+def test_no_blocking_pair_on_the_bid_grid_with_fixed_preferences(mechanism: str) -> None:
+    """Brute force over small markets (Def. 7, 8): no Type 1 or Type 2 blocking pair at any
+    price at or above the final bids, the prices the ascending auction could still offer.
+
+    Overbooking mechanisms are checked with the volunteer estimate held at zero: with the live
+    estimate, the published E[v] depends on the matching itself and preferences move during it
+    (docs/model.md).
     """
     for seed in range(25):
         market = small_market(mechanism, seed)
         problem = market.offline_problem()
         result = run_matching(problem)
         assert result.converged
-        assert find_blocking_pairs(problem, result) == []
+        assert find_blocking_pairs(problem, result, prices="grid") == [], seed
+
+
+def test_capped_bid_is_raised_to_the_clients_limit_first() -> None:
+    """ConOffline-NoR seed 35 (5 MUs) had a Type 1 pair, client 3 and solution 70 at BS 1:
+    its bid was capped at 17.37, 1.93 below its value, because the next step broke IR; capped
+    there, its revivals ran out before BS 1 had room. Raised once to the price at which its
+    utility reaches zero, it is held, and every capped bid sits at the client's limit."""
+    problem = small_market("conoffline-nor", 35, n_mus=5).offline_problem()
+    matching = AscendingMatching(problem)
+    matching.run()
+    result = matching.result()
+    assert find_blocking_pairs(problem, result, prices="grid") == []
+    capped = np.flatnonzero(matching.capped)
+    assert capped.size
+    above = matching.bids[capped] + 1e-6 * matching.step[capped]
+    assert not matching.acceptable(capped, np.minimum(above, problem.sol_value[capped])).any()
+
+
+def test_capping_at_the_rejected_bid_leaves_blocking_pairs(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """Not vacuous: with the old rule (a blocked bid capped where it was rejected, not raised
+    to the client's limit) the grid check finds blocking pairs, and Type 1 at seed 35."""
+    numpy_only(monkeypatch)
+
+    def capped_where_rejected(s, bid, raised, state, sols, terms):  # type: ignore[no-untyped-def]
+        accepted = matching._acceptable_at(
+            sols.value[s], raised, sols.presence[s], state.volunteer_rate[sols.bs[s]],
+            sols.threshold[s], sols.risk_limit[s], terms.penalty_client_ratio,
+            terms.penalty_bs_ratio, terms.risk_on)
+        return raised if accepted else bid
+
+    monkeypatch.setattr(matching, "_highest_acceptable_bid", capped_where_rejected)
+    problem = small_market("conoffline-nor", 35, n_mus=5).offline_problem()
+    pairs = find_blocking_pairs(problem, run_matching(problem), prices="grid")
+    assert (3, 70, 1, 1) in [(p.client, p.solution, p.bs, p.kind) for p in pairs]
+    blocked = 0
+    for seed in range(10):
+        problem = small_market("hybrid", seed).offline_problem()
+        blocked += bool(find_blocking_pairs(problem, run_matching(problem), prices="grid"))
+    assert blocked >= 5
+
+
+@pytest.mark.parametrize("mechanism", ["hybrid", "frbank-nor"])
+def test_stable_up_to_the_bid_step_below_the_grid(mechanism: str) -> None:
+    """Below the final bids (any price from the reserve price, Def. 7/8) a pair may still block,
+    but only at prices the auction stepped over: its discount is under one Delta p, so the
+    largest discount falls with the step (docs/model.md, Stability; the whole curve is
+    ``isac-market experiment stability``)."""
+    largest = []
+    for fraction in (0.2, 0.025):
+        discounts = []
+        for seed in range(20):
+            problem = small_market(mechanism, seed, n_mus=3 + seed % 7,
+                                   bid_increment_fraction=fraction,
+                                   bid_increment=2.5 * fraction).offline_problem()
+            result = run_matching(problem)
+            step = np.maximum(problem.bid_increment,
+                              problem.bid_increment_fraction * problem.sol_value)
+            for pair in find_blocking_pairs(problem, result, prices="any"):
+                assert pair.discount * problem.sol_value[pair.solution] <= \
+                    step[pair.solution] + 1e-8 * problem.sol_value[pair.solution], (seed, pair)
+                assert pair.price < result.final_bids[pair.solution]
+            discounts.append(largest_blocking_discount(problem, result))
+        largest.append(max(discounts))
+    assert 0 < largest[1] < 0.5 * largest[0], largest
+
+
+def test_finder_refuses_an_unknown_price_range() -> None:
+    problem = small_market("hybrid", 2, n_mus=5).offline_problem()
+    with pytest.raises(ValueError, match="prices must be one of"):
+        find_blocking_pairs(problem, run_matching(problem), prices="all")  # type: ignore[arg-type]
 
 
 def test_held_client_returns_to_a_revived_solution_it_prefers() -> None:
-    """Seed 324: a held client's preferred solution at the same BS was capped; once the BS has
+    """Seed 7: a held client's preferred solution at the same BS was capped; once the BS has
     room it proposes it again from its held contract, and no blocking pair remains."""
-    problem = small_market("hybrid", 324, n_mus=3 + 324 % 7).offline_problem()
+    problem = small_market("hybrid", 7, n_mus=3 + 7 % 7).offline_problem()
     matching = AscendingMatching(problem)
     moves = []
     while not matching.finished:
-        before = matching.held.copy()
+        before, capped = matching.held.copy(), matching.capped.copy()
         matching.play_round(matching.rule_proposals())
         moved = np.flatnonzero((before >= 0) & (matching.held >= 0) & (matching.held != before))
-        moves += [(int(c), int(before[c]), int(matching.held[c])) for c in moved]
-    assert (1, 24, 25) in moves  # both at BS 0: the knapsack kept one of the two
-    assert problem.sol_bs[24] == problem.sol_bs[25]
+        moves += [(int(c), int(before[c]), int(matching.held[c]), bool(capped[matching.held[c]]))
+                  for c in moved]
+    assert (2, 49, 53, True) in moves  # both at BS 0: the knapsack kept one of the two
+    assert problem.sol_bs[49] == problem.sol_bs[53]
     result = matching.result()
     assert result.converged
-    assert find_blocking_pairs(problem, result) == []
+    assert find_blocking_pairs(problem, result, prices="grid") == []
 
 
 def test_held_client_moving_to_another_bs_releases_its_former_bs() -> None:
-    """Seed 6: client 1 moves from solution 31 to 21 at another BS; its former BS learns it (a
+    """Seed 26: client 10 moves from solution 179 to 186 at another BS; its former BS learns it (a
     new tentative set, one release exchange) and holds it no more."""
-    problem = small_market("hybrid", 6, n_mus=3 + 6 % 7).offline_problem()
+    problem = small_market("hybrid", 26, n_mus=3 + 26 % 7).offline_problem()
     matching = AscendingMatching(problem)
-    former = int(problem.sol_bs[31])
-    assert former != problem.sol_bs[21]
+    former = int(problem.sol_bs[179])
+    assert former != problem.sol_bs[186]
     while not matching.finished:
-        before = (matching.held[1], matching.bs_version[former], matching.n_displacements)
+        before = (matching.held[10], matching.bs_version[former], matching.n_displacements)
         matching.play_round(matching.rule_proposals())
-        if before[0] == 31 and matching.held[1] == 21:
+        if before[0] == 179 and matching.held[10] == 186:
             break
     else:
-        raise AssertionError("client 1 never moved from 31 to 21")
+        raise AssertionError("client 10 never moved from 179 to 186")
     assert matching.bs_version[former] > before[1]
     assert matching.n_displacements >= before[2] + 1
-    assert 31 not in matching.held
+    assert 179 not in matching.held
 
 
 @pytest.mark.parametrize("seed", [0, 324])
@@ -278,10 +355,10 @@ def test_driver_with_the_rule_decisions_is_simulate(mechanism: str, seed: int) -
 
 @pytest.mark.parametrize("mechanism", ["frbank", "cononline", "hybrid", "hybrido",
                                        "frbank-nor"])
-def test_online_matchings_have_no_blocking_pair_at_their_final_bids(mechanism: str) -> None:
+def test_online_matchings_have_no_blocking_pair_on_the_bid_grid(mechanism: str) -> None:
     """onEBW2M (Def. 11, 12): every transaction's online matching, brute-forced on small
-    markets, has no blocking pair at the prices it discovered (realised values, residual
-    supply; the search over every price is not part of this check)."""
+    markets, has no blocking pair at any price at or above its final bids (realised values,
+    residual supply)."""
     checked = broken_found = 0
     for seed in range(12):
         market = small_market(mechanism, seed, n_mus=5, n_transactions=3)
@@ -294,16 +371,19 @@ def test_online_matchings_have_no_blocking_pair_at_their_final_bids(mechanism: s
                 continue
             result = run_matching(problem)
             assert result.converged
-            assert find_blocking_pairs(problem, result) == [], (seed, pending.index)
+            assert find_blocking_pairs(problem, result, prices="grid") == [], (seed,
+                                                                                pending.index)
             checked += 1
-            matched = np.flatnonzero(result.client_solution >= 0)
-            if len(matched) and result.final_bids[result.client_solution[matched[0]]] < \
-                    problem.sol_value[result.client_solution[matched[0]]]:
+            held = result.client_solution
+            matched = np.flatnonzero(held >= 0)
+            surplus = matched[problem.sol_value[held[matched]]
+                              - result.client_payment[matched] > 1e-6]
+            if len(surplus):
                 # not vacuous: unmatching a client leaves it and the freed room blocking
-                solutions = result.client_solution.copy()
-                solutions[matched[0]] = -1
+                solutions = held.copy()
+                solutions[surplus[0]] = -1
                 broken = dataclasses.replace(result, client_solution=solutions)
-                assert any(pair.client == matched[0]
+                assert any(pair.client == surplus[0]
                            for pair in find_blocking_pairs(problem, broken)), seed
                 broken_found += 1
             market.complete_transaction(pending, market.online_outcome(pending, result))

@@ -39,15 +39,22 @@ def test_eua_episode_20_transactions(eua_dir) -> None:  # type: ignore[no-untype
     check_episode(market)
 
 
-@pytest.mark.parametrize("mechanism", ["hybrid", "conoffline", "frbank"])
+@pytest.mark.parametrize("mechanism", ["hybrid", "conoffline", "frbank", "hybrido",
+                                       "frbank-nor", "hybrido-nor", "conoffline-nor"])
 def test_no_blocking_pair_on_many_markets(mechanism: str) -> None:
-    """300 more small markets (seed 324 was the one with a held-client Type 2 pair, fixed)."""
+    """300 more small markets per offline mechanism, fixed preferences: no pair blocks on the
+    bid grid, and below it every pair's discount is under one bid step."""
     for seed in range(25, 325):
         market = small_market(mechanism, seed, n_mus=int(3 + seed % 7))
         problem = market.offline_problem()
         result = run_matching(problem)
         assert result.converged, seed
-        assert find_blocking_pairs(problem, result) == [], seed
+        step = np.maximum(problem.bid_increment,
+                          problem.bid_increment_fraction * problem.sol_value)
+        for pair in find_blocking_pairs(problem, result, prices="any"):
+            assert pair.price < result.final_bids[pair.solution], (seed, pair)
+            assert pair.discount * problem.sol_value[pair.solution] <= \
+                step[pair.solution] + 1e-8 * problem.sol_value[pair.solution], (seed, pair)
 
 
 @pytest.mark.parametrize("n_mus", [50, 100])
@@ -57,7 +64,7 @@ def test_no_type2_blocking_pair_at_full_size(n_mus: int) -> None:
                                   seed=seed).offline_problem()
         result = run_matching(problem)
         assert result.converged
-        assert find_blocking_pairs(problem, result, type1=False) == [], seed
+        assert find_blocking_pairs(problem, result, type1=False, prices="grid") == [], seed
 
 
 def test_knapsack_matches_milp_on_2000_instances() -> None:

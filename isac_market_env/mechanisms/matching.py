@@ -70,6 +70,10 @@ IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 # a held client switches to a revived solution only for a gain above this (stability's tolerance)
 SWITCH_GAIN = 1e-9
+# a bid blocked by the client's limit rises to that limit, found to within 2**-40 of the step, if
+# that gains more than this fraction of the step; else the solution is capped
+LIMIT_BISECTIONS = 40
+LIMIT_GAIN = 1e-6
 
 
 class SolutionTable(NamedTuple):
@@ -739,15 +743,40 @@ def _raise_with_loops(rejected: Any, state: MatchingState, sols: SolutionTable,
     bids = state.bids
     for s in rejected:
         raised = min(bids[s] + sols.step[s], sols.value[s])
-        if raised > bids[s] + 1e-12 and _acceptable_at(
-                sols.value[s], raised, sols.presence[s], state.volunteer_rate[sols.bs[s]],
-                sols.threshold[s], sols.risk_limit[s], terms.penalty_client_ratio,
-                terms.penalty_bs_ratio, terms.risk_on):
+        if raised > bids[s] + 1e-12:
+            raised = _highest_acceptable_bid(s, bids[s], raised, state, sols, terms)
+        if raised > bids[s] + LIMIT_GAIN * sols.step[s]:
             bids[s] = raised
         else:
             state.alive[s] = False
             state.capped[s] = True
             state.capped_version[s] = state.bs_version[sols.bs[s]]
+
+
+def _highest_acceptable_bid(s: int, bid: float, raised: float, state: MatchingState,
+                            sols: SolutionTable, terms: MatchingTerms) -> float:
+    """``raised`` if the client accepts it for solution ``s``, else its limit in (``bid``,
+    ``raised``): the highest price it still accepts (IR, positive utility, risk bound; each
+    holds on an interval of prices from 0, so bisection finds its end), or ``bid`` if none.
+
+    The limit is the price the paper's proofs let a client reach: capped at ``bid``, a client
+    that would still pay up to its limit leaves a blocking pair (Def. 7/8) behind it.
+    """
+    v, a, rate = sols.value[s], sols.presence[s], state.volunteer_rate[sols.bs[s]]
+    threshold, limit = sols.threshold[s], sols.risk_limit[s]
+    lam_u, lam_s, risk_on = terms.penalty_client_ratio, terms.penalty_bs_ratio, terms.risk_on
+    if _acceptable_at(v, raised, a, rate, threshold, limit, lam_u, lam_s, risk_on):
+        return raised
+    if not _acceptable_at(v, bid, a, rate, threshold, limit, lam_u, lam_s, risk_on):
+        return bid
+    low, high = bid, raised
+    for _ in range(LIMIT_BISECTIONS):
+        middle = 0.5 * (low + high)
+        if _acceptable_at(v, middle, a, rate, threshold, limit, lam_u, lam_s, risk_on):
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def _volunteer_rate_with_loops(j: int, state: MatchingState, sols: SolutionTable,
@@ -933,7 +962,7 @@ def compiled_kernels() -> Kernels | None:
 def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     global _utility_at, _acceptable_at, _solve_kernel, _volunteer_kernel, _volunteer_rate_kernel
     global _expected_volunteers_kernel, _must_choose_kernel, _answer_kernel, _proposals_kernel
-    global _raise_kernel
+    global _raise_kernel, _highest_acceptable_bid
     # the scalar helpers are called by name from compiled code, so their names must hold the
     # compiled versions (``py_func``: the plain function, should this run again)
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
@@ -945,6 +974,8 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     _must_choose_kernel = jit(_must_choose_with_loops)
     _answer_kernel = jit(_answer_with_loops)
     _proposals_kernel = jit(_proposals_with_loops)
+    _highest_acceptable_bid = jit(getattr(_highest_acceptable_bid, "py_func",
+                                          _highest_acceptable_bid))
     _raise_kernel = jit(_raise_with_loops)
     rounds = jit(_rounds_with_loops)
     # one client, one solution, one BS: compiles (or loads) every loop for the argument types

@@ -98,7 +98,8 @@ class ClientBook:
         """Value delivered by each given solution in a transaction with presence ``mu_present``.
 
         Comm: eq. 12 (with the MU's small-scale fading power gain when fading is on). Sensing:
-        ``|c_k| * max over present members of V_s`` (eq. 26 and its footnote 4).
+        ``|c_k| * max over present members of V_s`` (eq. 26 and its footnote 4), or the number
+        of present members times that max (``coalition_value_members="present"``).
         """
         values = np.empty(len(solutions), dtype=np.float64)
         clients = self.sol_client[solutions]
@@ -118,7 +119,12 @@ class ClientBook:
         c = self.sol_client[s]
         accuracy = np.minimum(best[c, self.sol_bs[s]] * self.sol_sensing_gain[s],
                               self.physics.sensing_accuracy_cap_per_m)
-        values[~comm] = self.client_size[c] * self.physics.sensing_value_weight * accuracy
+        if self.physics.coalition_value_members == "present":
+            members = np.add.reduceat(mu_present[self.member_index].astype(np.float64),
+                                      self.member_start[:-1])[c]
+        else:
+            members = self.client_size[c]
+        values[~comm] = members * self.physics.sensing_value_weight * accuracy
         return values
 
     def present_max_kappa(self, mu_present: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -218,7 +224,12 @@ def _build(scenario: Scenario, scenario_config: ScenarioConfig, physics: Physics
         sens_ok[k] = accuracy >= scenario.mu_sensing_requirement_per_m[rep][:, None]
         member_values = sensing_value(kappa[g][:, :, None], grid_n, grid_p, physics)
         expected_max = (a[g][:, None, None] * member_values).max(axis=0)  # E[V_s^max] (App. B)
-        sens_vals[k] = len(g) * expected_max
+        # |c_k| (eq. 26), or the expected number of present members given the coalition is
+        # present (``coalition_value_members="present"``)
+        present = 1.0 - np.prod(1.0 - a[g])
+        counted = (a[g].sum() / present if physics.coalition_value_members == "present"
+                   and present > 0 else len(g))
+        sens_vals[k] = counted * expected_max
     values = np.concatenate([comm_vals, sens_vals]).reshape(-1)
     ok = np.concatenate([comm_ok, sens_ok]).reshape(-1)
     n_clients = n_mus + len(groups)
