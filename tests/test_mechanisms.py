@@ -42,6 +42,40 @@ def test_greedy_holds_one_round_per_transaction(episodes: dict[str, ime.EpisodeR
     assert result.summary()["mu_utility"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_greedy_retry_leaves_no_client_that_still_fits() -> None:
+    """GreedyRetry is maximal: no unserved client has a solution that fits the supply left at
+    its BS (one-shot Greedy leaves such clients: the check is not vacuous); without retries the
+    allocation is the paper's Greedy, and both charge the value."""
+    from isac_market_env.mechanisms.greedy import greedy_allocation
+
+    rng = np.random.default_rng(5)
+    left_over_clients = 0
+    for _ in range(30):
+        n_clients, n_bss = int(rng.integers(2, 12)), int(rng.integers(1, 4))
+        sol_client = np.sort(rng.integers(0, n_clients, size=int(rng.integers(1, 40))))
+        sol_bs = rng.integers(0, n_bss, size=len(sol_client))
+        bw, power = rng.uniform(1, 10, len(sol_client)), rng.uniform(1, 10, len(sol_client))
+        value = rng.uniform(1, 20, len(sol_client))
+        supply_b, supply_p = rng.uniform(5, 30, n_bss), rng.uniform(5, 30, n_bss)
+        for retry in (False, True):
+            g = greedy_allocation(n_clients, sol_client, sol_bs, bw, power, value, supply_b,
+                                  supply_p, retry=retry)
+            served = g.client_solution >= 0
+            sols = g.client_solution[served]
+            assert np.array_equal(sol_client[sols], np.flatnonzero(served))
+            assert np.array_equal(g.client_payment[served], value[sols])
+            left_b = supply_b - np.bincount(sol_bs[sols], bw[sols], minlength=n_bss)
+            left_p = supply_p - np.bincount(sol_bs[sols], power[sols], minlength=n_bss)
+            assert np.all(left_b >= -1e-9) and np.all(left_p >= -1e-9)
+            unserved = ~served[sol_client]
+            fits = unserved & (bw <= left_b[sol_bs] + 1e-9) & (power <= left_p[sol_bs] + 1e-9)
+            if retry:
+                assert not fits.any()
+            else:
+                left_over_clients += int(fits.any())
+    assert left_over_clients > 0
+
+
 def test_no_coalitions_outside_frbank(episodes: dict[str, ime.EpisodeResult]) -> None:
     for mech, result in episodes.items():
         sizes = [len(members) for members in result.client_members]

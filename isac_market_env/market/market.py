@@ -326,10 +326,11 @@ class Market:
         cand, values = pending.candidates, pending.candidate_values
         if cand is None or values is None:
             return OnlineOutcome.empty()
-        if self.spec.online == "greedy":
+        if self.spec.online in ("greedy", "greedy-retry"):
             g = greedy_allocation(book.n_clients, book.sol_client[cand], book.sol_bs[cand],
                                   book.sol_bandwidth_hz[cand], book.sol_power_w[cand], values,
-                                  pending.residual_b, pending.residual_p)
+                                  pending.residual_b, pending.residual_p,
+                                  retry=self.spec.online == "greedy-retry")
             matched = np.flatnonzero(g.client_solution >= 0)
             sols = cand[g.client_solution[matched]]
             return OnlineOutcome(sols, book.sol_client[sols], book.sol_bs[sols],

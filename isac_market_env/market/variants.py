@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-OnlineMode = Literal["none", "matching", "greedy", "optimal"]
+OnlineMode = Literal["none", "matching", "greedy", "greedy-retry", "optimal"]
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,8 @@ class MechanismSpec:
 
     ``offline``: sign long-term contracts with offRFW2M before the transactions. ``online``: what
     runs in every transaction for present clients without an executable contract: ``matching``
-    (onEBW2M), ``greedy``, ``optimal`` (welfare upper bound) or ``none``. ``coalitions``: sensing
+    (onEBW2M), ``greedy`` (one bid per client), ``greedy-retry`` (rejected clients bid on their
+    next solutions), ``optimal`` (welfare upper bound) or ``none``. ``coalitions``: sensing
     coalitions (else every MU requests sensing alone). ``overbooking``: book up to (1+O) supply.
     ``risk``: risk constraints eq. 37e/37f/38h/38i.
     """
@@ -44,6 +45,8 @@ MECHANISMS: dict[str, MechanismSpec] = {
                       "HybridO: Hybrid + overbooking"),
         MechanismSpec("greedy", False, "greedy", False, False, False,
                       "Greedy: one-shot highest-payment-first allocation in every transaction"),
+        MechanismSpec("greedy-retry", False, "greedy-retry", False, False, False,
+                      "GreedyRetry: Greedy where a rejected client bids on its next solution"),
         MechanismSpec("frbank-nor", True, "matching", True, True, False,
                       "FRBankNoR: FRBank without risk constraints"),
         MechanismSpec("hybrido-nor", True, "matching", False, True, False,
