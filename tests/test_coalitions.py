@@ -39,7 +39,7 @@ def test_a_coalition_charged_its_whole_value_is_not_stable() -> None:
 
 
 def test_coalition_stability_needs_a_signed_market() -> None:
-    with pytest.raises(ValueError, match="call market.sign"):
+    with pytest.raises(ValueError, match=r"call market\.sign"):
         coalition_stability(ime.make_market("frbank", n_mus=10, n_transactions=1, seed=0))
     market = ime.make_market("hybrid", n_mus=10, n_transactions=1, seed=0)
     market.sign()
