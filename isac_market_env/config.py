@@ -192,6 +192,9 @@ class MarketConfig:
     (ECIBC, DIBC) in the net welfare, SW minus that price (``net_welfare`` rewards); defaults
     0.1 per J (the power reserve price per W over a one-second slot) and 0 per ms (the energy
     already grows with the delay), docs/model.md.
+    ``strategic_breach``: a present client whose realised value falls so far below its payment
+    that being served costs it more than PelU breaks the contract (pays PelU, may buy online);
+    the paper's Sec. V, footnote 7. Off, contracts fail only by absence or volunteering.
     """
 
     overbooking_bandwidth: float = 0.2
@@ -219,6 +222,7 @@ class MarketConfig:
     bs_tx_power_range_w: tuple[float, float] = (6.0, 20.0)
     overhead_price_per_joule: float = 0.1
     overhead_price_per_ms: float = 0.0
+    strategic_breach: bool = True
 
     def __post_init__(self) -> None:
         # (eq. 37c/37d allow any rate >= 0; above 10, i.e. 1000 %, a BS books eleven times its
@@ -246,6 +250,7 @@ class MarketConfig:
         _number(self, "reserve_price_per_w", 0)
         _number(self, "max_rounds", 1, 10**9, integer=True)
         _number(self, "max_revivals", 0, 10**6, integer=True)
+        _set(self, "strategic_breach", check_bool("strategic_breach", self.strategic_breach))
         # (the compiled search counts nodes in 64-bit integers)
         _number(self, "knapsack_node_limit", 1, 10**12, integer=True)
         _number(self, "volunteer_exact_max_contracts", 0, 20,

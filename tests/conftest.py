@@ -69,6 +69,18 @@ def check_episode(market: ime.Market) -> None:
         assert tx.bs_income.sum() == pytest.approx(
             tx.client_paid.sum() - tx.client_received.sum(), rel=1e-9, abs=1e-9)
         assert tx.contracts_failed <= tx.contracts_due
+        # a breaching client was present and is neither served nor volunteered; a served
+        # contract cost its client at most PelU more than it delivered (else it would breach)
+        breached = tx.contract_breached
+        assert np.all(present[c.client[breached]])
+        assert not set(breached) & set(tx.contract_volunteered)
+        assert not set(c.client[breached]) & set(tx.alloc_client[~tx.alloc_online])
+        if m.strategic_breach:
+            executed = ~tx.alloc_online
+            assert np.all(tx.alloc_value[executed] - tx.alloc_pay[executed]
+                          >= -m.penalty_client_ratio * tx.alloc_pay[executed] - 1e-9)
+        else:
+            assert len(breached) == 0
 
 
 def without_runtimes(tree: object) -> object:

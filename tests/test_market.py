@@ -388,3 +388,36 @@ def test_online_matchings_have_no_blocking_pair_on_the_bid_grid(mechanism: str) 
                 broken_found += 1
             market.complete_transaction(pending, market.online_outcome(pending, result))
     assert checked >= 12 and broken_found >= 1
+
+
+@pytest.mark.parametrize("mechanism", ["frbank-nor", "hybrido-nor", "conoffline-nor"])
+def test_strategic_breach_follows_the_realised_utility(mechanism: str) -> None:
+    """Sec. V, footnote 7: with Rayleigh fading a present client breaks its contract exactly
+    when being served would cost it more than PelU (V_realised - Pay < -PelU); it pays PelU,
+    its execution counts in DRLC and it may buy online. Off, nobody breaches."""
+    breaches = 0
+    for seed in range(4):
+        result = {}
+        for breach in (True, False):
+            market = ime.make_market(mechanism, n_mus=40, n_transactions=4, seed=seed,
+                                     physics_overrides={"rayleigh_fading": True},
+                                     market_overrides={"strategic_breach": breach})
+            result[breach] = market.run()
+            check_episode(market)
+        market_c = market.contracts
+        streams = ime.market.market.EpisodeStreams.from_seed(seed)
+        for tx, tx_off in zip(result[True].transactions, result[False].transactions,
+                              strict=True):
+            fading = streams.fading.exponential(1.0, market.scenario.n_mus)
+            present = np.flatnonzero(market.book.client_present(tx.mu_present)[market_c.client])
+            realised = market.book.realised_values(market_c.solution[present], tx.mu_present,
+                                                   fading)
+            loses = present[realised - market_c.pay[present] < -market_c.penalty_client[present]]
+            assert np.array_equal(tx.contract_breached, loses)
+            assert np.all(tx.client_paid[market_c.client[loses]]
+                          >= market_c.penalty_client[loses] - 1e-12)
+            assert tx.contracts_failed == (len(tx.contract_absent) + len(loses)
+                                           + len(tx.contract_volunteered))
+            assert len(tx_off.contract_breached) == 0
+            breaches += len(loses)
+    assert breaches > 0

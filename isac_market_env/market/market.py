@@ -55,6 +55,7 @@ class PendingTransaction:
     rdsl_p: NDArray[np.float64]
     absent: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     volunteered: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    breached: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     served: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     served_value: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     residual_b: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
@@ -263,11 +264,22 @@ class Market:
                                 received=np.zeros(book.n_clients),
                                 bs_income=np.zeros(sc.n_bss), rdsl_b=np.zeros(sc.n_bss),
                                 rdsl_p=np.zeros(sc.n_bss))
-        # 1. contract execution: absent clients pay PelU; overloaded BSs pick volunteers
+        # 1. contract execution: absent clients pay PelU, and so do present clients whose
+        # contract would cost them more than PelU (strategic breach); overloaded BSs pick
+        # volunteers among the rest
         present_c = client_present[c.client]
         pt.absent = np.flatnonzero(~present_c)
-        np.add.at(pt.paid, c.client[pt.absent], c.penalty_client[pt.absent])
-        np.add.at(pt.bs_income, c.bs[pt.absent], c.penalty_client[pt.absent])
+        realised = np.zeros(len(c))
+        present_idx = np.flatnonzero(present_c)
+        realised[present_idx] = book.realised_values(c.solution[present_idx], mu_present,
+                                                     fading)
+        if self.config.market.strategic_breach:
+            pt.breached = present_idx[realised[present_idx] - c.pay[present_idx]
+                                      < -c.penalty_client[present_idx]]
+            present_c[pt.breached] = False
+        for rows in (pt.absent, pt.breached):
+            np.add.at(pt.paid, c.client[rows], c.penalty_client[rows])
+            np.add.at(pt.bs_income, c.bs[rows], c.penalty_client[rows])
         volunteer = np.zeros(len(c), dtype=bool)
         for j in range(sc.n_bss):
             idx = np.flatnonzero(present_c & (c.bs == j))
@@ -284,7 +296,7 @@ class Market:
         np.add.at(pt.bs_income, c.bs[pt.volunteered], -c.penalty_bs[pt.volunteered])
         pt.served = np.flatnonzero(present_c & ~volunteer)
         served = pt.served
-        pt.served_value = book.realised_values(c.solution[served], mu_present, fading)
+        pt.served_value = realised[served]
         pt.residual_b = sc.bs_bandwidth_hz - np.bincount(c.bs[served], c.bandwidth_hz[served],
                                                          minlength=sc.n_bss)
         pt.residual_p = sc.bs_power_w - np.bincount(c.bs[served], c.power_w[served],
@@ -293,6 +305,7 @@ class Market:
         unmet = client_present.copy()
         unmet[c.client] = False
         unmet[c.client[pt.volunteered]] = True
+        unmet[c.client[pt.breached]] = True  # a breaching client may buy online instead
         if self.spec.online != "none" and unmet.any():
             pt.candidates = np.flatnonzero(unmet[book.sol_client])
             pt.candidate_values = book.realised_values(pt.candidates, mu_present, fading)
@@ -370,6 +383,7 @@ class Market:
             alloc_online=np.r_[np.zeros(len(served), bool), np.ones(len(online.clients), bool)],
             contract_absent=pt.absent.astype(np.int64),
             contract_volunteered=pt.volunteered.astype(np.int64),
+            contract_breached=pt.breached.astype(np.int64),
             client_value=value, client_paid=pt.paid, client_received=pt.received,
             bs_income=pt.bs_income, rdsl_bandwidth=pt.rdsl_b, rdsl_power=pt.rdsl_p,
             contracts_due=len(c),

@@ -118,6 +118,10 @@ class TransactionRecord:
     bs_utility_comm: float
     bs_utility_sensing: float
     welfare_upper_bound: float | None = None  # only the optimal mechanism certifies one
+    # present clients that broke their contract because being served would cost them more
+    # than PelU (``MarketConfig.strategic_breach``)
+    contract_breached: IntArray = dataclasses.field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def social_welfare(self) -> float:
@@ -131,7 +135,9 @@ class TransactionRecord:
 
     @property
     def contracts_failed(self) -> int:
-        return len(self.contract_absent) + len(self.contract_volunteered)
+        """Executions that failed: absent clients, breaching clients, volunteered contracts."""
+        return (len(self.contract_absent) + len(self.contract_breached)
+                + len(self.contract_volunteered))
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -112,11 +112,12 @@ def net_welfare(summary: dict[str, float], market: MarketConfig) -> float:
 def per_bs_execution(contract_bs: NDArray[np.int64], transactions: Sequence[TransactionRecord],
                      n_bss: int) -> dict[str, NDArray[np.float64]]:
     """Per BS over ``transactions`` of one contract book: mean RDSL of bandwidth and power,
-    and DRLC (contract executions failed, absent or volunteered, over executions due)."""
+    and DRLC (contract executions failed, absent, breached or volunteered, over executions
+    due)."""
     failed = np.zeros(n_bss)
     for tx in transactions:
-        np.add.at(failed, contract_bs[tx.contract_absent], 1.0)
-        np.add.at(failed, contract_bs[tx.contract_volunteered], 1.0)
+        for rows in (tx.contract_absent, tx.contract_breached, tx.contract_volunteered):
+            np.add.at(failed, contract_bs[rows], 1.0)
     due = np.bincount(contract_bs, minlength=n_bss) * len(transactions)
     return {"rdsl_bandwidth": np.mean([tx.rdsl_bandwidth for tx in transactions], axis=0),
             "rdsl_power": np.mean([tx.rdsl_power for tx in transactions], axis=0),
