@@ -195,6 +195,9 @@ class MarketConfig:
     ``strategic_breach``: a present client whose realised value falls so far below its payment
     that being served costs it more than PelU breaks the contract (pays PelU, may buy online);
     the paper's Sec. V, footnote 7. Off, contracts fail only by absence or volunteering.
+    ``volunteer_rate_per_client``: a tentative contract is valued at its own E[v] (eq. 66-67,
+    the probability that the BS's volunteer rule picks it when it is present); off, at its BS's
+    average, E[#volunteers] / E[#present]. A new proposal is valued at the BS's average.
     """
 
     overbooking_bandwidth: float = 0.2
@@ -223,6 +226,7 @@ class MarketConfig:
     overhead_price_per_joule: float = 0.1
     overhead_price_per_ms: float = 0.0
     strategic_breach: bool = True
+    volunteer_rate_per_client: bool = True
 
     def __post_init__(self) -> None:
         # (eq. 37c/37d allow any rate >= 0; above 10, i.e. 1000 %, a BS books eleven times its
@@ -251,6 +255,8 @@ class MarketConfig:
         _number(self, "max_rounds", 1, 10**9, integer=True)
         _number(self, "max_revivals", 0, 10**6, integer=True)
         _set(self, "strategic_breach", check_bool("strategic_breach", self.strategic_breach))
+        _set(self, "volunteer_rate_per_client",
+             check_bool("volunteer_rate_per_client", self.volunteer_rate_per_client))
         # (the compiled search counts nodes in 64-bit integers)
         _number(self, "knapsack_node_limit", 1, 10**12, integer=True)
         _number(self, "volunteer_exact_max_contracts", 0, 20,

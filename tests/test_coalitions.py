@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import isac_market_env as ime
-from isac_market_env.metrics.coalitions import coalition_stability
+from isac_market_env.market.coalitions import coalition_stability
 from isac_market_env.model.clients import SENSING
 
 

@@ -10,6 +10,7 @@ from isac_market_env.mechanisms import matching, volunteers
 from isac_market_env.mechanisms.volunteers import (
     VolunteerModel,
     expected_volunteer_rate,
+    expected_volunteer_rates,
     select_volunteers,
     select_volunteers_batch,
 )
@@ -90,16 +91,17 @@ def test_compiled_rule_equals_numpy_bit_for_bit(monkeypatch: pytest.MonkeyPatch)
         draws = np.zeros((0, n)) if exact else rng.random((64, n))
         args = (prob, b, p, pel, cap_b, cap_p, exact, draws)
         weights, counts = kernel(*args, np.zeros((0, n), dtype=bool))
-        numpy_weights, numpy_counts = volunteers._volunteer_cases_with_numpy(*args)
+        numpy_weights, numpy_counts, _ = volunteers._volunteer_cases_with_numpy(*args)
         assert np.array_equal(weights, numpy_weights) and np.array_equal(counts, numpy_counts)
-        rate = expected_volunteer_rate(prob, b, p, pel, cap_b, cap_p, 12 if exact else 0,
-                                       None if exact else draws)
+        rate, own = expected_volunteer_rates(prob, b, p, pel, cap_b, cap_p, 12 if exact else 0,
+                                             None if exact else draws)
         present = rng.random(n) < 0.8
         mask = select_volunteers(present, b, p, pel, cap_b, cap_p)
         with monkeypatch.context() as patch:
             numpy_only(patch)
-            assert expected_volunteer_rate(prob, b, p, pel, cap_b, cap_p, 12 if exact else 0,
-                                           None if exact else draws) == rate
+            numpy_rate, numpy_own = expected_volunteer_rates(
+                prob, b, p, pel, cap_b, cap_p, 12 if exact else 0, None if exact else draws)
+            assert numpy_rate == rate and np.array_equal(numpy_own, own)
             assert np.array_equal(select_volunteers(present, b, p, pel, cap_b, cap_p), mask)
 
 
@@ -128,17 +130,21 @@ def test_compiled_exact_estimate_skips_only_cases_without_volunteers() -> None:
             cap_p = float(np.cumsum(np.where(subset, p, 0.0))[-1])
         else:
             cap_b, cap_p = rng.uniform(0.4, 1.0) * b.sum(), rng.uniform(0.4, 1.0) * p.sum()
-        weights, counts = volunteers._volunteer_cases_with_numpy(prob, b, p, pel, cap_b, cap_p,
-                                                                 True, np.zeros((0, n)))
+        weights, counts, each = volunteers._volunteer_cases_with_numpy(
+            prob, b, p, pel, cap_b, cap_p, True, np.zeros((0, n)))
         total = float(np.cumsum(weights * counts)[-1])
-        assert expected(prob, b, p, pel, cap_b, cap_p) == total
+        per_contract = np.zeros(n)
+        assert expected(prob, b, p, pel, cap_b, cap_p, per_contract) == total
+        assert np.array_equal(per_contract, each)  # each contract's Pr(volunteered), bit for bit
+        assert per_contract.sum() == pytest.approx(total, rel=1e-12, abs=1e-15)
         overloaded += total > 0
     assert overloaded > 300
 
 
 def test_compiled_signing_rounds_publish_the_numpy_estimate() -> None:
     """The compiled signing rounds publish each BS's E[v] from its tentative contracts exactly
-    as ``VolunteerModel.rate`` does on the numpy path (exact and Monte Carlo)."""
+    and each contract's own, as ``VolunteerModel.rates`` does on the numpy path (exact and Monte
+    Carlo)."""
     pytest.importorskip("numba")
     assert matching.compiled_kernels() is not None
     rng = np.random.default_rng(11)
@@ -160,21 +166,27 @@ def test_compiled_signing_rounds_publish_the_numpy_estimate() -> None:
             contracts = held[held >= 0]
             contracts = contracts[sol_bs[contracts] == j]
             clients = sol_client[contracts]
-            rate = model.rate(j, clients, presence[contracts], bundles[0, contracts],
-                              bundles[1, contracts], 0.5 * held_pay[clients])
+            rate, own = model.rates(j, clients, presence[contracts], bundles[0, contracts],
+                                    bundles[1, contracts], 0.5 * held_pay[clients])
             n_sol = len(sol_client)
             state = matching.MatchingState(
                 np.zeros(5, dtype=np.int64), np.arange(n_sol), np.zeros(n_sol, dtype=bool),
                 np.zeros(n_sol, dtype=np.int64), np.zeros(n_bss, dtype=np.int64),
                 np.zeros(n_sol, dtype=np.int64), np.ones(n_sol, dtype=bool), held, held_pay,
-                np.zeros(n_sol), np.zeros(n_bss), np.zeros(n_bss, dtype=np.int64))
+                np.zeros(n_sol), np.zeros(n_bss), np.zeros(n_bss, dtype=np.int64),
+                np.full(n_clients, -1.0))
             sols = matching.SolutionTable(sol_bs, sol_client, np.ones(n_sol), presence,
                                           np.zeros(n_sol), np.full(n_sol, np.inf), weights,
                                           np.ones(n_sol), np.ones(n_sol, dtype=bool))
             bss = matching.BSTable(np.ones((n_bss, 4)), model.supply_bandwidth_hz,
                                    model.supply_power_w, model.uniforms)
             terms = matching.MatchingTerms(10, 10, 0.3, 0.5, False, 1000, True,
-                                           model.exact_max_contracts)
+                                           model.exact_max_contracts, True)
             assert matching._volunteer_rate_kernel(j, state, sols, bss, terms) == rate
+            assert np.array_equal(state.held_rate[clients], own)
+            # the BS's rate is the presence-weighted mean of its contracts' own rates
+            if rate > 0:
+                assert rate == pytest.approx(float(np.dot(own, presence[contracts])
+                                                   / presence[contracts].sum()), rel=1e-9)
             published += rate > 0
     assert published > 100

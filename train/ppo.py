@@ -306,12 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     per_env = max(1, args.n_envs)
     # the evaluation env is a DummyVecEnv on purpose (one episode at a time, same process)
     warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
+    # the evaluation runs before the checkpoint of the same step: a run killed between the two
+    # resumes from the checkpoint before, drops that evaluation and makes it again (the other
+    # order lost it: the checkpoint existed, the evaluation never did)
     callbacks = CallbackList([
-        checkpoint_callback(out / "checkpoints", max(args.checkpoint_freq // per_env, 1)),
         evaluation_callback(eval_callback_cls, eval_env, out, resumed_at=done,
                             n_eval_episodes=args.eval_episodes,
                             eval_freq=max(args.eval_freq // per_env, 1), deterministic=True,
                             verbose=0),
+        checkpoint_callback(out / "checkpoints", max(args.checkpoint_freq // per_env, 1)),
     ])
     for callback in callbacks.callbacks:  # periodic saves keep the uninterrupted run's timing
         callback.n_calls = done // per_env

@@ -175,6 +175,7 @@ class Market:
             penalty_client_ratio=m.penalty_client_ratio,
             penalty_bs_ratio=m.penalty_bs_ratio, max_rounds=m.max_rounds,
             max_revivals=m.max_revivals, knapsack_node_limit=m.knapsack_node_limit,
+            volunteer_rate_per_client=m.volunteer_rate_per_client,
         )
 
     def volunteer_model(self) -> VolunteerModel:
@@ -217,7 +218,8 @@ class Market:
                         minlength=n_bss).astype(np.float64),
             np.bincount(self.contracts.bs, self.contracts.power_w,
                         minlength=n_bss).astype(np.float64),
-            result.milp_calls)
+            result.milp_calls,
+            result.solution_volunteer_rate(sols, book.sol_client, book.sol_bs))
         return self.signing
 
     # ------------------------------------------------------------------ practical transactions

@@ -57,7 +57,8 @@ class ContractBook:
 @dataclass(frozen=True, eq=False)
 class SigningRecord:
     """Outcome of the offline signing phase (``milp_calls``: BS selections HiGHS solved, see
-    ``MarketConfig.knapsack_node_limit``)."""
+    ``MarketConfig.knapsack_node_limit``; ``contract_volunteer_rate``: each contract's E[v] as
+    signed, its own or its BS's, see ``MarketConfig.volunteer_rate_per_client``)."""
 
     contracts: ContractBook
     rounds: int
@@ -68,6 +69,7 @@ class SigningRecord:
     booked_bandwidth_hz: FloatArray
     booked_power_w: FloatArray
     milp_calls: int = 0
+    contract_volunteer_rate: FloatArray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class SigningRecord:
             "bs_volunteer_rate": _jsonable(self.bs_volunteer_rate),
             "booked_bandwidth_hz": _jsonable(self.booked_bandwidth_hz),
             "booked_power_w": _jsonable(self.booked_power_w),
+            "contract_volunteer_rate": _jsonable(self.contract_volunteer_rate),
         }
 
 

@@ -6,6 +6,7 @@ from isac_market_env.mechanisms.matching import MatchingProblem, MatchingResult,
 from isac_market_env.mechanisms.optimal import OptimalResult, optimal_allocation
 from isac_market_env.mechanisms.volunteers import (
     expected_volunteer_rate,
+    expected_volunteer_rates,
     select_volunteers,
     select_volunteers_batch,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "MatchingResult",
     "OptimalResult",
     "expected_volunteer_rate",
+    "expected_volunteer_rates",
     "greedy_allocation",
     "optimal_allocation",
     "run_matching",

@@ -114,12 +114,14 @@ class MatchingTerms(NamedTuple):
     node_limit: int
     estimate: bool
     exact_max_contracts: int
+    per_client_rate: bool
 
 
 class MatchingState(NamedTuple):
     """What the rounds change, as arrays the compiled loops update in place (the same arrays
     as ``AscendingMatching``'s attributes of these names). ``counters``: rounds, proposals,
-    displacements, knapsack calls, live solutions."""
+    displacements, knapsack calls, live solutions. ``volunteer_rate``: each BS's published
+    E[v]; ``held_rate``: each held client's own E[v] from its BS's last estimate."""
 
     counters: Any
     live: Any
@@ -133,6 +135,7 @@ class MatchingState(NamedTuple):
     bids: Any
     volunteer_rate: Any
     estimated_version: Any
+    held_rate: Any
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,6 +172,7 @@ class MatchingProblem:
     max_rounds: int
     max_revivals: int = 10
     knapsack_node_limit: int = DEFAULT_NODE_LIMIT
+    volunteer_rate_per_client: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +181,7 @@ class MatchingResult:
 
     ``knapsack_calls`` counts the BS selections that needed a solver (branch and bound, the typed
     search or HiGHS; trivial and all-fit ones are not counted), ``milp_calls`` those of them
-    HiGHS solved.
+    HiGHS solved. ``client_volunteer_rate``: each matched client's E[v] at its BS (0 unmatched).
     """
 
     client_solution: IntArray
@@ -191,6 +195,17 @@ class MatchingResult:
     knapsack_calls: int
     milp_calls: int
     runtime_ms: float
+    client_volunteer_rate: FloatArray | None = None
+
+    def solution_volunteer_rate(self, sols: IntArray, sol_client: IntArray,
+                                sol_bs: IntArray) -> FloatArray:
+        """E[v] of ``sols``: a client's own for the solution it holds, else its BS's."""
+        rate = self.bs_volunteer_rate[sol_bs[sols]]
+        if self.client_volunteer_rate is None:
+            return np.asarray(rate, dtype=np.float64)
+        clients = sol_client[sols]
+        return np.asarray(np.where(self.client_solution[clients] == sols,
+                                   self.client_volunteer_rate[clients], rate), dtype=np.float64)
 
     @property
     def n_exchanges(self) -> int:
@@ -244,6 +259,7 @@ class AscendingMatching:
         self.held = np.full(p.n_clients, -1, dtype=np.int64)  # client -> held solution
         self.held_pay = np.zeros(p.n_clients)
         self.volunteer_rate = np.zeros(p.n_bss)
+        self.held_rate = np.zeros(p.n_clients)
         self.sol_presence = presence
         self.sol_risk_limit = p.client_risk_limit[p.sol_client]
         self.sol_threshold = p.client_utility_threshold[p.sol_client]
@@ -268,7 +284,8 @@ class AscendingMatching:
         self.terms = MatchingTerms(int(p.max_rounds), int(p.max_revivals),
                                    float(p.penalty_client_ratio), float(p.penalty_bs_ratio),
                                    self.risk_on, int(p.knapsack_node_limit), v is not None,
-                                   0 if v is None else int(v.exact_max_contracts))
+                                   0 if v is None else int(v.exact_max_contracts),
+                                   bool(p.volunteer_rate_per_client))
 
     @property
     def kernels(self) -> Kernels | None:
@@ -280,14 +297,22 @@ class AscendingMatching:
         return MatchingState(np.zeros(5, dtype=np.int64) if counters is None else counters,
                              self.live, self.capped, self.capped_version, self.bs_version,
                              self.revivals, self.alive, self.held, self.held_pay, self.bids,
-                             self.volunteer_rate, self.estimated_version)
+                             self.volunteer_rate, self.estimated_version, self.held_rate)
+
+    def solution_rate(self, sols: IntArray) -> FloatArray:
+        """The published E[v] each of ``sols`` is valued at: its client's own for the solution
+        it holds, its BS's for any other (a new proposer's, docs/model.md)."""
+        p = self.problem
+        clients = p.sol_client[sols]
+        return np.asarray(np.where(self.held[clients] == sols, self.held_rate[clients],
+                                   self.volunteer_rate[p.sol_bs[sols]]), dtype=np.float64)
 
     def utility(self, sols: IntArray, pay: FloatArray) -> FloatArray:
         """Clients' (expected) utility of ``sols`` at ``pay`` under the published E[v]."""
         p = self.problem
         return client_expected_utility(p.sol_value[sols], pay, self.sol_presence[sols],
-                                       self.volunteer_rate[p.sol_bs[sols]],
-                                       p.penalty_client_ratio, p.penalty_bs_ratio)
+                                       self.solution_rate(sols), p.penalty_client_ratio,
+                                       p.penalty_bs_ratio)
 
     def acceptable(self, sols: IntArray, pay: FloatArray) -> NDArray[np.bool_]:
         """IR (pay <= value), positive expected utility and the risk bound at ``pay``."""
@@ -295,7 +320,7 @@ class AscendingMatching:
         ok = (pay <= p.sol_value[sols] + 1e-12) & (self.utility(sols, pay) > 0)
         if self.risk_on:
             risk = client_risk(p.sol_value[sols], pay, self.sol_presence[sols],
-                               self.volunteer_rate[p.sol_bs[sols]], self.sol_threshold[sols],
+                               self.solution_rate(sols), self.sol_threshold[sols],
                                p.penalty_client_ratio, p.penalty_bs_ratio)
             ok &= risk <= self.sol_risk_limit[sols] + 1e-12
         return np.asarray(ok)
@@ -408,9 +433,11 @@ class AscendingMatching:
             self.estimated_version[j] = self.bs_version[j]
             contracts = all_contracts[p.sol_bs[all_contracts] == j]
             clients = p.sol_client[contracts]
-            self.volunteer_rate[j] = self.volunteers.rate(
+            self.volunteer_rate[j], own = self.volunteers.rates(
                 j, clients, self.sol_presence[contracts], p.sol_bandwidth_hz[contracts],
                 p.sol_power_w[contracts], p.penalty_bs_ratio * self.held_pay[clients])
+            self.held_rate[clients] = own if p.volunteer_rate_per_client else \
+                self.volunteer_rate[j]
 
     def _raise_bids(self, rejected: list[IntArray]) -> None:
         """Step 3: rejected solutions' bids rise by Delta p, or the solution is capped (one
@@ -438,9 +465,10 @@ class AscendingMatching:
         new = proposals[mask]
         items = np.concatenate([held_here, new])
         prices = np.concatenate([self.held_pay[p.sol_client[held_here]], pays[mask]])
-        values = bs_expected_contract_value(prices, self.sol_presence[items],
-                                            self.volunteer_rate[j], p.penalty_client_ratio,
-                                            p.penalty_bs_ratio)
+        rates = np.concatenate([self.held_rate[p.sol_client[held_here]],
+                                np.full(len(new), self.volunteer_rate[j])])
+        values = bs_expected_contract_value(prices, self.sol_presence[items], rates,
+                                            p.penalty_client_ratio, p.penalty_bs_ratio)
         # a held client proposing another solution here gets at most one of the two
         before = held[p.sol_client[new]]  # held_here is sorted: solutions go by client
         same_bs = np.flatnonzero((before >= 0) & (p.sol_bs[np.maximum(before, 0)] == j))
@@ -541,7 +569,8 @@ class AscendingMatching:
         return MatchingResult(self.held.copy(), payment, self.bids.copy(),
                               self.volunteer_rate.copy(), self.rounds, self.converged,
                               self.n_proposals, self.n_displacements, self.knapsack_calls,
-                              self.milp_calls, self.elapsed_s * 1e3)
+                              self.milp_calls, self.elapsed_s * 1e3,
+                              np.where(matched, self.held_rate, 0.0))
 
 
 def run_matching(problem: MatchingProblem,
@@ -566,6 +595,7 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
     sol_bs, sol_client, sol_presence, sol_weights = (sols.bs, sols.client, sols.presence,
                                                      sols.weights)
     volunteer_rate, caps = state.volunteer_rate[j], bss.caps[j]
+    held_rate = state.held_rate
     penalty_client_ratio, penalty_bs_ratio = terms.penalty_client_ratio, terms.penalty_bs_ratio
     node_limit = terms.node_limit
     held_here = np.empty(len(held), dtype=np.int64)
@@ -593,8 +623,10 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
     weights = np.empty((sol_weights.shape[0], n))
     for i in range(n):
         a = sol_presence[items[i]]
-        share = ((1.0 - volunteer_rate) * a + (1.0 - a) * penalty_client_ratio
-                 - a * volunteer_rate * penalty_bs_ratio)  # bs_expected_contract_value
+        # a held contract's own E[v], the BS's for a new proposal (``_answer_with_numpy``)
+        rate = held_rate[sol_client[items[i]]] if i < n_held else volunteer_rate
+        share = ((1.0 - rate) * a + (1.0 - a) * penalty_client_ratio
+                 - a * rate * penalty_bs_ratio)  # bs_expected_contract_value
         values[i] = prices[i] * share
         for r in range(sol_weights.shape[0]):
             weights[r, i] = sol_weights[r, items[i]]
@@ -718,7 +750,7 @@ def _proposals_with_loops(n_live: int, state: MatchingState, sols: SolutionTable
                             penalty_bs_ratio)
             if holding >= 0 and not u > _utility_at(
                     sol_value[holding], held_pay[client], sol_presence[holding],
-                    volunteer_rate[sol_bs[holding]], penalty_client_ratio,
+                    state.held_rate[client], penalty_client_ratio,
                     penalty_bs_ratio) + SWITCH_GAIN:
                 continue
             eligible[e] = _acceptable_at(sol_value[s], bids[s], sol_presence[s], v,
@@ -782,7 +814,9 @@ def _highest_acceptable_bid(s: int, bid: float, raised: float, state: MatchingSt
 def _volunteer_rate_with_loops(j: int, state: MatchingState, sols: SolutionTable,
                                bss: BSTable, terms: MatchingTerms) -> float:
     """BS ``j``'s E[v] for its tentative contracts: ``AscendingMatching._publish_volunteer_rates``
-    and ``expected_volunteer_rate`` in loops, for numba (compiled only; same sums, same order)."""
+    and ``expected_volunteer_rates`` in loops, for numba (compiled only; same sums, same order).
+    Writes each held client's own E[v] (or the BS's, without ``per_client_rate``) into
+    ``state.held_rate``."""
     held, held_pay, sol_bs, sol_presence, sol_weights = (state.held, state.held_pay, sols.bs,
                                                          sols.presence, sols.weights)
     penalty_bs_ratio, exact_max_contracts = terms.penalty_bs_ratio, terms.exact_max_contracts
@@ -808,6 +842,7 @@ def _volunteer_rate_with_loops(j: int, state: MatchingState, sols: SolutionTable
             bandwidth[k] = sol_weights[0, s]
             power[k] = sol_weights[1, s]
             compensation[k] = penalty_bs_ratio * held_pay[c]
+            state.held_rate[c] = 0.0
             k += 1
     total_b = bandwidth[0]
     total_p = power[0]
@@ -818,20 +853,33 @@ def _volunteer_rate_with_loops(j: int, state: MatchingState, sols: SolutionTable
         expected_present += presence[k]
     if (total_b <= supply_bandwidth_hz and total_p <= supply_power_w) or expected_present <= 0:
         return 0.0
+    volunteered = np.zeros(n)  # per contract, Pr(volunteered)
     if n <= exact_max_contracts:
-        return _expected_volunteers_kernel(presence, bandwidth, power, compensation,
-                                           supply_bandwidth_hz, supply_power_w) / expected_present
-    draws = np.empty((uniforms.shape[0], n))
-    for r in range(draws.shape[0]):
-        for k in range(n):
-            draws[r, k] = uniforms[r, clients[k]]
-    weights, counts = _volunteer_kernel(presence, bandwidth, power, compensation,
-                                        supply_bandwidth_hz, supply_power_w, False, draws,
-                                        np.zeros((0, n), dtype=np.bool_))
-    expected_volunteers = weights[0] * counts[0]
-    for c in range(1, len(weights)):
-        expected_volunteers += weights[c] * counts[c]
-    return expected_volunteers / expected_present
+        rate = _expected_volunteers_kernel(presence, bandwidth, power, compensation,
+                                           supply_bandwidth_hz, supply_power_w,
+                                           volunteered) / expected_present
+    else:
+        draws = np.empty((uniforms.shape[0], n))
+        for r in range(draws.shape[0]):
+            for k in range(n):
+                draws[r, k] = uniforms[r, clients[k]]
+        marks = np.zeros((draws.shape[0], n), dtype=np.bool_)
+        weights, counts = _volunteer_kernel(presence, bandwidth, power, compensation,
+                                            supply_bandwidth_hz, supply_power_w, False, draws,
+                                            marks)
+        expected_volunteers = weights[0] * counts[0]
+        for c in range(1, len(weights)):
+            expected_volunteers += weights[c] * counts[c]
+        rate = expected_volunteers / expected_present
+        for c in range(len(weights)):  # ``_marked_sums``: every case, in order
+            for k in range(n):
+                volunteered[k] += weights[c] * marks[c, k]
+    for k in range(n):
+        if not terms.per_client_rate:
+            state.held_rate[clients[k]] = rate
+        elif presence[k] > 0:
+            state.held_rate[clients[k]] = volunteered[k] / presence[k]
+    return rate
 
 
 def _must_choose_with_loops(client_start: int, client_stop: int, state: MatchingState,
@@ -984,12 +1032,12 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     sols = SolutionTable(one.copy(), one.copy(), unit.copy(), unit.copy(), np.zeros(1),
                          np.full(1, np.inf), np.ones((4, 1)), unit / 10, ~no)
     bss = BSTable(np.full((1, 4), 2.0), unit.copy(), unit.copy(), np.zeros((0, 1)))
-    terms = MatchingTerms(10, 10, 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, 4)
+    terms = MatchingTerms(10, 10, 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, 4, True)
 
     def state() -> MatchingState:
         return MatchingState(np.ones(5, dtype=np.int64), one.copy(), no.copy(), one - 1,
                              one.copy(), one.copy(), ~no, one - 1, np.zeros(1), unit / 2,
-                             np.zeros(1), one - 1)
+                             np.zeros(1), one - 1, np.zeros(1))
 
     rounds(state(), sols, bss, terms, 0, 1)
     _proposals_kernel(1, state(), sols, terms)

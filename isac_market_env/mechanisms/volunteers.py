@@ -100,13 +100,15 @@ class VolunteerModel:
     exact_max_contracts: int
     uniforms: FloatArray
 
-    def rate(self, bs: int, clients: NDArray[np.int64], presence_prob: FloatArray,
-             bandwidth_hz: FloatArray, power_w: FloatArray, compensation: FloatArray) -> float:
-        """BS ``bs``'s E[v] for contracts with ``clients`` (``expected_volunteer_rate``)."""
-        return expected_volunteer_rate(presence_prob, bandwidth_hz, power_w, compensation,
-                                       float(self.supply_bandwidth_hz[bs]),
-                                       float(self.supply_power_w[bs]), self.exact_max_contracts,
-                                       self.uniforms[:, clients])
+    def rates(self, bs: int, clients: NDArray[np.int64], presence_prob: FloatArray,
+              bandwidth_hz: FloatArray, power_w: FloatArray, compensation: FloatArray
+              ) -> tuple[float, FloatArray]:
+        """BS ``bs``'s E[v] for contracts with ``clients``, and each contract's own
+        (``expected_volunteer_rates``)."""
+        return expected_volunteer_rates(presence_prob, bandwidth_hz, power_w, compensation,
+                                        float(self.supply_bandwidth_hz[bs]),
+                                        float(self.supply_power_w[bs]),
+                                        self.exact_max_contracts, self.uniforms[:, clients])
 
 
 def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
@@ -114,7 +116,20 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
                             supply_bandwidth_hz: float, supply_power_w: float,
                             exact_max_contracts: int,
                             uniforms: FloatArray | None) -> float:
-    """E[#volunteers] / E[#present contracts] of one BS's contract set: the published E[v].
+    """E[#volunteers] / E[#present contracts] of one BS's contract set: the published E[v]
+    (``expected_volunteer_rates``' first value)."""
+    return expected_volunteer_rates(presence_prob, bandwidth_hz, power_w, compensation,
+                                    supply_bandwidth_hz, supply_power_w, exact_max_contracts,
+                                    uniforms)[0]
+
+
+def expected_volunteer_rates(presence_prob: FloatArray, bandwidth_hz: FloatArray,
+                             power_w: FloatArray, compensation: FloatArray,
+                             supply_bandwidth_hz: float, supply_power_w: float,
+                             exact_max_contracts: int,
+                             uniforms: FloatArray | None) -> tuple[float, FloatArray]:
+    """One BS's contract set: E[#volunteers] / E[#present contracts], and per contract its own
+    E[v], Pr(volunteered) / Pr(present) (eq. 66-67 over the same cases).
 
     Contracts are present independently with ``presence_prob``. Up to ``exact_max_contracts``
     contracts every participation case is enumerated and weighted by its probability (eq. 66);
@@ -122,39 +137,60 @@ def expected_volunteer_rate(presence_prob: FloatArray, bandwidth_hz: FloatArray,
     Sums run left to right, as in the matching's compiled twin (``_volunteer_rate_with_loops``).
     """
     n = len(presence_prob)
+    none = np.zeros(n)
     if n == 0:
-        return 0.0
+        return 0.0, none
     if (sequential_sums(bandwidth_hz) <= supply_bandwidth_hz
             and sequential_sums(power_w) <= supply_power_w):
-        return 0.0
+        return 0.0, none
     expected_present = float(sequential_sums(presence_prob))
     if expected_present <= 0:
-        return 0.0
+        return 0.0, none
     exact = n <= exact_max_contracts
     if not exact and (uniforms is None or uniforms.shape[1] != n):
         raise ValueError("Monte Carlo volunteer estimate needs one uniform column per contract")
     draws = np.zeros((0, n)) if uniforms is None or exact else np.ascontiguousarray(uniforms)
     kernels = compiled_volunteer_kernels()
+    per_contract = np.zeros(n)
     if kernels is None:
-        weights, counts = _volunteer_cases_with_numpy(presence_prob, bandwidth_hz, power_w,
-                                                      compensation, supply_bandwidth_hz,
-                                                      supply_power_w, exact, draws)
+        weights, counts, per_contract = _volunteer_cases_with_numpy(
+            presence_prob, bandwidth_hz, power_w, compensation, supply_bandwidth_hz,
+            supply_power_w, exact, draws)
+        total = float(sequential_sums(weights * counts))
     elif exact:
-        return float(kernels.expected(presence_prob, bandwidth_hz, power_w, compensation,
-                                      supply_bandwidth_hz, supply_power_w)) / expected_present
+        total = float(kernels.expected(presence_prob, bandwidth_hz, power_w, compensation,
+                                       supply_bandwidth_hz, supply_power_w, per_contract))
     else:
+        marks = np.zeros((len(draws), n), dtype=bool)
         weights, counts = kernels.cases(presence_prob, bandwidth_hz, power_w, compensation,
                                         supply_bandwidth_hz, supply_power_w, False, draws,
-                                        np.zeros((0, n), dtype=bool))
-    return float(sequential_sums(weights * counts)) / expected_present
+                                        marks)
+        total = float(sequential_sums(weights * counts))
+        per_contract = _marked_sums(weights, marks)
+    return total / expected_present, _per_present(per_contract, presence_prob)
+
+
+def _marked_sums(weights: FloatArray, marks: BoolArray) -> FloatArray:
+    """Per contract, the probabilities of the cases that volunteer it, added in case order."""
+    if len(weights) == 0:
+        return np.zeros(marks.shape[1])
+    return np.asarray(np.cumsum(weights[:, None] * marks, axis=0)[-1], dtype=np.float64)
+
+
+def _per_present(volunteered: FloatArray, presence_prob: FloatArray) -> FloatArray:
+    """Pr(volunteered) / Pr(present) per contract (0 for a contract that is never present)."""
+    return np.divide(volunteered, presence_prob, out=np.zeros(len(volunteered)),
+                     where=presence_prob > 0)
 
 
 def _volunteer_cases_with_numpy(presence_prob: FloatArray, bandwidth_hz: FloatArray,
                                 power_w: FloatArray, compensation: FloatArray,
                                 supply_bandwidth_hz: float, supply_power_w: float, exact: bool,
-                                uniforms: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
-    """(probability, volunteer count) of every participation case: all 2^n when ``exact``,
-    else one equally likely case per row of ``uniforms``."""
+                                uniforms: FloatArray
+                                ) -> tuple[FloatArray, NDArray[np.int64], FloatArray]:
+    """(probability, volunteer count) of every participation case, all 2^n when ``exact``,
+    else one equally likely case per row of ``uniforms``; and per contract the probability of
+    being volunteered."""
     n = len(presence_prob)
     if exact:
         cases = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(bool)
@@ -168,7 +204,7 @@ def _volunteer_cases_with_numpy(presence_prob: FloatArray, bandwidth_hz: FloatAr
         weights = np.full(len(cases), 1.0 / len(cases))
     volunteers = select_volunteers_batch(cases, bandwidth_hz, power_w, compensation,
                                          supply_bandwidth_hz, supply_power_w)
-    return weights, volunteers.sum(axis=1, dtype=np.int64)
+    return weights, volunteers.sum(axis=1, dtype=np.int64), _marked_sums(weights, volunteers)
 
 
 def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: Any,
@@ -236,9 +272,11 @@ def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: 
 
 def _expected_volunteers_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: Any,
                                     compensation: Any, supply_bandwidth_hz: float,
-                                    supply_power_w: float) -> float:
+                                    supply_power_w: float, per_contract: Any) -> float:
     """E[#volunteers] over all 2^n participation cases, for numba (compiled only): the sum of
-    probability x count that the exact ``_volunteer_cases_with_numpy`` gives, to the last bit.
+    probability x count that the exact ``_volunteer_cases_with_numpy`` gives, to the last bit;
+    ``per_contract`` (n, zeros) receives each contract's probability of being volunteered, the
+    same sums in the same case order.
 
     Only the cases that may overload the BS are weighed and counted (``_overloadable_cases``;
     the others have no volunteers, and leaving out their zero terms changes no bit of the sum),
@@ -257,13 +295,16 @@ def _expected_volunteers_with_loops(presence_prob: Any, bandwidth_hz: Any, power
     draws = np.empty((n_left, n))
     weights = np.empty(n_left)
     _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p, draws, weights)
+    marks = np.zeros((n_left, n), dtype=np.bool_)
     _, counts = _cases_kernel(presence_prob, bandwidth_hz, power_w, compensation,
-                              supply_bandwidth_hz, supply_power_w, False, draws,
-                              np.zeros((0, n), dtype=np.bool_))
+                              supply_bandwidth_hz, supply_power_w, False, draws, marks)
     total = 0.0
     for c in range(n_left):
         if counts[c] > 0:
             total += weights[c] * counts[c]
+            for i in range(n):
+                if marks[c, i]:
+                    per_contract[i] += weights[c]
     return total
 
 
@@ -357,6 +398,6 @@ def _compile(jit: Any) -> VolunteerKernels:
     expected = jit(_expected_volunteers_with_loops)
     one = np.ones(1)  # compile for the argument types of the calls
     cases(one / 2, one, one, one, 1.0, 1.0, True, np.zeros((0, 1)), np.zeros((0, 1), np.bool_))
-    expected(one / 2, one, one, one, 0.5, 0.5)
+    expected(one / 2, one, one, one, 0.5, 0.5, np.zeros(1))
     return VolunteerKernels(cast(Callable[..., tuple[FloatArray, NDArray[np.int64]]], cases),
                             cast(Callable[..., float], expected))

@@ -60,8 +60,9 @@ class BlockingPair:
 
 
 def _client_utility(p: MatchingProblem, vol: np.ndarray, s: int, pay: float) -> float:
+    """Eq. 27/28 of solution ``s`` at ``pay``; ``vol``: each solution's E[v]."""
     return float(client_expected_utility(
-        p.sol_value[s], pay, p.client_presence[p.sol_client[s]], vol[p.sol_bs[s]],
+        p.sol_value[s], pay, p.client_presence[p.sol_client[s]], vol[s],
         p.penalty_client_ratio, p.penalty_bs_ratio))
 
 
@@ -70,7 +71,7 @@ def _acceptable(p: MatchingProblem, vol: np.ndarray, s: int, pay: float) -> bool
     if pay > p.sol_value[s] + 1e-12 or _client_utility(p, vol, s, pay) <= 0:
         return False
     if np.isfinite(p.client_risk_limit[c]):
-        risk = client_risk(p.sol_value[s], pay, p.client_presence[c], vol[p.sol_bs[s]],
+        risk = client_risk(p.sol_value[s], pay, p.client_presence[c], vol[s],
                            p.client_utility_threshold[c], p.penalty_client_ratio,
                            p.penalty_bs_ratio)
         return bool(risk <= p.client_risk_limit[c] + 1e-12)
@@ -98,7 +99,7 @@ def _client_prices(p: MatchingProblem, vol: np.ndarray, s: int, low: float, top:
     inwards by 1e-9 of the value (the strict inequalities) and checked with the utilities.
     """
     c = int(p.sol_client[s])
-    value, a, v = float(p.sol_value[s]), float(p.client_presence[c]), float(vol[p.sol_bs[s]])
+    value, a, v = float(p.sol_value[s]), float(p.client_presence[c]), float(vol[s])
     lam_u, lam_s = p.penalty_client_ratio, p.penalty_bs_ratio
     # E[u] = e0 + e1 * price (eq. 27/28)
     e0, e1 = a * (1 - v) * value, -a * (1 - v) - (1 - a) * lam_u + a * v * lam_s
@@ -145,7 +146,8 @@ def find_blocking_pairs(problem: MatchingProblem, result: MatchingResult,
     if prices not in PRICE_RANGES:
         raise ValueError(f"prices must be one of {PRICE_RANGES}, got {prices!r}")
     p = problem
-    vol = result.bs_volunteer_rate
+    # E[v] per solution: a client's own for the contract it holds, its BS's for the others
+    vol = result.solution_volunteer_rate(np.arange(len(p.sol_client)), p.sol_client, p.sol_bs)
     held = result.client_solution
     pay = result.client_payment
     bids = result.final_bids
@@ -159,7 +161,7 @@ def find_blocking_pairs(problem: MatchingProblem, result: MatchingResult,
 
     def bs_value(s: np.ndarray, price: np.ndarray, j: int) -> float:
         return float(bs_expected_contract_value(price, p.client_presence[p.sol_client[s]],
-                                                vol[j], p.penalty_client_ratio,
+                                                vol[s], p.penalty_client_ratio,
                                                 p.penalty_bs_ratio).sum())
 
     found: list[BlockingPair] = []

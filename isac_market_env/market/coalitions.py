@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from isac_market_env.market.market import Market
 from isac_market_env.model.clients import SENSING, build_client_book
 from isac_market_env.model.utilities import client_expected_utility
 
@@ -57,11 +58,9 @@ class CoalitionStability:
         return bool(np.all(self.above_threshold & self.better_than_alone))
 
 
-def coalition_stability(market: object) -> CoalitionStability:
+def coalition_stability(market: Market) -> CoalitionStability:
     """Prop. 5 / 12 for the signed contracts of ``market`` (an ``isac_market_env.Market``
     after ``sign()``; a market without coalitions has no member to check)."""
-    from isac_market_env.market.market import Market  # (the market layer imports metrics)
-
     if not isinstance(market, Market):
         raise TypeError(f"coalition_stability needs a Market, got {type(market).__name__}")
     if market.signing is None:
@@ -73,7 +72,7 @@ def coalition_stability(market: object) -> CoalitionStability:
         return CoalitionStability(empty_int, empty_int, empty, empty, empty,
                                   m.utility_threshold_sensing)
     clients = c.client[sensing]
-    rate = market.signing.bs_volunteer_rate[c.bs[sensing]]
+    rate = market.signing.contract_volunteer_rate[sensing]
     coalition_utility = client_expected_utility(
         book.sol_value[c.solution[sensing]], c.pay[sensing], book.client_presence_prob[clients],
         rate, m.penalty_client_ratio, m.penalty_bs_ratio)
@@ -97,7 +96,7 @@ def coalition_stability(market: object) -> CoalitionStability:
     in_market[signed.client[alone_sensing] - book.n_mus] = client_expected_utility(
         individual.book.sol_value[signed.solution[alone_sensing]], signed.pay[alone_sensing],
         individual.book.client_presence_prob[signed.client[alone_sensing]],
-        individual.signing.bs_volunteer_rate[signed.bs[alone_sensing]]
+        individual.signing.contract_volunteer_rate[alone_sensing]
         if individual.signing is not None else 0.0,
         m.penalty_client_ratio, m.penalty_bs_ratio)
     mus, coalitions, shares = [], [], []
