@@ -1,4 +1,8 @@
-"""``isac-market experiment fig2|fig3|fig5|table1|stability``: regenerate the evaluation.
+"""``isac-market experiment NAME``: regenerate the evaluation (docs/results.md).
+
+``fig2``, ``fig3``, ``fig5``, ``table1``: the paper's figures and Table I; ``bound``: SW over
+the certified welfare bound; ``coalitions``: Prop. 5 and FRBank's margin under both readings of
+a coalition's value; ``stability``: blocking pairs against the bid step.
 
 Every run (mechanism, scenario, MUs, seed, overrides) is cached as one JSON file under
 ``OUT/runs/`` written atomically, so an interrupted experiment resumes from the runs already done
@@ -28,10 +32,15 @@ from isac_market_env.runs import (
 )
 
 PAPER_MECHANISMS = ["frbank", "cononline", "conoffline", "hybrid", "hybrido", "greedy"]
+# Fig. 2 adds the strongest greedy we could make of the paper's (rejected clients retry)
+FIG2_MECHANISMS = [*PAPER_MECHANISMS, "greedy-retry"]
+RISK_PAIRS = [("frbank", "frbank-nor"), ("hybrido", "hybrido-nor"),
+              ("conoffline", "conoffline-nor")]
 LABELS = {"frbank": "FRBank", "cononline": "ConOnline", "conoffline": "ConOffline",
           "hybrid": "Hybrid", "hybrido": "HybridO", "greedy": "Greedy",
           "frbank-nor": "FRBankNoR", "hybrido-nor": "HybridONoR",
-          "conoffline-nor": "ConOfflineNoR", "optimal": "Optimal"}
+          "conoffline-nor": "ConOfflineNoR", "optimal": "Optimal",
+          "greedy-retry": "GreedyRetry"}
 # Paper, Table I (EUA Melbourne CBD): Alg. 1-6
 PAPER_TABLE1: dict[str, list[float | None]] = {
     "social_welfare": [5025.82, 3108.15, 2867.33, 3304.16, 3084.43, 1940.89],
@@ -169,7 +178,7 @@ def fig2_tasks(args: argparse.Namespace, mechanisms: list[str]) -> list[dict[str
 
 
 def experiment_fig2(args: argparse.Namespace, out: Path) -> None:
-    rows = run_all(fig2_tasks(args, PAPER_MECHANISMS), out, args.workers, "fig2")
+    rows = run_all(fig2_tasks(args, FIG2_MECHANISMS), out, args.workers, "fig2")
     metrics = ("social_welfare", "bs_utility", "mu_utility")
     table = grouped(rows, ("scenario", "n_mus", "mechanism"), metrics)
     write_csv(out / "fig2.csv", table)
@@ -179,7 +188,7 @@ def experiment_fig2(args: argparse.Namespace, out: Path) -> None:
         for c, (metric, title) in enumerate(zip(metrics, ("Social welfare", "Utility of BSs",
                                                           "Utility of MUs"), strict=True)):
             ax = axes[r, c]
-            _curves(ax, table, "n_mus", metric, PAPER_MECHANISMS, scenario=scenario)
+            _curves(ax, table, "n_mus", metric, FIG2_MECHANISMS, scenario=scenario)
             ax.set_title(f"{title} ({'5' if r == 0 else '7'} BSs)")
             ax.set_xlabel("number of MUs")
             ax.set_ylabel(f"{title.lower()} (money units)")
@@ -188,8 +197,8 @@ def experiment_fig2(args: argparse.Namespace, out: Path) -> None:
 
 
 def experiment_fig3(args: argparse.Namespace, out: Path) -> None:
-    mechanisms = [m for m in PAPER_MECHANISMS if m != "conoffline"]
-    rows = run_all(fig2_tasks(args, PAPER_MECHANISMS), out, args.workers, "fig3")
+    mechanisms = [m for m in FIG2_MECHANISMS if m != "conoffline"]
+    rows = run_all(fig2_tasks(args, FIG2_MECHANISMS), out, args.workers, "fig3")
     metrics = ("rt_ms", "ni", "dibc_ms", "ecibc_j", "rt_online_ms", "ni_online",
                "dibc_online_ms", "ecibc_online_j")
     table = grouped(rows, ("scenario", "n_mus", "mechanism"), metrics)
@@ -208,29 +217,47 @@ def experiment_fig3(args: argparse.Namespace, out: Path) -> None:
     _save(fig, out / "fig3.png")
 
 
+def _overbooking(rate: float) -> dict[str, float]:
+    return {"overbooking_bandwidth": rate, "overbooking_power": rate}
+
+
 def experiment_fig5(args: argparse.Namespace, out: Path) -> None:
+    """Fig. 5(a) RDSL against the overbooking rate; Fig. 5(b) DRLC with and without risk
+    control against the number of MUs, and (c) against the overbooking rate, with the default
+    channel and with Rayleigh fading (the realised values that let strategic breach act)."""
     rates = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-    tasks = [{"mechanism": mech, "scenario": "paper-synthetic", "n_mus": args.fig5_mus,
-              "seed": args.seed + k, "n_transactions": args.transactions,
-              "market_overrides": {"overbooking_bandwidth": rate, "overbooking_power": rate}}
+    drlc_rates = [0.1, 0.2, 0.3, 0.4]
+    base = {"scenario": "paper-synthetic", "n_transactions": args.transactions}
+    tasks = [{**base, "mechanism": mech, "n_mus": args.fig5_mus, "seed": args.seed + k,
+              "market_overrides": _overbooking(rate)}
              for rate in rates for mech in ("hybrido", "frbank") for k in range(args.seeds)]
-    risk_mechs = ["frbank", "frbank-nor", "hybrido", "hybrido-nor", "conoffline",
-                  "conoffline-nor"]
-    tasks += [{"mechanism": mech, "scenario": "paper-synthetic", "n_mus": n,
-               "seed": args.seed + k, "n_transactions": args.transactions}
+    risk_mechs = [mech for pair in RISK_PAIRS for mech in pair]
+    tasks += [{**base, "mechanism": mech, "n_mus": n, "seed": args.seed + k}
               for n in args.mus for mech in risk_mechs for k in range(args.seeds)]
+    for fading in (False, True):
+        tasks += [{**base, "mechanism": mech, "n_mus": args.fig5_mus, "seed": args.seed + k,
+                   "market_overrides": _overbooking(rate),
+                   **({"physics_overrides": {"rayleigh_fading": True}} if fading else {})}
+                  for rate in drlc_rates for mech in risk_mechs[:4] for k in range(args.seeds)
+                  if fading or rate not in rates or mech.endswith("-nor")]
     rows = run_all(tasks, out, args.workers, "fig5")
     for row in rows:
         over = row.get("market_overrides") or {}
         row["overbooking_rate"] = over.get("overbooking_bandwidth", None)
-    rdsl = grouped([r for r in rows if r["overbooking_rate"] is not None],
+        row["fading"] = bool((row.get("physics_overrides") or {}).get("rayleigh_fading"))
+    rdsl = grouped([r for r in rows if r["overbooking_rate"] is not None and not r["fading"]
+                    and r["mechanism"] in ("hybrido", "frbank")],
                    ("overbooking_rate", "mechanism"), ("rdsl_bandwidth", "rdsl_power"))
     drlc = grouped([r for r in rows if r["overbooking_rate"] is None],
                    ("n_mus", "mechanism"), ("drlc",))
+    drlc_by_rate = grouped([r for r in rows if r["overbooking_rate"] in drlc_rates
+                            and r["mechanism"] in risk_mechs[:4]],
+                           ("fading", "overbooking_rate", "mechanism"), ("drlc",))
     write_csv(out / "fig5a.csv", rdsl)
     write_csv(out / "fig5b.csv", drlc)
+    write_csv(out / "fig5c.csv", drlc_by_rate)
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     for mech in ("hybrido", "frbank"):
         for metric, style in (("rdsl_bandwidth", "-"), ("rdsl_power", "--")):
             pts = sorted((r for r in rdsl if r["mechanism"] == mech),
@@ -247,8 +274,13 @@ def experiment_fig5(args: argparse.Namespace, out: Path) -> None:
     _curves(axes[1], drlc, "n_mus", "drlc", risk_mechs)
     axes[1].set_title("DRLC (failed / due contract executions)")
     axes[1].set_xlabel("number of MUs")
-    axes[1].set_ylabel("DRLC (fraction of executions)")
-    axes[1].legend(fontsize=8)
+    for ax, fading in ((axes[2], False), (axes[3], True)):
+        _curves(ax, drlc_by_rate, "overbooking_rate", "drlc", risk_mechs[:4], fading=fading)
+        ax.set_title(f"DRLC, {args.fig5_mus} MUs, {'Rayleigh fading' if fading else 'no fading'}")
+        ax.set_xlabel("overbooking rate (fraction of supply)")
+    for ax in axes[1:]:
+        ax.set_ylabel("DRLC (fraction of executions)")
+        ax.legend(fontsize=8)
     _save(fig, out / "fig5.png")
 
 
@@ -293,6 +325,82 @@ def experiment_table1(args: argparse.Namespace, out: Path) -> None:
     for ax in axes:
         ax.tick_params(axis="x", rotation=30)
     _save(fig, out / "table1.png")
+
+
+def experiment_bound(args: argparse.Namespace, out: Path) -> None:
+    """Each mechanism's SW over the certified welfare bound (the optimal row's proven MILP
+    bound, the same seeds and participation draws), paper-synthetic with 5 BSs; reuses Fig. 2's
+    runs."""
+    tasks = [t for t in fig2_tasks(args, [*FIG2_MECHANISMS, "optimal"])
+             if t["scenario"] == "paper-synthetic"]
+    rows = run_all(tasks, out, args.workers, "bound")
+    bound = {(r["n_mus"], r["seed"]): r["welfare_upper_bound"] for r in rows
+             if r["mechanism"] == "optimal"}
+    for row in rows:
+        row["sw_over_bound"] = row["social_welfare"] / bound[row["n_mus"], row["seed"]]
+        if row["mechanism"] == "optimal":  # how far HiGHS's allocation is from its own bound
+            row["sw_over_bound"] = row["social_welfare"] / row["welfare_upper_bound"]
+    table = grouped(rows, ("n_mus", "mechanism"), ("sw_over_bound", "social_welfare"))
+    write_csv(out / "bound.csv", table)
+    mechanisms = [*FIG2_MECHANISMS, "optimal"]
+    sizes = sorted({r["n_mus"] for r in table})
+    lines = ["| SW / bound | " + " | ".join(f"{n} MUs" for n in sizes) + " |",
+             "|---|" + "---|" * len(sizes)]
+    for mech in mechanisms:
+        cells = []
+        for n in sizes:
+            r = next(r for r in table if r["mechanism"] == mech and r["n_mus"] == n)
+            cells.append(f"{r['sw_over_bound']:.3f} ± {np.nan_to_num(r['sw_over_bound_ci95']):.3f}")
+        lines.append(f"| {LABELS[mech]} | " + " | ".join(cells) + " |")
+    write_atomic(out / "bound.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def coalition_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: Prop. 5 on one FRBank signing (``coalition_stability``)."""
+    from isac_market_env.market.coalitions import coalition_stability
+    from isac_market_env.simulate import make_market
+
+    market = make_market("frbank", n_mus=task["n_mus"], n_transactions=1, seed=task["seed"])
+    market.sign()
+    check = coalition_stability(market)
+    return {**task, "members": float(len(check.mu)),
+            "above_threshold": float(check.above_threshold.mean()),
+            "better_than_alone": float(check.better_than_alone.mean()),
+            "better_than_alone_at_reserve": float(check.better_than_alone_at_reserve.mean()),
+            "stable": float(check.stable),
+            "share_minus_alone": float(np.mean(check.share - check.alone))}
+
+
+def experiment_coalitions(args: argparse.Namespace, out: Path) -> None:
+    """Sensing coalitions: Prop. 5 (members above u_min and better off than alone) per size,
+    and FRBank's SW margin over the best other mechanism under both readings of a coalition's
+    value (``coalition_value_members``); reuses Fig. 2's runs."""
+    present = {"physics_overrides": {"coalition_value_members": "present"}}
+    tasks = [t for t in fig2_tasks(args, FIG2_MECHANISMS) if t["scenario"] == "paper-synthetic"]
+    tasks += [{**t, **present} for t in tasks if t["mechanism"] == "frbank"]
+    rows = run_all(tasks, out, args.workers, "coalitions")
+    best_other: dict[tuple[int, int], float] = {}
+    for r in rows:
+        if r["mechanism"] != "frbank":
+            key = (r["n_mus"], r["seed"])
+            best_other[key] = max(best_other.get(key, -np.inf), r["social_welfare"])
+    margins = []
+    for r in rows:
+        if r["mechanism"] == "frbank":
+            reading = (r.get("physics_overrides") or {}).get("coalition_value_members", "all")
+            margins.append({"n_mus": r["n_mus"], "seed": r["seed"], "reading": reading,
+                            "social_welfare": r["social_welfare"],
+                            "margin": r["social_welfare"] / best_other[r["n_mus"], r["seed"]]})
+    margin_table = grouped(margins, ("reading", "n_mus"), ("social_welfare", "margin"))
+    checks = run_tasks([{"mechanism": "frbank", "n_mus": n, "seed": args.seed + k}
+                        for n in args.mus for k in range(args.seeds)], args.workers,
+                       "coalition stability", worker=coalition_run)
+    stability_table = grouped(checks, ("n_mus",), ("above_threshold", "better_than_alone",
+                                                   "better_than_alone_at_reserve", "stable",
+                                                   "share_minus_alone"))
+    write_csv(out / "coalitions_margin.csv", margin_table)
+    write_csv(out / "coalitions_stability.csv", stability_table)
 
 
 def stability_run(task: dict[str, Any]) -> dict[str, Any]:
@@ -367,7 +475,8 @@ def experiment_stability(args: argparse.Namespace, out: Path) -> None:
 
 EXPERIMENTS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
     "fig2": experiment_fig2, "fig3": experiment_fig3, "fig5": experiment_fig5,
-    "table1": experiment_table1, "stability": experiment_stability,
+    "table1": experiment_table1, "stability": experiment_stability, "bound": experiment_bound,
+    "coalitions": experiment_coalitions,
 }
 
 

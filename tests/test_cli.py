@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -91,16 +92,44 @@ def test_experiment_writes_outputs_and_resumes(tmp_path: Path,
     assert main(argv) == 0
     # progress as it runs (a plain line per tenth of the runs when stderr is not a terminal)
     err = capsys.readouterr().err
-    assert "fig5: 24/24 runs done" in err and "ETA" in err
-    for name in ("fig5.png", "fig5a.csv", "fig5b.csv"):
+    assert "fig5: 48/48 runs done" in err and "ETA" in err
+    for name in ("fig5.png", "fig5a.csv", "fig5b.csv", "fig5c.csv"):
         assert (tmp_path / name).stat().st_size > 0
     runs = sorted((tmp_path / "runs").glob("*.json"))
-    assert len(runs) == 2 * 6 + 2 * 6
+    # RDSL: 6 rates x 2; DRLC: 2 sizes x 6; DRLC by rate: 4 rates x (2 without risk control
+    # without fading, the others are RDSL's runs, + 4 with fading)
+    assert len(runs) == 2 * 6 + 2 * 6 + 4 * (2 + 4)
+    by_rate = (tmp_path / "fig5c.csv").read_text().splitlines()[1:]
+    assert len(by_rate) == 2 * 4 * 4
     # MU counts sorted as numbers (5 before 10), not as text
     lines = (tmp_path / "fig5b.csv").read_text().splitlines()[1:]
     assert [line.split(",")[0] for line in lines] == ["5"] * 6 + ["10"] * 6
     assert main(argv) == 0  # everything cached: resumes without rerunning
     assert "already done, resuming" in capsys.readouterr().out
+
+
+def test_bound_coalitions_and_stability_experiments(tmp_path: Path) -> None:
+    """The experiments beyond the paper's figures write their tables: SW over the certified
+    bound (at most 1 for every mechanism, the optimal row itself within HiGHS's gap), FRBank's
+    margin under both coalition readings, Prop. 5, and blocking pairs against the bid step."""
+    pytest.importorskip("matplotlib")
+    common = ["--out", str(tmp_path), "--seeds", "2", "--transactions", "1", "--mus", "8",
+              "--workers", "1"]
+    for name in ("bound", "coalitions", "stability"):
+        assert main(["experiment", name, *common]) == 0
+    with (tmp_path / "bound.csv").open() as handle:
+        bound = list(csv.DictReader(handle))
+    assert {r["mechanism"] for r in bound} >= {"frbank", "greedy-retry", "optimal"}
+    assert all(float(r["sw_over_bound"]) <= 1 + 1e-9 for r in bound)
+    assert "| FRBank |" in (tmp_path / "bound.md").read_text()
+    with (tmp_path / "coalitions_margin.csv").open() as handle:
+        assert {r["reading"] for r in csv.DictReader(handle)} == {"all", "present"}
+    with (tmp_path / "coalitions_stability.csv").open() as handle:
+        assert float(next(csv.DictReader(handle))["above_threshold"]) == 1.0
+    with (tmp_path / "stability.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(float(r["grid_blocked"]) == 0 for r in rows if r["live"] == "False")
+    assert (tmp_path / "stability.png").stat().st_size > 0
 
 
 def test_python_dash_m_entry_point() -> None:
