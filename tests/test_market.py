@@ -157,6 +157,21 @@ def test_stable_up_to_the_bid_step_below_the_grid(mechanism: str) -> None:
             discounts.append(largest_blocking_discount(problem, result))
         largest.append(max(discounts))
     assert 0 < largest[1] < 0.5 * largest[0], largest
+    # not vacuous: a client unmatched, its final bid put two steps above its value (beyond its
+    # limit), blocks more than a step below that bid
+    problem = small_market(mechanism, 0).offline_problem()
+    result = run_matching(problem)
+    step = np.maximum(problem.bid_increment, problem.bid_increment_fraction * problem.sol_value)
+    held = result.client_solution
+    client = int(np.flatnonzero(held >= 0)[0])
+    solution = int(held[client])
+    solutions, bids = held.copy(), result.final_bids.copy()
+    solutions[client] = -1
+    bids[solution] = problem.sol_value[solution] + 2 * step[solution]
+    broken = dataclasses.replace(result, client_solution=solutions, final_bids=bids)
+    pair = next(p for p in find_blocking_pairs(problem, broken, prices="any")
+                if p.solution == solution)
+    assert pair.discount * problem.sol_value[solution] > 1.5 * step[solution]
 
 
 def test_finder_refuses_an_unknown_price_range() -> None:
@@ -421,3 +436,13 @@ def test_strategic_breach_follows_the_realised_utility(mechanism: str) -> None:
             assert len(tx_off.contract_breached) == 0
             breaches += len(loses)
     assert breaches > 0
+    # not vacuous: an episode played without breach fails the episode check made as if the
+    # clients had been free to breach (a served contract cost its client more than PelU)
+    market = ime.make_market(mechanism, n_mus=40, n_transactions=4, seed=1,
+                             physics_overrides={"rayleigh_fading": True},
+                             market_overrides={"strategic_breach": False})
+    market.run()
+    market.config = dataclasses.replace(
+        market.config, market=dataclasses.replace(market.config.market, strategic_breach=True))
+    with pytest.raises(AssertionError):
+        check_episode(market)
