@@ -45,7 +45,7 @@ class RoundView:
     reserve_price: NDArray[np.float64]
     rule_bid: NDArray[np.float64]
     utility_at_rule_bid: NDArray[np.float64]
-    bs_volunteer_rate: NDArray[np.float64]
+    bs_volunteer_rate: NDArray[np.float64]  # the E[v] it is valued at (own if held, else BS's)
     rule_proposals: NDArray[np.int64]
     held: NDArray[np.int64]  # per client: the solution it is tentatively held on, or -1
 
@@ -67,7 +67,7 @@ class ClientOffer:
     reserve_price: NDArray[np.float64]
     rule_bid: NDArray[np.float64]
     utility_at_rule_bid: NDArray[np.float64]
-    bs_volunteer_rate: NDArray[np.float64]
+    bs_volunteer_rate: NDArray[np.float64]  # the E[v] it is valued at (own if held, else BS's)
     rule_choice: int | None  # the solution (position) the rule would propose, or None
 
 
@@ -171,7 +171,7 @@ class EpisodeDriver:
             reserve[valid] = m.problem.sol_start_bid[s]
             bid[valid] = m.bids[s]
             utility[valid] = m.utility(s, m.bids[s])
-            rate[valid] = m.volunteer_rate[m.problem.sol_bs[s]]
+            rate[valid] = m.solution_rate(s)
         return ClientOffer(self.phase, m.rounds if m is not None else 0,
                            m.problem.max_rounds if m is not None else 0, valid,
                            self.proposable(), value, reserve, bid, utility, rate,
@@ -207,7 +207,7 @@ class EpisodeDriver:
                                          if self.pending is not None else every))
         return RoundView(self.phase, m.rounds, p.max_rounds, book_solution, p.sol_client,
                          decides, p.sol_value, p.sol_start_bid, m.bids.copy(),
-                         m.utility(every, m.bids), m.volunteer_rate[p.sol_bs],
+                         m.utility(every, m.bids), m.solution_rate(every),
                          m.rule_proposals(), m.held.copy())
 
     @staticmethod

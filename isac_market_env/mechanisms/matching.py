@@ -200,16 +200,23 @@ class MatchingResult:
     def solution_volunteer_rate(self, sols: IntArray, sol_client: IntArray,
                                 sol_bs: IntArray) -> FloatArray:
         """E[v] of ``sols``: a client's own for the solution it holds, else its BS's."""
-        rate = self.bs_volunteer_rate[sol_bs[sols]]
-        if self.client_volunteer_rate is None:
-            return np.asarray(rate, dtype=np.float64)
-        clients = sol_client[sols]
-        return np.asarray(np.where(self.client_solution[clients] == sols,
-                                   self.client_volunteer_rate[clients], rate), dtype=np.float64)
+        own = (np.zeros(len(self.client_solution)) if self.client_volunteer_rate is None
+               else self.client_volunteer_rate)
+        return valued_rate(sols, sol_client, sol_bs, self.client_solution, own,
+                           self.bs_volunteer_rate)
 
     @property
     def n_exchanges(self) -> int:
         return self.n_proposals + self.n_displacements
+
+
+def valued_rate(sols: IntArray, sol_client: IntArray, sol_bs: IntArray, held: IntArray,
+                held_rate: FloatArray, bs_rate: FloatArray) -> FloatArray:
+    """The E[v] each of ``sols`` is valued at: its client's own (``held_rate``) for the
+    solution it holds, its BS's (``bs_rate``) for any other, a new proposal's (docs/model.md)."""
+    clients = sol_client[sols]
+    return np.asarray(np.where(held[clients] == sols, held_rate[clients], bs_rate[sol_bs[sols]]),
+                      dtype=np.float64)
 
 
 def empty_result(problem: MatchingProblem) -> MatchingResult:
@@ -300,12 +307,10 @@ class AscendingMatching:
                              self.volunteer_rate, self.estimated_version, self.held_rate)
 
     def solution_rate(self, sols: IntArray) -> FloatArray:
-        """The published E[v] each of ``sols`` is valued at: its client's own for the solution
-        it holds, its BS's for any other (a new proposer's, docs/model.md)."""
+        """The published E[v] each of ``sols`` is valued at (``valued_rate``)."""
         p = self.problem
-        clients = p.sol_client[sols]
-        return np.asarray(np.where(self.held[clients] == sols, self.held_rate[clients],
-                                   self.volunteer_rate[p.sol_bs[sols]]), dtype=np.float64)
+        return valued_rate(sols, p.sol_client, p.sol_bs, self.held, self.held_rate,
+                           self.volunteer_rate)
 
     def utility(self, sols: IntArray, pay: FloatArray) -> FloatArray:
         """Clients' (expected) utility of ``sols`` at ``pay`` under the published E[v]."""
