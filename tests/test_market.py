@@ -295,7 +295,7 @@ def test_knapsack_node_limit_bounds_every_selection(monkeypatch: pytest.MonkeyPa
                         lambda *args, **kw: milp_calls.append(1) or real_milp(*args, **kw))
 
     def episode(limit: int) -> tuple[object, int, int]:
-        market = ime.make_market("frbank", n_mus=30, n_transactions=3, seed=1,
+        market = ime.make_market("hybrido", n_mus=30, n_transactions=3, seed=1,
                                  market_overrides={"knapsack_node_limit": limit})
         milp_calls.clear()
         signing = market.sign()
