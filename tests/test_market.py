@@ -369,7 +369,7 @@ def test_driver_with_the_rule_decisions_is_simulate(mechanism: str, seed: int) -
 
 
 @pytest.mark.parametrize("mechanism", ["frbank", "cononline", "hybrid", "hybrido",
-                                       "frbank-nor"])
+                                       "frbank-nor", "hybrido-nor"])
 def test_online_matchings_have_no_blocking_pair_on_the_bid_grid(mechanism: str) -> None:
     """onEBW2M (Def. 11, 12): every transaction's online matching, brute-forced on small
     markets, has no blocking pair at any price at or above its final bids (realised values,
