@@ -52,7 +52,9 @@ class ISACMarketBiddingEnv(gym.Env[np.ndarray, np.ndarray]):
     (``MaskablePPO`` finds it through ``gym.make``'s wrappers; by hand, Gymnasium wrappers do
     not forward methods: ``env.unwrapped.action_masks()`` or
     ``env.get_wrapper_attr("action_masks")()``). With
-    ``slot_order="fixed"`` (default) slot k is always the same (BS, bandwidth, power) solution;
+    ``slot_order="fixed"`` (default) slot k is the focal client's k-th feasible solution (by BS,
+    then bandwidth, then power), the same one throughout an episode (another market may have
+    other feasible solutions; slots beyond the client's count are never available);
     with ``slot_order="ranked"`` the slots are re-sorted every round: slot 0 is the rule's choice,
     then the other available solutions by the focal client's utility at the rule's bid, so that a
     policy learns "which rank" rather than "which of K positions". A proposal at a price of the
