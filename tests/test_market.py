@@ -148,8 +148,7 @@ def test_stable_up_to_the_bid_step_below_the_grid(mechanism: str) -> None:
                                    bid_increment_fraction=fraction,
                                    bid_increment=2.5 * fraction).offline_problem()
             result = run_matching(problem)
-            step = np.maximum(problem.bid_increment,
-                              problem.bid_increment_fraction * problem.sol_value)
+            step = problem.bid_steps()
             for pair in find_blocking_pairs(problem, result, prices="any"):
                 assert pair.discount * problem.sol_value[pair.solution] <= \
                     step[pair.solution] + 1e-8 * problem.sol_value[pair.solution], (seed, pair)
@@ -161,7 +160,7 @@ def test_stable_up_to_the_bid_step_below_the_grid(mechanism: str) -> None:
     # limit), blocks more than a step below that bid
     problem = small_market(mechanism, 0).offline_problem()
     result = run_matching(problem)
-    step = np.maximum(problem.bid_increment, problem.bid_increment_fraction * problem.sol_value)
+    step = problem.bid_steps()
     held = result.client_solution
     client = int(np.flatnonzero(held >= 0)[0])
     solution = int(held[client])

@@ -49,8 +49,7 @@ def test_no_blocking_pair_on_many_markets(mechanism: str) -> None:
         problem = market.offline_problem()
         result = run_matching(problem)
         assert result.converged, seed
-        step = np.maximum(problem.bid_increment,
-                          problem.bid_increment_fraction * problem.sol_value)
+        step = problem.bid_steps()
         for pair in find_blocking_pairs(problem, result, prices="any"):
             assert pair.price < result.final_bids[pair.solution], (seed, pair)
             assert pair.discount * problem.sol_value[pair.solution] <= \

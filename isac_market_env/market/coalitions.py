@@ -58,6 +58,16 @@ class CoalitionStability:
         return bool(np.all(self.above_threshold & self.better_than_alone))
 
 
+def _signed_utility(market: Market, rows: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Eq. 27/28 of ``market``'s contracts ``rows`` at their payments and signed E[v]."""
+    assert market.signing is not None
+    book, c, m = market.book, market.contracts, market.config.market
+    return client_expected_utility(book.sol_value[c.solution[rows]], c.pay[rows],
+                                   book.client_presence_prob[c.client[rows]],
+                                   market.signing.contract_volunteer_rate[rows],
+                                   m.penalty_client_ratio, m.penalty_bs_ratio)
+
+
 def coalition_stability(market: Market) -> CoalitionStability:
     """Prop. 5 / 12 for the signed contracts of ``market`` (an ``isac_market_env.Market``
     after ``sign()``; a market without coalitions has no member to check)."""
@@ -72,10 +82,7 @@ def coalition_stability(market: Market) -> CoalitionStability:
         return CoalitionStability(empty_int, empty_int, empty, empty, empty,
                                   m.utility_threshold_sensing)
     clients = c.client[sensing]
-    rate = market.signing.contract_volunteer_rate[sensing]
-    coalition_utility = client_expected_utility(
-        book.sol_value[c.solution[sensing]], c.pay[sensing], book.client_presence_prob[clients],
-        rate, m.penalty_client_ratio, m.penalty_bs_ratio)
+    coalition_utility = _signed_utility(market, sensing)
     alone_book = build_client_book(market.scenario, market.config.scenario,
                                    market.config.physics, m, coalitions=False)
     # each MU's own sensing client in the individual structure is client n_mus + mu
@@ -93,12 +100,8 @@ def coalition_stability(market: Market) -> CoalitionStability:
     signed = individual.sign().contracts
     alone_sensing = np.flatnonzero(individual.book.client_kind[signed.client] == SENSING)
     in_market = np.zeros(book.n_mus)
-    in_market[signed.client[alone_sensing] - book.n_mus] = client_expected_utility(
-        individual.book.sol_value[signed.solution[alone_sensing]], signed.pay[alone_sensing],
-        individual.book.client_presence_prob[signed.client[alone_sensing]],
-        individual.signing.contract_volunteer_rate[alone_sensing]
-        if individual.signing is not None else 0.0,
-        m.penalty_client_ratio, m.penalty_bs_ratio)
+    in_market[signed.client[alone_sensing] - book.n_mus] = _signed_utility(individual,
+                                                                           alone_sensing)
     mus, coalitions, shares = [], [], []
     for k, utility in zip(clients.tolist(), coalition_utility.tolist(), strict=True):
         members = book.members(k)

@@ -174,6 +174,10 @@ class MatchingProblem:
     knapsack_node_limit: int = DEFAULT_NODE_LIMIT
     volunteer_rate_per_client: bool = True
 
+    def bid_steps(self) -> FloatArray:
+        """Delta p per solution: ``max(bid_increment, bid_increment_fraction * value)``."""
+        return np.maximum(self.bid_increment, self.bid_increment_fraction * self.sol_value)
+
 
 @dataclass(frozen=True, eq=False)
 class MatchingResult:
@@ -195,15 +199,13 @@ class MatchingResult:
     knapsack_calls: int
     milp_calls: int
     runtime_ms: float
-    client_volunteer_rate: FloatArray | None = None
+    client_volunteer_rate: FloatArray
 
     def solution_volunteer_rate(self, sols: IntArray, sol_client: IntArray,
                                 sol_bs: IntArray) -> FloatArray:
         """E[v] of ``sols``: a client's own for the solution it holds, else its BS's."""
-        own = (np.zeros(len(self.client_solution)) if self.client_volunteer_rate is None
-               else self.client_volunteer_rate)
-        return valued_rate(sols, sol_client, sol_bs, self.client_solution, own,
-                           self.bs_volunteer_rate)
+        return valued_rate(sols, sol_client, sol_bs, self.client_solution,
+                           self.client_volunteer_rate, self.bs_volunteer_rate)
 
     @property
     def n_exchanges(self) -> int:
@@ -222,7 +224,8 @@ def valued_rate(sols: IntArray, sol_client: IntArray, sol_bs: IntArray, held: In
 def empty_result(problem: MatchingProblem) -> MatchingResult:
     return MatchingResult(np.full(problem.n_clients, -1, dtype=np.int64),
                           np.zeros(problem.n_clients), problem.sol_start_bid.copy(),
-                          np.zeros(problem.n_bss), 0, True, 0, 0, 0, 0, 0.0)
+                          np.zeros(problem.n_bss), 0, True, 0, 0, 0, 0, 0.0,
+                          np.zeros(problem.n_clients))
 
 
 class AscendingMatching:
@@ -243,7 +246,7 @@ class AscendingMatching:
         self.started = time.perf_counter()
         self.elapsed_s = 0.0
         self.bids = p.sol_start_bid.astype(np.float64).copy()
-        self.step = np.maximum(p.bid_increment, p.bid_increment_fraction * p.sol_value)
+        self.step = p.bid_steps()
         # a bundle larger than the BS's published supply can never be accepted
         presence = p.client_presence[p.sol_client]
         self.fits = ((p.sol_bandwidth_hz <= p.bs_cap_bandwidth_hz[p.sol_bs] * (1 + 1e-12))
@@ -793,8 +796,10 @@ def _raise_with_loops(rejected: Any, state: MatchingState, sols: SolutionTable,
 def _highest_acceptable_bid(s: int, bid: float, raised: float, state: MatchingState,
                             sols: SolutionTable, terms: MatchingTerms) -> float:
     """``raised`` if the client accepts it for solution ``s``, else its limit in (``bid``,
-    ``raised``): the highest price it still accepts (IR, positive utility, risk bound; each
-    holds on an interval of prices from 0, so bisection finds its end), or ``bid`` if none.
+    ``raised``): the highest price it still accepts (IR, positive utility, risk bound), or
+    ``bid`` if it no longer accepts ``bid`` either. The accepted prices form one interval
+    (``metrics.stability._client_prices``), so bisection between the accepted ``bid`` and the
+    refused ``raised`` finds its upper end.
 
     The limit is the price the paper's proofs let a client reach: capped at ``bid``, a client
     that would still pay up to its limit leaves a blocking pair (Def. 7/8) behind it.
