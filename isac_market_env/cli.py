@@ -195,10 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=cmd_compare)
     try:
         from isac_market_env.experiments import add_experiment_parser
+        from isac_market_env.seed_experiments import ALL_EXPERIMENTS
     except ImportError:  # pragma: no cover - optional plotting extras missing
         pass
     else:
-        add_experiment_parser(sub)
+        add_experiment_parser(sub, ALL_EXPERIMENTS)
     from isac_market_env.evaluate import add_evaluate_parser
 
     add_evaluate_parser(sub)

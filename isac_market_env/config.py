@@ -73,6 +73,7 @@ def replace_from_mapping(base: T, overrides: Mapping[str, Any] | None,
 
 
 COALITION_VALUE_MEMBERS = ("all", "present")
+REUSE_CONFLICTS = ("angle", "distance")
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,11 @@ class MarketConfig:
     ``volunteer_rate_per_client``: a tentative contract is valued at its own E[v] (eq. 66-67,
     the probability that the BS's volunteer rule picks it when it is present); off, at its BS's
     average, E[#volunteers] / E[#present]. A new proposal is valued at the BS's average.
+    The other seeds' mechanisms (docs/mechanisms.md): ``reuse_conflict`` (``"angle"``: the BS
+    array separates MUs by angle; ``"distance"``: MUs closer than ``reuse_interference_range_m``
+    conflict) for D-FRONT and C-FRONT; ``pricing_max_iterations`` caps the price iterations of
+    the pricing matching; ``negotiation_tolerance`` is chi (and chi') of the centralized and
+    bargaining negotiations, relative to the value at stake.
     """
 
     overbooking_bandwidth: float = 0.2
@@ -227,6 +233,10 @@ class MarketConfig:
     overhead_price_per_ms: float = 0.0
     strategic_breach: bool = True
     volunteer_rate_per_client: bool = True
+    reuse_conflict: str = "angle"
+    reuse_interference_range_m: float = 500.0
+    pricing_max_iterations: int = 50
+    negotiation_tolerance: float = 1e-4
 
     def __post_init__(self) -> None:
         # (eq. 37c/37d allow any rate >= 0; above 10, i.e. 1000 %, a BS books eleven times its
@@ -267,6 +277,10 @@ class MarketConfig:
         _range(self, "bs_tx_power_range_w", 0)
         _number(self, "overhead_price_per_joule", 0)
         _number(self, "overhead_price_per_ms", 0)
+        check_choice("reuse_conflict", self.reuse_conflict, REUSE_CONFLICTS)
+        _number(self, "reuse_interference_range_m", 0, low_open=True)
+        _number(self, "pricing_max_iterations", 1, 10**6, integer=True)
+        _number(self, "negotiation_tolerance", 0, 1, low_open=True)
 
     def overbooking_rates(self, n_bss: int) -> tuple[list[float], list[float]]:
         """Per-BS (O_B, O_P) lists; validates that a per-BS setting has one pair per BS."""

@@ -2,7 +2,8 @@
 
 ``fig2``, ``fig3``, ``fig5``, ``table1``: the paper's figures and Table I; ``bound``: SW over
 the certified welfare bound; ``coalitions``: Prop. 5 and FRBank's margin under both readings of
-a coalition's value; ``stability``: blocking pairs against the bid step.
+a coalition's value; ``stability``: blocking pairs against the bid step. The other seeds'
+claims (``cdna``, ``dfront``) are in ``seed_experiments``, which builds on this module.
 
 Every run (mechanism, scenario, MUs, seed, overrides) is cached as one JSON file under
 ``OUT/runs/`` written atomically, so an interrupted experiment resumes from the runs already done
@@ -475,7 +476,7 @@ def experiment_stability(args: argparse.Namespace, out: Path) -> None:
 EXPERIMENTS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
     "fig2": experiment_fig2, "fig3": experiment_fig3, "fig5": experiment_fig5,
     "table1": experiment_table1, "stability": experiment_stability, "bound": experiment_bound,
-    "coalitions": experiment_coalitions,
+    "coalitions": experiment_coalitions
 }
 
 
@@ -484,14 +485,20 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         raise ValueError("--seeds and --transactions must be >= 1")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    EXPERIMENTS[args.name](args, out)
+    args.registry[args.name](args, out)
     print(f"{args.name}: written to {out}")
     return 0
 
 
-def add_experiment_parser(sub: Any) -> None:
-    parser = sub.add_parser("experiment", help="regenerate the paper's figures and Table I")
-    parser.add_argument("name", choices=sorted(EXPERIMENTS))
+def add_experiment_parser(sub: Any,
+                          registry: dict[str, Callable[[argparse.Namespace, Path], None]]
+                          | None = None) -> None:
+    """The ``experiment`` subcommand over ``registry`` (default: this module's experiments;
+    the command line adds the other seeds', ``seed_experiments.ALL_EXPERIMENTS``)."""
+    registry = registry or EXPERIMENTS
+    parser = sub.add_parser("experiment", help="regenerate the paper's figures and Table I, "
+                            "and the other seeds' claims")
+    parser.add_argument("name", choices=sorted(registry))
     parser.add_argument("--out", default="results")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="first seed")
@@ -499,6 +506,8 @@ def add_experiment_parser(sub: Any) -> None:
     parser.add_argument("--mus", type=lambda s: [int(x) for x in s.split(",")],
                         default=[20, 40, 60, 80, 100], help="MU counts for the sweeps")
     parser.add_argument("--fig5-mus", type=int, default=60)
+    parser.add_argument("--trust-mus", type=int, default=30,
+                        help="MUs of the cdna experiment's contract periods with trust")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--eua-dir", default=None)
-    parser.set_defaults(func=cmd_experiment)
+    parser.set_defaults(func=cmd_experiment, registry=registry)

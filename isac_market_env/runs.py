@@ -73,6 +73,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     result = simulate(task["mechanism"], scenario=task["scenario"], n_mus=task["n_mus"] or None,
                       n_transactions=task["n_transactions"], seed=task["seed"],
                       eua_directory=task.get("eua_directory"),
+                      scenario_overrides=task.get("scenario_overrides") or {},
                       market_overrides=task.get("market_overrides") or {},
                       physics_overrides=task.get("physics_overrides") or {})
     return {"mechanism": task["mechanism"], "seed": task["seed"], **result.summary()}

@@ -18,7 +18,7 @@ from isac_market_env.market.market import EpisodeStreams, Market
 from isac_market_env.market.records import EpisodeResult
 from isac_market_env.market.variants import MechanismSpec, get_mechanism
 from isac_market_env.memory import check_memory
-from isac_market_env.scenarios.presets import build_scenario, scenario_config
+from isac_market_env.scenarios.presets import PRESETS, build_scenario, scenario_config
 from isac_market_env.scenarios.scenario import Scenario
 from isac_market_env.validation import check_path, check_seed
 
@@ -28,11 +28,16 @@ def make_episode_config(scenario: str = "paper-synthetic", n_mus: int | None = N
                         scenario_overrides: Mapping[str, Any] | None = None,
                         market_overrides: Mapping[str, Any] | None = None,
                         physics_overrides: Mapping[str, Any] | None = None) -> EpisodeConfig:
-    """Validated episode config from a preset name plus dict overrides (unknown keys raise)."""
+    """Validated episode config from a preset name plus dict overrides (unknown keys raise);
+    the overrides apply on top of the preset's own physics and market fields."""
+    scenario_cfg = scenario_config(scenario, n_mus, scenario_overrides)
+    preset = PRESETS[scenario]
     return EpisodeConfig(
-        scenario=scenario_config(scenario, n_mus, scenario_overrides),
-        physics=replace_from_mapping(PhysicsConfig(), physics_overrides, "physics_overrides"),
-        market=replace_from_mapping(MarketConfig(), market_overrides, "market_overrides"),
+        scenario=scenario_cfg,
+        physics=replace_from_mapping(replace_from_mapping(PhysicsConfig(), preset.physics),
+                                     physics_overrides, "physics_overrides"),
+        market=replace_from_mapping(replace_from_mapping(MarketConfig(), preset.market),
+                                    market_overrides, "market_overrides"),
         n_transactions=n_transactions,
     )
 

@@ -9,6 +9,7 @@ import pytest
 
 import isac_market_env as ime
 from isac_market_env.experiments import SMALL_MARKET as SMALL
+from isac_market_env.market.records import TransactionRecord
 from isac_market_env.mechanisms import knapsack, matching, typed_knapsack, volunteers
 
 EUA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eua"
@@ -18,6 +19,33 @@ def small_market(mechanism: str = "frbank", seed: int = 0, n_mus: int = 6,
                  n_transactions: int = 4, **market: object) -> ime.Market:
     return ime.make_market(mechanism, n_mus=n_mus, n_transactions=n_transactions, seed=seed,
                            scenario_overrides=SMALL, market_overrides=market)
+
+
+def check_reuse_capacity(market: ime.Market, tx: TransactionRecord) -> None:
+    """With spatial reuse: at every BS, every set of mutually conflicting clients (found by
+    brute force over the conflict matrix, not by the mechanism's clique finder) fits the band,
+    and under the angle model a conflict-free sub-channel assignment exists."""
+    from itertools import combinations
+
+    from isac_market_env.mechanisms.reuse import assign_subchannels
+
+    model, sc = market.reuse_model, market.scenario
+    assert model is not None
+    for j in range(sc.n_bss):
+        rows = np.flatnonzero(tx.alloc_bs == j)
+        clients = tx.alloc_client[rows]
+        conflict = model.conflicts(clients, j)
+        for size in range(2, len(rows) + 1 if len(rows) <= 14 else 0):
+            for subset in combinations(range(len(rows)), size):
+                if conflict[np.ix_(subset, subset)].all():
+                    assert tx.alloc_bandwidth_hz[rows[list(subset)]].sum() <= (
+                        sc.bs_bandwidth_hz[j] * (1 + 1e-9))
+        if model.conflict == "angle" and len(rows):
+            b0 = market.config.physics.subchannel_bandwidth_hz
+            need = np.rint(tx.alloc_bandwidth_hz[rows] / b0).astype(np.int64)
+            assert assign_subchannels(model.spatial_frequency(clients, j), need,
+                                      2.0 / sc.bs_tx_antennas[j],
+                                      int(sc.bs_bandwidth_hz[j] // b0)) is not None
 
 
 def check_episode(market: ime.Market) -> None:
@@ -52,7 +80,10 @@ def check_episode(market: ime.Market) -> None:
         # realised allocations within real supply in every transaction (after volunteers)
         used_b = np.bincount(tx.alloc_bs, tx.alloc_bandwidth_hz, minlength=sc.n_bss)
         used_p = np.bincount(tx.alloc_bs, tx.alloc_power_w, minlength=sc.n_bss)
-        assert np.all(used_b <= sc.bs_bandwidth_hz * (1 + 1e-9))
+        if spec.reuse:  # conflicting clients never share bandwidth (docs/mechanisms.md)
+            check_reuse_capacity(market, tx)
+        else:
+            assert np.all(used_b <= sc.bs_bandwidth_hz * (1 + 1e-9))
         assert np.all(used_p <= sc.bs_power_w * (1 + 1e-9))
         # online IR (Prop. 14): temporary contracts pay at most their realised value
         online = tx.alloc_online

@@ -24,7 +24,7 @@ def imports_of(path: Path) -> set[str]:
 # (imports under ``if TYPE_CHECKING:`` are annotations only)
 LAYERS = [["validation"], ["config"], ["physics", "scenarios", "memory"], ["model"],
           ["mechanisms"], ["metrics"], ["market"], ["simulate"], ["envs"], ["baselines"], ["runs"],
-          ["evaluate", "experiments"], ["cli"], ["__main__", "__init__"]]
+          ["evaluate", "experiments"], ["seed_experiments"], ["cli"], ["__main__", "__init__"]]
 
 
 def package_imports(path: Path) -> set[str]:

@@ -23,7 +23,9 @@ from isac_market_env.market.records import (
     SigningRecord,
     TransactionRecord,
 )
-from isac_market_env.market.variants import MechanismSpec, get_mechanism
+from isac_market_env.market.variants import TRADE_MODES, MechanismSpec, get_mechanism
+from isac_market_env.mechanisms import cdna, reuse
+from isac_market_env.mechanisms.deferred import TradeResult
 from isac_market_env.mechanisms.greedy import greedy_allocation
 from isac_market_env.mechanisms.matching import (
     MatchingProblem,
@@ -38,7 +40,7 @@ from isac_market_env.metrics.overhead import Overhead
 from isac_market_env.model.clients import COMM, SENSING, ClientBook, build_client_book
 from isac_market_env.scenarios.scenario import Scenario
 
-STREAMS = ("scenario", "participation", "delays", "volunteer_estimate", "fading")
+STREAMS = ("scenario", "participation", "delays", "volunteer_estimate", "fading", "mechanism")
 
 
 @dataclass(eq=False)
@@ -99,10 +101,13 @@ class EpisodeStreams:
     delays: np.random.Generator
     volunteer_estimate: np.random.Generator
     fading: np.random.Generator
+    mechanism: np.random.Generator  # a randomised mechanism's own draws (random matching)
 
     @classmethod
     def from_seed(cls, seed: int | np.random.SeedSequence | None) -> EpisodeStreams:
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        # (SeedSequence children depend on their index only: adding a stream at the end
+        # leaves the others' draws unchanged)
         return cls(*(np.random.default_rng(child) for child in root.spawn(len(STREAMS))))
 
 
@@ -140,6 +145,14 @@ class Market:
         self._groups: list[NDArray[np.int64]] | None = None
         self._volunteer_uniforms = self.streams.volunteer_estimate.random(
             (m.volunteer_mc_samples, self.book.n_clients))
+        # where each client is (its first member MU: with coalitions off, its only one)
+        self.client_xy_m = scenario.mu_xy_m[self.book.member_index[self.book.member_start[:-1]]]
+        self.reuse_model: reuse.ReuseModel | None = None
+        if self.spec.reuse:
+            self.reuse_model = reuse.ReuseModel(
+                m.reuse_conflict, self.client_xy_m,  # type: ignore[arg-type]
+                np.asarray(scenario.bs_xy_m, dtype=np.float64),
+                np.asarray(scenario.bs_tx_antennas, np.int64), m.reuse_interference_range_m)
 
     # ------------------------------------------------------------------ offline signing phase
     @property
@@ -352,7 +365,48 @@ class Market:
                                  book.sol_bandwidth_hz[sols], book.sol_power_w[sols],
                                  g.client_payment[matched], values[g.client_solution[matched]],
                                  g.n_proposals, 1, True, g.runtime_ms)
+        if self.spec.online in TRADE_MODES:
+            return self._trade(pending)
         return self._optimal(pending)
+
+    def _trade(self, pending: PendingTransaction) -> OnlineOutcome:
+        """One of the other seeds' online trades (docs/mechanisms.md) over the candidates worth
+        more than their reserve price."""
+        book, m, mode = self.book, self.config.market, self.spec.online
+        assert pending.candidates is not None and pending.candidate_values is not None
+        keep = pending.candidate_values > book.sol_reserve_price[pending.candidates]
+        cand, values = pending.candidates[keep], pending.candidate_values[keep]
+        args = (book.n_clients, book.sol_client[cand], book.sol_bs[cand],
+                book.sol_bandwidth_hz[cand], book.sol_power_w[cand])
+        supply = (pending.residual_b, pending.residual_p)
+        reserve = book.sol_reserve_price[cand]
+        res: TradeResult
+        if mode == "pricing":
+            res = cdna.pricing_matching(*args, values, *supply, m.reserve_price_per_mhz / 1e6,
+                                        m.reserve_price_per_w, m.pricing_max_iterations)
+        elif mode == "centralized":
+            res = cdna.centralized_trade(*args, values, reserve, *supply, m.negotiation_tolerance)
+        elif mode == "bargaining":
+            res = cdna.bargaining_trade(*args, values, reserve, *supply, m.negotiation_tolerance)
+        elif mode == "nearest":
+            distance = np.hypot(*(self.client_xy_m[:, None, :]
+                                  - self.scenario.bs_xy_m[None, :, :]).transpose(2, 0, 1))
+            res = cdna.nearest_trade(*args, values, reserve, *supply, distance)
+        elif mode == "random":
+            res = cdna.random_trade(*args, reserve, *supply, self.streams.mechanism)
+        elif mode == "cfront":
+            assert self.reuse_model is not None
+            res = reuse.cfront(*args, values, *supply, self.reuse_model)
+        else:  # dfront, gale-shapley
+            res = reuse.deferred_trade(*args, values, *supply,
+                                       self.reuse_model if mode == "dfront" else None)
+        matched = np.flatnonzero(res.client_solution >= 0)
+        local = res.client_solution[matched]
+        sols = cand[local]
+        return OnlineOutcome(sols, book.sol_client[sols], book.sol_bs[sols],
+                             book.sol_bandwidth_hz[sols], book.sol_power_w[sols],
+                             res.client_payment[matched], values[local], res.n_exchanges,
+                             res.rounds, res.converged, res.runtime_ms, res.welfare_bound)
 
     def complete_transaction(self, pending: PendingTransaction,
                              online: OnlineOutcome) -> TransactionRecord:

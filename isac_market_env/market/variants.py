@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-OnlineMode = Literal["none", "matching", "greedy", "greedy-retry", "optimal"]
+OnlineMode = Literal["none", "matching", "greedy", "greedy-retry", "optimal", "pricing",
+                     "centralized", "bargaining", "nearest", "random", "dfront", "cfront",
+                     "gale-shapley"]
+# online trades of the other seeds (docs/mechanisms.md): mechanisms.cdna and mechanisms.reuse
+TRADE_MODES = ("pricing", "centralized", "bargaining", "nearest", "random", "dfront", "cfront",
+               "gale-shapley")
+REUSE_MODES = ("dfront", "cfront")
 
 
 @dataclass(frozen=True)
@@ -15,7 +21,8 @@ class MechanismSpec:
     ``offline``: sign long-term contracts with offRFW2M before the transactions. ``online``: what
     runs in every transaction for present clients without an executable contract: ``matching``
     (onEBW2M), ``greedy`` (one bid per client), ``greedy-retry`` (rejected clients bid on their
-    next solutions), ``optimal`` (welfare upper bound) or ``none``. ``coalitions``: sensing
+    next solutions), ``optimal`` (welfare upper bound), one of the other seeds' trades
+    (``TRADE_MODES``, docs/mechanisms.md) or ``none``. ``coalitions``: sensing
     coalitions (else every MU requests sensing alone). ``overbooking``: book up to (1+O) supply.
     ``risk``: risk constraints eq. 37e/37f/38h/38i.
     """
@@ -27,6 +34,11 @@ class MechanismSpec:
     overbooking: bool
     risk: bool
     description: str = ""
+
+    @property
+    def reuse(self) -> bool:
+        """Whether a BS may give the same bandwidth to clients that do not conflict."""
+        return self.online in REUSE_MODES
 
 
 MECHANISMS: dict[str, MechanismSpec] = {
@@ -55,6 +67,25 @@ MECHANISMS: dict[str, MechanismSpec] = {
                       "ConOfflineNoR: ConOffline without risk constraints"),
         MechanismSpec("optimal", False, "optimal", True, False, False,
                       "Welfare upper bound: value-maximising allocation per transaction (MILP)"),
+        MechanismSpec("frbank-trust", True, "matching", True, True, True,
+                      "FRBank with seed 001's trust over contract periods (market.trust; one "
+                      "episode has no history, so it is FRBank)"),
+        MechanismSpec("pricing-matching", False, "pricing", False, False, False,
+                      "Seed 001 Alg. 3: matching with tatonnement unit prices per BS"),
+        MechanismSpec("centralized", False, "centralized", False, False, False,
+                      "Seed 001 Alg. 1: welfare-maximising association (MILP), surplus split"),
+        MechanismSpec("bargaining", False, "bargaining", False, False, False,
+                      "Seed 001 Alg. 2: bilateral price bargaining, then MILP allocation"),
+        MechanismSpec("nearest", False, "nearest", False, False, False,
+                      "Seed 001 baseline: minimum-distance matching at the reserve price"),
+        MechanismSpec("random", False, "random", False, False, False,
+                      "Seed 001 baseline: random matching at the reserve price"),
+        MechanismSpec("dfront", False, "dfront", False, False, False,
+                      "Seed 003 D-FRONT: deferred acceptance with spatial reuse (exact MWIS)"),
+        MechanismSpec("cfront", False, "cfront", False, False, False,
+                      "Seed 003 C-FRONT: centralized reuse ILP, the reuse market's bound"),
+        MechanismSpec("gale-shapley", False, "gale-shapley", False, False, False,
+                      "Seed 003 baseline: deferred acceptance without reuse"),
     )
 }
 

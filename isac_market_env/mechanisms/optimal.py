@@ -37,7 +37,8 @@ def optimal_allocation(sol_client: NDArray[np.int64], sol_bs: NDArray[np.int64],
                        sol_value: NDArray[np.float64], supply_bandwidth_hz: NDArray[np.float64],
                        supply_power_w: NDArray[np.float64],
                        exclusive_groups: list[NDArray[np.int64]] | None = None,
-                       time_limit_s: float = OPTIMAL_TIME_LIMIT_S) -> OptimalResult:
+                       time_limit_s: float = OPTIMAL_TIME_LIMIT_S,
+                       mip_rel_gap: float = OPTIMAL_MIP_GAP) -> OptimalResult:
     """Maximise delivered value; ``exclusive_groups`` lists client sets served at most once."""
     started = time.perf_counter()
     n = len(sol_client)
@@ -64,7 +65,7 @@ def optimal_allocation(sol_client: NDArray[np.int64], sol_bs: NDArray[np.int64],
     with quiet_stdout():
         res = milp(-sol_value, constraints=LinearConstraint(a, -np.inf, np.concatenate(upper)),
                    integrality=np.ones(n), bounds=Bounds(0, 1),
-                   options={"mip_rel_gap": OPTIMAL_MIP_GAP, "time_limit": time_limit_s})
+                   options={"mip_rel_gap": mip_rel_gap, "time_limit": time_limit_s})
     if res.x is None:  # pragma: no cover - the empty allocation is feasible
         raise RuntimeError(f"optimal allocation MILP failed: {res.message}")
     chosen = np.flatnonzero(res.x > 0.5)

@@ -72,6 +72,7 @@ def episode_summary(signing: SigningRecord | None,
         "signing_rounds": float(signing.rounds) if signing else 0.0,
         "signing_converged": float(signing.converged) if signing else 1.0,
         "n_transactions": float(len(txs)),
+        "served_per_transaction": float(sum(len(tx.alloc_client) for tx in txs)) / n_tx,
     }
     bounds = [tx.welfare_upper_bound for tx in txs]
     if bounds and all(bound is not None for bound in bounds):

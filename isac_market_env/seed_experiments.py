@@ -1,0 +1,288 @@
+"""``isac-market experiment cdna|dfront``: the other seeds' claims in this market
+(docs/results.md, Seed 001 and Seed 003; the mechanisms in docs/mechanisms.md).
+
+* ``cdna`` (seed 001): its Table IV scenarios on the ``cdna-synthetic`` preset and the same
+  mechanisms on ``paper-synthetic``: buyer (MU) utility and running time of the centralized,
+  hybrid (bargaining) and distributed (pricing matching) schemes, minimum-distance and random
+  matching; then FRBank with and without trust over contract periods with overstating clients.
+* ``dfront`` (seed 003): D-FRONT, C-FRONT and Gale-Shapley against the number of clients on
+  ``dfront-synthetic`` with 2 and 5 BSs, then on ``paper-synthetic`` and the EUA data.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from isac_market_env.experiments import (
+    EXPERIMENTS,
+    _curves,
+    _pyplot,
+    _save,
+    grouped,
+    run_all,
+)
+from isac_market_env.runs import mean_ci95, run_tasks, write_atomic, write_csv
+
+CDNA_MECHANISMS = ["centralized", "bargaining", "pricing-matching", "nearest", "random"]
+DFRONT_MECHANISMS = ["dfront", "cfront", "gale-shapley"]
+SEED_LABELS = {"centralized": "Centralized", "bargaining": "Hybrid (bargaining)",
+               "pricing-matching": "Distributed (pricing matching)", "nearest": "Min. distance",
+               "random": "Random", "dfront": "D-FRONT", "cfront": "C-FRONT",
+               "gale-shapley": "Gale-Shapley", "frbank": "FRBank"}
+# seed 001, Table IV: (N buyers, M sellers, B channels) and its USU / CPU time (s) per scheme
+SEED001_TABLE4 = [
+    ((10, 3, 5), {"centralized": (9.6490, 7.6702), "bargaining": (11.6007, 0.0867),
+                  "pricing-matching": (7.8907, 0.0961), "nearest": (6.9810, 0.0532),
+                  "random": (6.3798, 0.00364)}),
+    ((9, 3, 5), {"centralized": (8.7932, 6.0409), "bargaining": (8.7597, 0.1244),
+                 "pricing-matching": (8.0221, 0.0225), "nearest": (7.1601, 0.0310),
+                 "random": (6.0919, 0.00293)}),
+    ((9, 3, 4), {"centralized": (7.6563, 3.7976), "bargaining": (7.6430, 0.0672),
+                 "pricing-matching": (6.7429, 0.0819), "nearest": (5.4280, 0.0497),
+                 "random": (4.0461, 0.00210)}),
+    ((9, 4, 4), {"centralized": (7.8919, 6.6540), "bargaining": (8.7443, 0.1226),
+                 "pricing-matching": (8.3570, 0.0791), "nearest": (7.1674, 0.0558),
+                 "random": (6.3152, 0.00468)}),
+    ((10, 4, 4), {"centralized": (8.3441, 7.4472), "bargaining": (8.8493, 0.1126),
+                  "pricing-matching": (10.145, 0.0725), "nearest": (9.7857, 0.0651),
+                  "random": (9.1327, 0.00423)}),
+    ((10, 4, 5), {"centralized": (8.9101, 21.3824), "bargaining": (11.6349, 0.1021),
+                  "pricing-matching": (8.5382, 0.0386), "nearest": (8.3021, 0.0584),
+                  "random": (9.7019, 0.00483)}),
+]
+CHANNEL_MHZ = 1.8  # one cdna-synthetic channel: 10 sub-channels of 180 kHz
+TRUST_SHARES = [0.0, 0.2, 0.4]
+
+
+def _table4_overrides(n: int, m: int, b: int) -> dict[str, Any]:
+    return {"n_bss": m, "bs_bandwidth_range_mhz": (CHANNEL_MHZ * b, CHANNEL_MHZ * b)}
+
+
+def trust_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: one seed's contract periods with or without trust; means over the periods
+    after the first (the first has no history, so both runs are FRBank there)."""
+    from isac_market_env.market.trust import TrustConfig, run_trust_periods
+    from isac_market_env.simulate import make_episode_config
+
+    config = make_episode_config("paper-synthetic", task["n_mus"])
+    records = run_trust_periods("paper-synthetic", config, task["seed"],
+                                TrustConfig(overstating_share=task["overstating_share"]),
+                                task["trust"])
+    later = records[1:]
+    out = {**task}
+    for key in ("social_welfare", "delivered_over_agreed", "drlc", "n_overstater_contracts",
+                "n_contracts", "trust_honest", "trust_overstaters"):
+        out[key] = float(np.mean([r.to_dict()[key] for r in later]))
+    out["per_period_delivered_over_agreed"] = [r.delivered_over_agreed for r in records]
+    return out
+
+
+def experiment_cdna(args: argparse.Namespace, out: Path) -> None:
+    tasks = [{"mechanism": mech, "scenario": "cdna-synthetic", "n_mus": n, "seed": args.seed + k,
+              "n_transactions": args.transactions, "scenario_overrides": _table4_overrides(n, m, b),
+              "table4": i + 1}
+             for i, ((n, m, b), _) in enumerate(SEED001_TABLE4)
+             for mech in [*CDNA_MECHANISMS, "frbank"] for k in range(args.seeds)]
+    tasks += [{"mechanism": mech, "scenario": "paper-synthetic", "n_mus": n, "seed": args.seed + k,
+               "n_transactions": args.transactions, "table4": 0}
+              for n in (20, 40) for mech in [*CDNA_MECHANISMS, "frbank"]
+              for k in range(args.seeds)]
+    rows = run_all(tasks, out, args.workers, "cdna")
+    metrics = ("mu_utility", "social_welfare", "rt_ms", "ni", "served_per_transaction")
+    table = grouped(rows, ("scenario", "table4", "n_mus", "mechanism"), metrics)
+    write_csv(out / "cdna.csv", table)
+    # per-seed ratios against the centralized scheme on the same market
+    central = {(r["table4"], r["n_mus"], r["seed"]): r for r in rows
+               if r["mechanism"] == "centralized"}
+    ratios = []
+    for r in rows:
+        c = central[r["table4"], r["n_mus"], r["seed"]]
+        ratios.append({"table4": r["table4"], "n_mus": r["n_mus"], "mechanism": r["mechanism"],
+                       "seed": r["seed"],
+                       "usu_over_centralized": r["mu_utility"] / max(c["mu_utility"], 1e-12),
+                       "sw_over_centralized": r["social_welfare"] / max(c["social_welfare"],
+                                                                        1e-12),
+                       "centralized_rt_over_rt": c["rt_ms"] / max(r["rt_ms"], 1e-9)})
+    ratio_table = grouped(ratios, ("table4", "n_mus", "mechanism"),
+                          ("usu_over_centralized", "sw_over_centralized",
+                           "centralized_rt_over_rt"))
+    write_csv(out / "cdna_ratios.csv", ratio_table)
+    lines = ["| scenario (N, M, B) | mechanism | USU ours | USU / centralized: ours "
+             "| seed | SW / centralized | centralized RT / RT: ours | seed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i, ((n, m, b), paper) in enumerate(SEED001_TABLE4, start=1):
+        for mech in CDNA_MECHANISMS:
+            r = next(x for x in ratio_table if x["table4"] == i and x["mechanism"] == mech)
+            u = next(x for x in table if x["table4"] == i and x["mechanism"] == mech)
+            pu, pt = paper[mech]
+            cu, ct = paper["centralized"]
+            lines.append(
+                f"| {i} ({n}, {m}, {b}) | {SEED_LABELS[mech]} | {u['mu_utility']:.1f} | "
+                f"{r['usu_over_centralized']:.2f} ± "
+                f"{np.nan_to_num(r['usu_over_centralized_ci95']):.2f} | {pu / cu:.2f} | "
+                f"{r['sw_over_centralized']:.2f} ± "
+                f"{np.nan_to_num(r['sw_over_centralized_ci95']):.2f} | "
+                f"{r['centralized_rt_over_rt']:.1f} | {ct / pt:.0f} |")
+    for n in (20, 40):
+        for mech in CDNA_MECHANISMS:
+            r = next(x for x in ratio_table if x["table4"] == 0 and x["n_mus"] == n
+                     and x["mechanism"] == mech)
+            u = next(x for x in table if x["table4"] == 0 and x["n_mus"] == n
+                     and x["mechanism"] == mech)
+            lines.append(
+                f"| paper-synthetic, {n} MUs | {SEED_LABELS[mech]} | {u['mu_utility']:.1f} | "
+                f"{r['usu_over_centralized']:.2f} ± "
+                f"{np.nan_to_num(r['usu_over_centralized_ci95']):.2f} | – | "
+                f"{r['sw_over_centralized']:.2f} ± "
+                f"{np.nan_to_num(r['sw_over_centralized_ci95']):.2f} | "
+                f"{r['centralized_rt_over_rt']:.1f} | – |")
+    write_atomic(out / "cdna_table4.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    # trust over contract periods
+    trust_tasks = [{"mechanism": "frbank-trust" if trust else "frbank", "trust": trust,
+                    "overstating_share": share, "n_mus": args.trust_mus, "seed": args.seed + k}
+                   for share in TRUST_SHARES for trust in (False, True)
+                   for k in range(args.seeds)]
+    trust_rows = run_tasks(trust_tasks, args.workers, "cdna trust", worker=trust_run)
+    trust_table = grouped(trust_rows, ("overstating_share", "trust"),
+                          ("social_welfare", "delivered_over_agreed", "drlc",
+                           "n_overstater_contracts", "n_contracts", "trust_honest",
+                           "trust_overstaters"))
+    paired = []
+    for share in TRUST_SHARES:
+        by_seed = {(r["seed"], r["trust"]): r for r in trust_rows
+                   if r["overstating_share"] == share}
+        for key in ("social_welfare", "delivered_over_agreed"):
+            diffs = [by_seed[s, True][key] - by_seed[s, False][key]
+                     for s in {seed for seed, _ in by_seed}]
+            mean, half = mean_ci95(diffs)
+            paired.append({"overstating_share": share, "metric": key, "trust_minus_none": mean,
+                           "ci95": half, "n_seeds": len(diffs)})
+    write_csv(out / "cdna_trust.csv", trust_table)
+    write_csv(out / "cdna_trust_paired.csv", paired)
+    _plot_cdna(table, trust_rows, out)
+
+
+def _plot_cdna(table: list[dict[str, Any]], trust_rows: list[dict[str, Any]],
+               out: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
+    mechs = [*CDNA_MECHANISMS, "frbank"]
+    width = 0.13
+    for k, mech in enumerate(mechs):
+        pts = sorted((r for r in table if r["mechanism"] == mech and r["table4"] > 0),
+                     key=lambda r: r["table4"])
+        xs = np.array([r["table4"] for r in pts]) + (k - 2.5) * width
+        for ax, metric in ((axes[0], "mu_utility"), (axes[1], "rt_ms")):
+            ax.bar(xs, [max(r[metric], 1e-6) for r in pts], width,
+                   yerr=np.nan_to_num([r[f"{metric}_ci95"] for r in pts]),
+                   label=SEED_LABELS[mech])
+    axes[0].set_title("cdna-synthetic, Table IV scenarios: MU (buyer) utility")
+    axes[0].set_ylabel("MU utility per episode (money units)")
+    axes[1].set_title("cdna-synthetic: running time (log)")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("RT per episode (ms)")
+    for ax in axes[:2]:
+        ax.set_xlabel("seed 001 Table IV scenario")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    _curves(axes[2], [r for r in table if r["table4"] == 0], "n_mus", "social_welfare", mechs)
+    axes[2].set_title("paper-synthetic: social welfare")
+    axes[2].set_xlabel("number of MUs")
+    axes[2].set_ylabel("SW (money units)")
+    axes[2].legend(fontsize=7)
+    for trust in (False, True):
+        for share in TRUST_SHARES[1:]:
+            runs = [r["per_period_delivered_over_agreed"] for r in trust_rows
+                    if r["trust"] == trust and r["overstating_share"] == share]
+            mean = np.mean(runs, axis=0)
+            axes[3].plot(range(len(mean)), mean, marker="o", ms=3, ls="-" if trust else "--",
+                         label=f"{'with' if trust else 'no'} trust, {share:.0%} overstate")
+    axes[3].set_title("FRBank over contract periods: delivered / agreed")
+    axes[3].set_xlabel("contract period")
+    axes[3].set_ylabel("contract executions delivered / agreed")
+    axes[3].grid(alpha=0.3)
+    axes[3].legend(fontsize=7)
+    _save(fig, out / "cdna.png")
+
+
+def experiment_dfront(args: argparse.Namespace, out: Path) -> None:
+    tasks = [{"mechanism": mech, "scenario": "dfront-synthetic", "n_mus": n,
+              "seed": args.seed + k, "n_transactions": args.transactions,
+              "scenario_overrides": {"n_bss": m}, "n_bss": m}
+             for m in (2, 5) for n in (4, 8, 12, 16, 20) for mech in DFRONT_MECHANISMS
+             for k in range(args.seeds)]
+    tasks += [{"mechanism": mech, "scenario": "paper-synthetic", "n_mus": n,
+               "seed": args.seed + k, "n_transactions": args.transactions, "n_bss": 5}
+              for n in (20, 40) for mech in [*DFRONT_MECHANISMS, "frbank"]
+              for k in range(args.seeds)]
+    tasks += [{"mechanism": mech, "scenario": "eua-melbourne", "n_mus": 140,
+               "seed": args.seed + k, "n_transactions": args.transactions, "n_bss": 11,
+               "eua_directory": args.eua_dir}
+              for mech in [*DFRONT_MECHANISMS, "frbank"] for k in range(args.seeds)]
+    rows = run_all(tasks, out, args.workers, "dfront")
+    metrics = ("social_welfare", "served_per_transaction", "rt_ms", "ni")
+    table = grouped(rows, ("scenario", "n_bss", "n_mus", "mechanism"), metrics)
+    write_csv(out / "dfront.csv", table)
+    front = {(r["scenario"], r["n_bss"], r["n_mus"], r["seed"]): r["social_welfare"]
+             for r in rows if r["mechanism"] == "cfront"}
+    ratios = [{"scenario": r["scenario"], "n_bss": r["n_bss"], "n_mus": r["n_mus"],
+               "mechanism": r["mechanism"],
+               "sw_over_cfront": r["social_welfare"] / max(
+                   front[r["scenario"], r["n_bss"], r["n_mus"], r["seed"]], 1e-12)}
+              for r in rows]
+    ratio_table = grouped(ratios, ("scenario", "n_bss", "n_mus", "mechanism"),
+                          ("sw_over_cfront",))
+    write_csv(out / "dfront_ratios.csv", ratio_table)
+    lines = ["| market | MUs | " + " | ".join(SEED_LABELS[m] for m in
+                                             [*DFRONT_MECHANISMS, "frbank"]) + " |",
+             "|---|---|" + "---|" * 4]
+    for key in sorted({(r["scenario"], r["n_bss"], r["n_mus"]) for r in ratio_table}):
+        cells = []
+        for mech in [*DFRONT_MECHANISMS, "frbank"]:
+            r = next((x for x in ratio_table if (x["scenario"], x["n_bss"], x["n_mus"]) == key
+                      and x["mechanism"] == mech), None)
+            cells.append("–" if r is None else f"{r['sw_over_cfront']:.3f} ± "
+                         f"{np.nan_to_num(r['sw_over_cfront_ci95']):.3f}")
+        lines.append(f"| {key[0]}, {key[1]} BSs | {key[2]} | " + " | ".join(cells) + " |")
+    write_atomic(out / "dfront_ratios.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
+    for c, m in enumerate((2, 5)):
+        sub = [r for r in table if r["scenario"] == "dfront-synthetic" and r["n_bss"] == m]
+        _curves(axes[c], sub, "n_mus", "social_welfare", DFRONT_MECHANISMS)
+        axes[c].set_title(f"dfront-synthetic, {m} BSs: SW (= BS revenue)")
+        axes[c].set_ylabel("SW (money units)")
+        _curves(axes[2], sub, "n_mus", "served_per_transaction", DFRONT_MECHANISMS)
+    axes[2].set_title("dfront-synthetic: clients served per transaction (2 and 5 BSs)")
+    axes[2].set_ylabel("served clients per transaction")
+    for ax in axes[:3]:
+        ax.set_xlabel("number of MUs (the seed's SUs)")
+        ax.legend(fontsize=7)
+    markets = sorted({(r["scenario"], r["n_mus"]) for r in ratio_table
+                      if r["scenario"] != "dfront-synthetic"})
+    width = 0.2
+    for k, mech in enumerate([*DFRONT_MECHANISMS, "frbank"]):
+        vals = [next(x for x in ratio_table if (x["scenario"], x["n_mus"]) == mk
+                     and x["mechanism"] == mech) for mk in markets]
+        axes[3].bar(np.arange(len(markets)) + (k - 1.5) * width,
+                    [v["sw_over_cfront"] for v in vals], width,
+                    yerr=np.nan_to_num([v["sw_over_cfront_ci95"] for v in vals]),
+                    label=SEED_LABELS[mech])
+    axes[3].set_xticks(np.arange(len(markets)),
+                       [f"{s}\n{n} MUs" for s, n in markets], fontsize=7)
+    axes[3].set_title("paper-synthetic and EUA: SW / C-FRONT")
+    axes[3].set_ylabel("SW over C-FRONT's")
+    axes[3].legend(fontsize=7)
+    _save(fig, out / "dfront.png")
+
+
+SEED_EXPERIMENTS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
+    "cdna": experiment_cdna, "dfront": experiment_dfront}
+ALL_EXPERIMENTS = {**EXPERIMENTS, **SEED_EXPERIMENTS}
