@@ -24,12 +24,14 @@ from isac_market_env.market import (
     OPTIMAL_TIME_LIMIT_S,
     get_mechanism,
 )
+from isac_market_env.market.variants import OTHER_SEED_MECHANISMS
 from isac_market_env.runs import mean_ci95, run_tasks, write_atomic, write_csv
 from isac_market_env.scenarios.presets import PRESETS
 
 TABLE_METRICS = ("social_welfare", "mu_utility", "bs_utility", "rt_ms", "ni", "dibc_ms",
                  "ecibc_j", "drlc")
-DEFAULT_MECHANISMS = tuple(MECHANISMS)
+# the paper's mechanisms and the welfare bound; the other seeds' by --mechanisms
+DEFAULT_MECHANISMS = tuple(m for m in MECHANISMS if m not in OTHER_SEED_MECHANISMS)
 
 
 def aggregate(summaries: list[dict[str, Any]], mechanisms: Sequence[str]) -> list[dict[str, Any]]:

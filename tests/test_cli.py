@@ -139,3 +139,33 @@ def test_python_dash_m_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "isac_market_env", "compare", "--scenario",
                            "nowhere"], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "unknown scenario" in done.stderr
+
+
+def test_cdna_experiment_writes_its_tables(tmp_path: Path) -> None:
+    """Seed 001's experiment: Table IV scenarios beside the seed's numbers, the ratios to the
+    centralized scheme (1 for itself), the trust runs and the figure."""
+    pytest.importorskip("matplotlib")
+    assert main(["experiment", "cdna", "--out", str(tmp_path), "--seeds", "2",
+                 "--transactions", "1", "--trust-mus", "8", "--workers", "2"]) == 0
+    table = (tmp_path / "cdna_table4.md").read_text()
+    assert "| 1 (10, 3, 5) | Centralized |" in table and "| 6 (10, 4, 5) | Random |" in table
+    with (tmp_path / "cdna_ratios.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(float(r["sw_over_centralized"]) == 1.0 for r in rows
+               if r["mechanism"] == "centralized")
+    with (tmp_path / "cdna_trust_paired.csv").open() as handle:
+        assert {float(r["overstating_share"]) for r in csv.DictReader(handle)} == {0, 0.2, 0.4}
+    assert (tmp_path / "cdna.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_dfront_experiment_writes_its_tables(tmp_path: Path) -> None:
+    """Seed 003's experiment (EUA included: C-FRONT's MILP takes up to 20 s a transaction)."""
+    pytest.importorskip("matplotlib")
+    from conftest import EUA_DIR
+
+    assert main(["experiment", "dfront", "--out", str(tmp_path), "--seeds", "2",
+                 "--transactions", "1", "--workers", "2", "--eua-dir", str(EUA_DIR)]) == 0
+    ratios = (tmp_path / "dfront_ratios.md").read_text()
+    assert "| dfront-synthetic, 5 BSs | 20 |" in ratios and "eua-melbourne" in ratios
+    assert (tmp_path / "dfront.png").stat().st_size > 0

@@ -371,10 +371,15 @@ class Market:
 
     def _trade(self, pending: PendingTransaction) -> OnlineOutcome:
         """One of the other seeds' online trades (docs/mechanisms.md) over the candidates worth
-        more than their reserve price."""
+        more than their reserve price that fit their BS's residual supply on their own (a client
+        never bargains or proposes for what the BS cannot give)."""
         book, m, mode = self.book, self.config.market, self.spec.online
         assert pending.candidates is not None and pending.candidate_values is not None
-        keep = pending.candidate_values > book.sol_reserve_price[pending.candidates]
+        keep = ((pending.candidate_values > book.sol_reserve_price[pending.candidates])
+                & (book.sol_bandwidth_hz[pending.candidates]
+                   <= pending.residual_b[book.sol_bs[pending.candidates]])
+                & (book.sol_power_w[pending.candidates]
+                   <= pending.residual_p[book.sol_bs[pending.candidates]]))
         cand, values = pending.candidates[keep], pending.candidate_values[keep]
         args = (book.n_clients, book.sol_client[cand], book.sol_bs[cand],
                 book.sol_bandwidth_hz[cand], book.sol_power_w[cand])

@@ -90,6 +90,11 @@ MECHANISMS: dict[str, MechanismSpec] = {
 }
 
 
+# the other seeds' mechanisms (docs/mechanisms.md); ``compare`` runs the rest by default
+OTHER_SEED_MECHANISMS = ("frbank-trust", "pricing-matching", "centralized", "bargaining",
+                         "nearest", "random", "dfront", "cfront", "gale-shapley")
+
+
 def get_mechanism(name: str | MechanismSpec) -> MechanismSpec:
     """Look a mechanism up by name (a spec passes through)."""
     if isinstance(name, MechanismSpec):
