@@ -17,6 +17,7 @@ from isac_market_env.mechanisms.reuse import (
     assign_subchannels,
     bron_kerbosch,
 )
+from isac_market_env.physics.channel import pairwise_distance_m
 
 SEED001 = ["pricing-matching", "centralized", "bargaining", "nearest", "random"]
 SEED003 = ["dfront", "cfront", "gale-shapley"]
@@ -228,8 +229,7 @@ def test_nearest_asks_only_the_nearest_bs() -> None:
     market = ime.make_market("nearest", n_mus=20, n_transactions=2, seed=3)
     market.run()
     book = market.book
-    d = np.hypot(*(market.client_xy_m[:, None, :]
-                   - market.scenario.bs_xy_m[None, :, :]).transpose(2, 0, 1))
+    d = pairwise_distance_m(market.client_xy_m, np.asarray(market.scenario.bs_xy_m))
     for tx in market.transactions:
         for client, bs in zip(tx.alloc_client, tx.alloc_bs, strict=True):
             feasible = np.unique(book.sol_bs[book.sol_client == client])

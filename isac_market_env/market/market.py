@@ -38,6 +38,7 @@ from isac_market_env.mechanisms.volunteers import VolunteerModel, select_volunte
 from isac_market_env.memory import check_memory
 from isac_market_env.metrics.overhead import Overhead
 from isac_market_env.model.clients import COMM, SENSING, ClientBook, build_client_book
+from isac_market_env.physics.channel import pairwise_distance_m
 from isac_market_env.scenarios.scenario import Scenario
 
 STREAMS = ("scenario", "participation", "delays", "volunteer_estimate", "fading", "mechanism")
@@ -375,11 +376,10 @@ class Market:
         never bargains or proposes for what the BS cannot give)."""
         book, m, mode = self.book, self.config.market, self.spec.online
         assert pending.candidates is not None and pending.candidate_values is not None
-        keep = ((pending.candidate_values > book.sol_reserve_price[pending.candidates])
-                & (book.sol_bandwidth_hz[pending.candidates]
-                   <= pending.residual_b[book.sol_bs[pending.candidates]])
-                & (book.sol_power_w[pending.candidates]
-                   <= pending.residual_p[book.sol_bs[pending.candidates]]))
+        pool, pool_bs = pending.candidates, book.sol_bs[pending.candidates]
+        keep = ((pending.candidate_values > book.sol_reserve_price[pool])
+                & (book.sol_bandwidth_hz[pool] <= pending.residual_b[pool_bs])
+                & (book.sol_power_w[pool] <= pending.residual_p[pool_bs]))
         cand, values = pending.candidates[keep], pending.candidate_values[keep]
         args = (book.n_clients, book.sol_client[cand], book.sol_bs[cand],
                 book.sol_bandwidth_hz[cand], book.sol_power_w[cand])
@@ -394,8 +394,8 @@ class Market:
         elif mode == "bargaining":
             res = cdna.bargaining_trade(*args, values, reserve, *supply, m.negotiation_tolerance)
         elif mode == "nearest":
-            distance = np.hypot(*(self.client_xy_m[:, None, :]
-                                  - self.scenario.bs_xy_m[None, :, :]).transpose(2, 0, 1))
+            distance = pairwise_distance_m(self.client_xy_m,
+                                           np.asarray(self.scenario.bs_xy_m, dtype=np.float64))
             res = cdna.nearest_trade(*args, values, reserve, *supply, distance)
         elif mode == "random":
             res = cdna.random_trade(*args, reserve, *supply, self.streams.mechanism)

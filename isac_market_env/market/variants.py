@@ -91,8 +91,8 @@ MECHANISMS: dict[str, MechanismSpec] = {
 
 
 # the other seeds' mechanisms (docs/mechanisms.md); ``compare`` runs the rest by default
-OTHER_SEED_MECHANISMS = ("frbank-trust", "pricing-matching", "centralized", "bargaining",
-                         "nearest", "random", "dfront", "cfront", "gale-shapley")
+OTHER_SEED_MECHANISMS = ("frbank-trust", *(name for name, spec in MECHANISMS.items()
+                                             if spec.online in TRADE_MODES))
 
 
 def get_mechanism(name: str | MechanismSpec) -> MechanismSpec:

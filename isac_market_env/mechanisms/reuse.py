@@ -51,6 +51,7 @@ from isac_market_env.mechanisms.deferred import (
     exact_fill,
     no_reuse,
 )
+from isac_market_env.physics.channel import pairwise_distance_m
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -82,8 +83,7 @@ class ReuseModel:
             u = self.spatial_frequency(clients, j)
             return np.asarray(np.abs(u[:, None] - u[None, :]) < 2.0 / self.bs_tx_antennas[j])
         xy = self.client_xy_m[clients]
-        gap = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
-        return np.asarray(gap < self.interference_range_m)
+        return np.asarray(pairwise_distance_m(xy, xy) < self.interference_range_m)
 
     def cliques(self, clients: IntArray, j: int) -> list[IntArray]:
         """The maximal cliques of the conflict graph of ``clients`` at BS ``j`` (positions)."""
