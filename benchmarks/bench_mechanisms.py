@@ -2,8 +2,10 @@
 
 For each mechanism: the median and p90 of its running time per practical transaction (the RT
 it reports: the mechanism's own code, ``TransactionRecord.runtime_ms``) on paper-synthetic with
-100 MUs and on the EUA market, and FRBank's signing for reference. All mechanisms run back to
-back in one process on the same seeds, so their ratios are same-run numbers.
+100 MUs and on the EUA market, and FRBank's signing for reference; seed 004's ISCC mechanisms
+per round on ``iscc-perception`` (50 clients), resource-sufficient (no demand cap) and with
+the application's demand binding. All mechanisms run back to back in one process on the same
+seeds, so their ratios are same-run numbers.
 
 Usage: python benchmarks/bench_mechanisms.py [--quick] [--json OUT] [--eua-dir DIR]
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import isac_market_env as ime
+from isac_market_env.market.iscc_market import ISCC_MECHANISMS, IsccResult
 from isac_market_env.mechanisms.matching import load_compiled_matching
 
 MECHANISMS = ["frbank", "cononline", "greedy", "greedy-retry", "pricing-matching",
@@ -28,12 +31,19 @@ MECHANISMS = ["frbank", "cononline", "greedy", "greedy-retry", "pricing-matching
 
 
 def per_transaction_ms(mechanism: str, scenario: str, n_mus: int | None, seeds: list[int],
-                       n_transactions: int, eua_dir: str | None) -> dict[str, float]:
+                       n_transactions: int, eua_dir: str | None,
+                       scenario_overrides: dict[str, object]) -> dict[str, float]:
     times, signing = [], []
     started = time.perf_counter()
     for seed in seeds:
         result = ime.simulate(mechanism, scenario=scenario, n_mus=n_mus,
-                              n_transactions=n_transactions, seed=seed, eua_directory=eua_dir)
+                              n_transactions=n_transactions, seed=seed,
+                              eua_directory=None if scenario == "iscc-perception" else eua_dir,
+                              scenario_overrides=scenario_overrides)
+        if isinstance(result, IsccResult):  # seed 004: a round is its transaction
+            times += [r.runtime_ms for r in result.rounds]
+            signing.append(0.0)
+            continue
         times += [tx.runtime_ms for tx in result.transactions]
         signing.append(result.signing.runtime_ms if result.signing else 0.0)
     return {"transaction_median_ms": statistics.median(times),
@@ -54,12 +64,17 @@ def main() -> None:
     out: dict[str, object] = {"machine": platform.processor() or platform.machine(),
                               "python": platform.python_version(), "seeds": seeds,
                               "transactions_per_seed": n_tx}
-    for label, scenario, n_mus, run_seeds in (
-            ("paper-synthetic, 100 MUs", "paper-synthetic", 100, seeds),
-            ("eua-melbourne", "eua-melbourne", None, seeds[:1])):
+    markets: list[tuple[str, str, int | None, list[int], list[str], dict[str, object]]] = [
+        ("paper-synthetic, 100 MUs", "paper-synthetic", 100, seeds, MECHANISMS, {}),
+        ("eua-melbourne", "eua-melbourne", None, seeds[:1], MECHANISMS, {}),
+        ("iscc-perception", "iscc-perception", None, seeds, list(ISCC_MECHANISMS), {}),
+        ("iscc-perception, demand 10", "iscc-perception", None, seeds, list(ISCC_MECHANISMS),
+         {"gain_demand": 10.0})]
+    for label, scenario, n_mus, run_seeds, mechanisms, overrides in markets:
         rows = {}
-        for mech in MECHANISMS:
-            rows[mech] = per_transaction_ms(mech, scenario, n_mus, run_seeds, n_tx, args.eua_dir)
+        for mech in mechanisms:
+            rows[mech] = per_transaction_ms(mech, scenario, n_mus, run_seeds, n_tx, args.eua_dir,
+                                            overrides)
             r = rows[mech]
             print(f"{label:26s} {mech:16s} transaction median {r['transaction_median_ms']:9.1f}"
                   f" ms  p90 {r['transaction_p90_ms']:9.1f}  signing {r['signing_median_ms']:7.1f}"

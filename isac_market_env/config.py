@@ -311,3 +311,91 @@ class EpisodeConfig:
                 raise TypeError(f"EpisodeConfig.{name} must be a {kind.__name__}, got "
                                 f"{getattr(self, name)!r}")
         _number(self, "n_transactions", 1, integer=True)
+
+
+@dataclass(frozen=True)
+class IsccConfig:
+    """The multi-domain (sensing, communication, computing) market of seed 004 (ISCC for
+    multimodal federated perception; docs/mechanisms.md, Seed 004), scenario and economics.
+
+    Defaults are the seed's Table 1 where it gives a number (500 m x 500 m, 50 clients, 100
+    targets of 10 types, one server, 28 GHz, 400 MHz, 10 s, 1e6 CPU cycles/s, 500 cycles per
+    sample, 100 Mbit models, 50 m visual sensing radius, 20 fps, 10 Mbit frames, 55 / 26 dBm,
+    -180 / -115 dB sensitivities, 30 m/s) and our documented choices where it does not
+    (participation, the edge server's pools, prices, the value of learning gain).
+    ``time_factor``, ``frequency_factor``, ``computing_factor`` scale the time, frequency and
+    computing resources (the clients' caps and the servers' pools) for the seed's Fig. 11
+    shortages (1 : 1 : 1 is resource-sufficient). ``gain_demand``: the application's demand
+    for learning gain (the seed's theta_0 + Delta_theta, eq. 2.15); gain beyond it is not paid
+    for (None: no cap). ``max_working_clients``: at most this many clients work in a round
+    (None: no limit; the seed's Fig. 5 and 8 sweep it).
+    """
+
+    n_clients: int = 50
+    n_targets: int = 100
+    n_target_types: int = 10
+    n_servers: int = 1
+    area_side_m: float = 500.0
+    max_speed_m_per_s: float = 30.0
+    participation_range: tuple[float, float] = (0.7, 1.0)
+    round_time_s: float = 10.0
+    carrier_ghz: float = 28.0
+    server_bandwidth_mhz: float = 20_000.0
+    client_bandwidth_mhz: float = 400.0
+    client_computing_cycles_per_s: float = 1e6
+    server_computing_cycles_per_s: float = 5e7
+    cycles_per_sample: float = 500.0
+    global_model_mbit: float = 100.0
+    local_model_mbit: float = 100.0
+    visual_radius_m: float = 50.0
+    camera_fps: float = 20.0
+    target_sample_ratio: float = 10.0
+    wireless_sample_mbit: float = 10.0
+    server_tx_power_dbm: float = 55.0
+    client_tx_power_dbm: float = 26.0
+    wireless_sensing_sensitivity_dbw: float = -180.0
+    communication_sensitivity_dbw: float = -115.0
+    target_rcs_m2: float = 1.0
+    max_active_clients: int = 50
+    time_factor: float = 1.0
+    frequency_factor: float = 1.0
+    computing_factor: float = 1.0
+    price_per_s: float = 1.0
+    price_per_mhz: float = 1.0 / 36.0
+    price_per_cycle_per_s: float = 1e-5
+    gain_per_iid_sample: float = 1e-4
+    price_per_gain: float = 300.0
+    price_per_sample: float = 0.02
+    gain_demand: float | None = None
+    platform_weight: float = 1.0
+    client_weight: float = 1.0
+    workload_levels: int = 16
+    max_working_clients: int | None = None
+    selection_time_limit_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("n_clients", "n_targets", "n_target_types", "n_servers",
+                     "max_active_clients"):
+            _number(self, name, 1, 10**6, integer=True)
+        _number(self, "workload_levels", 1, 1000, integer=True)
+        for name in ("area_side_m", "round_time_s", "carrier_ghz", "server_bandwidth_mhz",
+                     "client_bandwidth_mhz", "client_computing_cycles_per_s",
+                     "server_computing_cycles_per_s", "cycles_per_sample", "global_model_mbit",
+                     "local_model_mbit", "visual_radius_m", "camera_fps", "target_sample_ratio",
+                     "wireless_sample_mbit", "target_rcs_m2", "time_factor", "frequency_factor",
+                     "computing_factor", "price_per_s", "price_per_mhz", "price_per_cycle_per_s",
+                     "gain_per_iid_sample", "selection_time_limit_s"):
+            _number(self, name, 0, 1e30, low_open=True)
+        for name in ("max_speed_m_per_s", "price_per_gain", "price_per_sample",
+                     "platform_weight", "client_weight"):
+            _number(self, name, 0, 1e30)
+        for name in ("server_tx_power_dbm", "client_tx_power_dbm",
+                     "wireless_sensing_sensitivity_dbw", "communication_sensitivity_dbw"):
+            _number(self, name, -300, 300)
+        _range(self, "participation_range", 0, 1)
+        if self.gain_demand is not None:
+            _number(self, "gain_demand", 0, 1e30)
+        if self.max_working_clients is not None:
+            _number(self, "max_working_clients", 0, 10**6, integer=True)
+        if self.platform_weight + self.client_weight == 0:
+            raise ValueError("platform_weight and client_weight cannot both be 0")

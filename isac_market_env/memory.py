@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from isac_market_env.config import EpisodeConfig
+from isac_market_env.config import EpisodeConfig, IsccConfig
 
 # bytes per item, measured on the 50-MU market with the matching's temporaries (rounded up)
 BYTES_PER_SOLUTION = 400
@@ -94,3 +94,33 @@ def check_memory(config: EpisodeConfig,
             f"{parts[worst] / 2**30:.1f} GiB. Reduce those fields (or set "
             f"{ISAC_MARKET_MEMORY_LIMIT} to allow more)")
     return estimate
+
+
+# ISCC market (seed 004): client-target distance temporaries, workload options, round records
+BYTES_PER_CLIENT_TARGET = 64
+BYTES_PER_OPTION = 400
+BYTES_PER_CLIENT_ROUND = 128
+
+
+def check_iscc_memory(config: IsccConfig, n_rounds: int) -> int:
+    """Raise ValueError when an ISCC episode (``n_rounds`` rounds) cannot fit in memory;
+    return the estimate in bytes."""
+    parts = {
+        f"client-target pairs (n_clients={config.n_clients}, n_targets={config.n_targets})":
+            BYTES_PER_CLIENT_TARGET * config.n_clients * config.n_targets,
+        f"workload options (n_clients={config.n_clients}, n_servers={config.n_servers}, "
+        f"workload_levels={config.workload_levels})":
+            BYTES_PER_OPTION * config.n_clients * config.n_servers * config.workload_levels,
+        f"round records (n_transactions={n_rounds}, n_clients={config.n_clients})":
+            BYTES_PER_CLIENT_ROUND * n_rounds * config.n_clients,
+    }
+    total = FIXED_BYTES + sum(parts.values())
+    available = available_bytes()
+    if total > available:
+        worst = max(parts, key=lambda k: parts[k])
+        raise ValueError(
+            f"this ISCC episode needs about {total / 2**30:.1f} GiB, more than the "
+            f"{available / 2**30:.1f} GiB available; most of it for {worst}: "
+            f"{parts[worst] / 2**30:.1f} GiB. Reduce those fields (or set "
+            f"{ISAC_MARKET_MEMORY_LIMIT} to allow more)")
+    return total

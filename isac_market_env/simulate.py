@@ -10,17 +10,20 @@ from typing import Any
 
 from isac_market_env.config import (
     EpisodeConfig,
+    IsccConfig,
     MarketConfig,
     PhysicsConfig,
     replace_from_mapping,
 )
+from isac_market_env.market.iscc_market import ISCC_MECHANISMS, IsccMarket, IsccResult
 from isac_market_env.market.market import EpisodeStreams, Market
 from isac_market_env.market.records import EpisodeResult
 from isac_market_env.market.variants import MechanismSpec, get_mechanism
-from isac_market_env.memory import check_memory
+from isac_market_env.memory import check_iscc_memory, check_memory
+from isac_market_env.scenarios.iscc import ISCC_PRESET
 from isac_market_env.scenarios.presets import PRESETS, build_scenario, scenario_config
 from isac_market_env.scenarios.scenario import Scenario
-from isac_market_env.validation import check_path, check_seed
+from isac_market_env.validation import check_integer, check_path, check_seed
 
 
 def make_episode_config(scenario: str = "paper-synthetic", n_mus: int | None = None,
@@ -67,17 +70,77 @@ def make_market(mechanism: str | MechanismSpec = "frbank", scenario: str = "pape
 
 def simulate(mechanism: str | MechanismSpec = "frbank", scenario: str = "paper-synthetic",
              n_mus: int | None = None, n_transactions: int = 20, seed: int | None = 0,
-             config: EpisodeConfig | None = None, eua_directory: str | Path | None = None,
-             **overrides: Any) -> EpisodeResult:
-    """Run one episode of ``mechanism`` on a preset scenario and return its ``EpisodeResult``.
+             config: EpisodeConfig | IsccConfig | None = None,
+             eua_directory: str | Path | None = None,
+             **overrides: Any) -> EpisodeResult | IsccResult:
+    """Run one episode of ``mechanism`` on a preset scenario and return its ``EpisodeResult``
+    (an ``IsccResult`` for seed 004's ISCC mechanisms on ``iscc-perception``, whose rounds are
+    the transactions and whose ``scenario_overrides`` are ``IsccConfig`` fields).
 
     ``overrides`` may hold ``scenario_overrides``, ``market_overrides`` and ``physics_overrides``
     dicts (validated; unknown keys raise ``ValueError``). The same seed gives the same scenario and
     participation draws for every mechanism, and bit-for-bit the same result (except wall-clock RT).
     """
     _check_overrides("simulate", overrides)
+    if _is_iscc(mechanism, scenario):
+        assert isinstance(mechanism, str) and not isinstance(config, EpisodeConfig)
+        return make_iscc_market(mechanism, n_mus, n_transactions, seed, config,
+                                **overrides).run()
+    if isinstance(config, IsccConfig):
+        raise TypeError(f"an IsccConfig is for scenario {ISCC_PRESET!r} and its mechanisms")
     return make_market(mechanism, scenario, n_mus, n_transactions, seed, config, eua_directory,
                        **overrides).run()
+
+
+def _is_iscc(mechanism: object, scenario: object) -> bool:
+    """Whether a call asks for seed 004's ISCC market; a mechanism of one market on the other's
+    scenario is a ValueError that says which go together."""
+    iscc_mechanism = isinstance(mechanism, str) and mechanism in ISCC_MECHANISMS
+    iscc_scenario = scenario == ISCC_PRESET
+    if iscc_mechanism != iscc_scenario:
+        raise ValueError(
+            f"mechanism {mechanism!r} and scenario {scenario!r} belong to different markets: "
+            f"the ISCC mechanisms ({', '.join(ISCC_MECHANISMS)}) run on scenario "
+            f"{ISCC_PRESET!r} only, every other mechanism on the ISAC presets "
+            f"({', '.join(PRESETS)})")
+    return iscc_mechanism
+
+
+def make_iscc_config(n_mus: int | None = None,
+                     scenario_overrides: Mapping[str, Any] | None = None) -> IsccConfig:
+    """Validated ISCC config (seed 004's Table 1 defaults) with ``n_mus`` clients and field
+    overrides (unknown keys raise)."""
+    config = replace_from_mapping(IsccConfig(), scenario_overrides, "scenario_overrides")
+    if n_mus is not None:
+        given = (scenario_overrides or {}).get("n_clients")
+        if given is not None and given != n_mus:
+            raise ValueError(f"the number of clients is given twice: n_mus={n_mus!r} and "
+                             f"scenario_overrides['n_clients']={given!r}; pass one")
+        config = replace_from_mapping(config, {"n_clients": n_mus}, "n_mus")
+    return config
+
+
+def make_iscc_market(mechanism: str = "iscc", n_mus: int | None = None,
+                     n_transactions: int = 20, seed: int | None = 0,
+                     config: IsccConfig | None = None, **overrides: Any) -> IsccMarket:
+    """A fresh ISCC market (seed 004, docs/mechanisms.md): ``n_transactions`` rounds of
+    ``n_mus`` clients (default 50); ``scenario_overrides`` are ``IsccConfig`` fields."""
+    _check_overrides("make_iscc_market", overrides)
+    for name in ("market_overrides", "physics_overrides"):
+        if overrides.get(name):
+            raise ValueError(f"the ISCC market takes scenario_overrides (IsccConfig fields) "
+                             f"only, not {name}")
+    seed = check_seed("seed", seed)
+    n_rounds = check_integer("n_transactions", n_transactions, 1)
+    if config is None:
+        config = make_iscc_config(n_mus, overrides.get("scenario_overrides"))
+    elif not isinstance(config, IsccConfig):
+        raise TypeError(f"config must be an IsccConfig on scenario {ISCC_PRESET!r}, got "
+                        f"{type(config).__name__}")
+    elif n_mus is not None or overrides.get("scenario_overrides"):
+        raise ValueError("pass either config or n_mus/scenario_overrides, not both")
+    check_iscc_memory(config, n_rounds)
+    return IsccMarket(config, mechanism, n_rounds, seed)
 
 
 OVERRIDES = ("scenario_overrides", "market_overrides", "physics_overrides")
