@@ -24,9 +24,13 @@ from isac_market_env.market import (
     OPTIMAL_TIME_LIMIT_S,
     get_mechanism,
 )
+from isac_market_env.market.iscc_market import ISCC_MECHANISMS
 from isac_market_env.market.variants import OTHER_SEED_MECHANISMS
 from isac_market_env.runs import mean_ci95, run_tasks, write_atomic, write_csv
+from isac_market_env.scenarios.iscc import ISCC_PRESET
 from isac_market_env.scenarios.presets import PRESETS
+
+SCENARIOS = (*PRESETS, ISCC_PRESET)
 
 TABLE_METRICS = ("social_welfare", "mu_utility", "bs_utility", "rt_ms", "ni", "dibc_ms",
                  "ecibc_j", "drlc")
@@ -47,7 +51,7 @@ def aggregate(summaries: list[dict[str, Any]], mechanisms: Sequence[str]) -> lis
             mean, half = mean_ci95([s[key] for s in per_seed])
             row[key] = mean
             row[f"{key}_ci95"] = half
-        if not get_mechanism(mech).offline:  # no contracts: no default rate to speak of
+        if mech in ISCC_MECHANISMS or not get_mechanism(mech).offline:  # no contracts
             row["drlc"] = row["drlc_ci95"] = None
         ratios = [s["social_welfare"] / bound[s["seed"]] for s in per_seed
                   if bound.get(s["seed"], 0) > 0]
@@ -70,6 +74,20 @@ SW/bound  SW over the certified welfare upper bound (HiGHS's proven bound on the
           welfare MILP; optimal itself is an allocation, not a market)
 Totals over the episode (signing + every transaction), mean over seeds; SW's ± is the half
 width of a Student-t 95% confidence interval over the seeds."""
+
+
+ISCC_LEGEND = """\
+SW        social welfare of seed 004's ISCC market: the value of the learning gain the
+          application pays for (at most its demand) less the resources consumed (money units)
+MU, BS    the working clients' profit (sample payments less resource costs) and the platform's,
+          the edge server's (gain payments less sample payments)
+RT ms     the mechanism's running time: scheduling every workload level and selecting
+NI        cost reports of the active clients and notices to the working ones
+DIBC ms   delay incurred by those interactions, 1-15 ms each
+ECIBC J   energy consumed by those interactions (MU 0.2-0.4 W, BS 6-20 W, over their delays)
+DRLC      "–": nothing is signed
+Totals over the episode (every round), mean over seeds; SW's ± is the half width of a Student-t
+95% confidence interval over the seeds."""
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -114,53 +132,76 @@ def csv_columns() -> list[str]:
     return [*keys, "welfare_ratio_to_bound"]
 
 
-def parse_mechanisms(text: str | None) -> list[str]:
+def parse_mechanisms(text: str | None, scenario: str = "paper-synthetic") -> list[str]:
+    """The mechanisms named (default: the paper's and the bound, or on ``iscc-perception``
+    seed 004's); a name of the other market is an error that says which go together."""
+    iscc = scenario == ISCC_PRESET
     if not text:
-        return list(DEFAULT_MECHANISMS)
+        return list(ISCC_MECHANISMS) if iscc else list(DEFAULT_MECHANISMS)
     names = [name.strip() for name in text.split(",") if name.strip()]
     for name in names:
-        get_mechanism(name)
+        if iscc and name not in ISCC_MECHANISMS:
+            raise ValueError(f"scenario {ISCC_PRESET} runs seed 004's mechanisms only "
+                             f"({', '.join(ISCC_MECHANISMS)}), not {name!r}")
+        if not iscc:
+            if name in ISCC_MECHANISMS:
+                raise ValueError(f"{name!r} is a mechanism of seed 004's ISCC market: use "
+                                 f"--scenario {ISCC_PRESET}")
+            get_mechanism(name)
     return names
 
 
-def parse_market_overrides(items: Sequence[str] | None) -> dict[str, Any]:
-    """``--market KEY=VALUE`` options as ``MarketConfig`` overrides (VALUE read as JSON)."""
+def parse_market_overrides(items: Sequence[str] | None,
+                           option: str = "--market") -> dict[str, Any]:
+    """``KEY=VALUE`` options (``--market``: ``MarketConfig`` fields; ``--set``: scenario
+    fields) as an override dict, VALUE read as JSON."""
     overrides: dict[str, Any] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--market expects KEY=VALUE, got {item!r}")
+            raise ValueError(f"{option} expects KEY=VALUE, got {item!r}")
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            raise ValueError(f"--market {key}: {value!r} is not a JSON value") from None
+            raise ValueError(f"{option} {key}: {value!r} is not a JSON value") from None
     return overrides
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    mechanisms = parse_mechanisms(args.mechanisms)
+    if args.scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {args.scenario!r}; choose one of "
+                         f"{', '.join(SCENARIOS)}")
+    mechanisms = parse_mechanisms(args.mechanisms, args.scenario)
     market_overrides = parse_market_overrides(args.market)
-    if args.scenario not in PRESETS:
-        raise ValueError(f"unknown scenario {args.scenario!r}; choose one of {', '.join(PRESETS)}")
+    scenario_overrides = parse_market_overrides(args.set, "--set")
     if args.seeds < 1:
         raise ValueError("--seeds must be >= 1")
     tasks = [{"mechanism": mech, "seed": args.seed + k, "scenario": args.scenario,
               "n_mus": args.n_mus, "n_transactions": args.transactions,
-              "eua_directory": args.eua_dir, "market_overrides": market_overrides}
+              "eua_directory": args.eua_dir, "market_overrides": market_overrides,
+              "scenario_overrides": scenario_overrides}
              for k in range(args.seeds) for mech in mechanisms]
     # fail fast on configuration errors before starting the pool
-    from isac_market_env.simulate import make_market
-    make_market(mechanisms[0], args.scenario, args.n_mus, args.transactions, args.seed,
-                eua_directory=args.eua_dir, market_overrides=market_overrides)
+    from isac_market_env.simulate import make_iscc_market, make_market
+    if args.scenario == ISCC_PRESET:
+        n_mus = make_iscc_market(mechanisms[0], args.n_mus, args.transactions, args.seed,
+                                 market_overrides=market_overrides,
+                                 scenario_overrides=scenario_overrides).config.n_clients
+    else:
+        n_mus = make_market(mechanisms[0], args.scenario, args.n_mus, args.transactions,
+                            args.seed, eua_directory=args.eua_dir,
+                            market_overrides=market_overrides,
+                            scenario_overrides=scenario_overrides).book.n_mus
     started = time.perf_counter()
     summaries = run_tasks(tasks, args.workers, "compare")
     rows = aggregate(summaries, mechanisms)
-    print(f"{args.scenario}: {args.n_mus or PRESETS[args.scenario].config.n_mus} MUs, "
+    unit = "clients" if args.scenario == ISCC_PRESET else "MUs"
+    print(f"{args.scenario}: {n_mus} {unit}, "
           f"{args.transactions} transactions, {args.seeds} seed(s) from {args.seed} "
           f"(same participation draws for every mechanism); "
           f"wall {time.perf_counter() - started:.1f} s")
     print(format_table(rows))
-    print(TABLE_LEGEND)
+    print(ISCC_LEGEND if args.scenario == ISCC_PRESET else TABLE_LEGEND)
     note = optimal_note(rows)
     if note:
         print(note)
@@ -178,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Run mechanisms on the same seeded markets and print "
                              "one row per mechanism.", epilog="columns:\n" + TABLE_LEGEND,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    compare.add_argument("--scenario", default="paper-synthetic", help=", ".join(PRESETS))
+    compare.add_argument("--scenario", default="paper-synthetic", help=", ".join(SCENARIOS))
     compare.add_argument("--n-mus", type=int, default=None,
                          help="number of MUs (default: the preset's own, 50 synthetic, "
                               "140 EUA)")
@@ -186,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seeds", type=int, default=2)
     compare.add_argument("--seed", type=int, default=0, help="first seed")
     compare.add_argument("--mechanisms", default=None,
-                         help="comma-separated (default: all): " + ",".join(MECHANISMS))
+                         help="comma-separated (default: the paper's and the bound; on "
+                              "iscc-perception seed 004's): "
+                              + ",".join([*MECHANISMS, *ISCC_MECHANISMS]))
     compare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     compare.add_argument("--eua-dir", default=None, help="directory of the EUA CSV files")
     compare.add_argument("--json", default=None, help="write rows as JSON here")
@@ -194,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--market", action="append", metavar="KEY=VALUE",
                          help="a MarketConfig field for every mechanism (VALUE as JSON, "
                               "repeatable), e.g. knapsack_node_limit=1000000")
+    compare.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="a scenario field for every mechanism (ScenarioConfig, or "
+                              "IsccConfig on iscc-perception; VALUE as JSON, repeatable), "
+                              "e.g. time_factor=0.25")
     compare.set_defaults(func=cmd_compare)
     try:
         from isac_market_env.experiments import add_experiment_parser

@@ -326,9 +326,10 @@ class IsccConfig:
     ``time_factor``, ``frequency_factor``, ``computing_factor`` scale the time, frequency and
     computing resources (the clients' caps and the servers' pools) for the seed's Fig. 11
     shortages (1 : 1 : 1 is resource-sufficient). ``gain_demand``: the application's demand
-    for learning gain (the seed's theta_0 + Delta_theta, eq. 2.15); gain beyond it is not paid
-    for (None: no cap). ``max_working_clients``: at most this many clients work in a round
-    (None: no limit; the seed's Fig. 5 and 8 sweep it).
+    for learning gain per round (the seed's theta_0 + Delta_theta, eq. 2.15): gain beyond it is
+    not paid for (None: no cap; the default 20 is about a third of what 50 clients can deliver
+    when resources are sufficient). ``max_working_clients``: at most this many clients work
+    in a round (None: no limit; the seed's Fig. 5 and 8 sweep it).
     """
 
     n_clients: int = 50
@@ -366,7 +367,7 @@ class IsccConfig:
     gain_per_iid_sample: float = 1e-4
     price_per_gain: float = 300.0
     price_per_sample: float = 0.02
-    gain_demand: float | None = None
+    gain_demand: float | None = 20.0
     platform_weight: float = 1.0
     client_weight: float = 1.0
     workload_levels: int = 16
