@@ -169,3 +169,20 @@ def test_dfront_experiment_writes_its_tables(tmp_path: Path) -> None:
     ratios = (tmp_path / "dfront_ratios.md").read_text()
     assert "| dfront-synthetic, 5 BSs | 20 |" in ratios and "eua-melbourne" in ratios
     assert (tmp_path / "dfront.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_iscc_experiment_writes_its_tables(tmp_path: Path) -> None:
+    """Seed 004's experiment: Fig. 5, 8 and 11 tables, the paired claims and the figure
+    (about a minute on 2 cores)."""
+    pytest.importorskip("matplotlib")
+    assert main(["experiment", "iscc", "--out", str(tmp_path), "--seeds", "2",
+                 "--transactions", "1", "--workers", "2"]) == 0
+    claims = (tmp_path / "iscc_claims.md").read_text()
+    assert "| 1/4:1/4:1/4 | 5 |" in claims and "400 MHz server" in claims
+    with (tmp_path / "iscc_fig11.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["mechanism"] for r in rows} == {"iscc", "iscc-greedy", "mc-t", "mc-fc", "mlpg"}
+    with (tmp_path / "iscc_fig5.csv").open() as handle:
+        assert {int(r["working"]) for r in csv.DictReader(handle)} == {5, 10, 20, 40}
+    assert (tmp_path / "iscc.png").stat().st_size > 0
