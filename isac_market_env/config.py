@@ -203,7 +203,11 @@ class MarketConfig:
     array separates MUs by angle; ``"distance"``: MUs closer than ``reuse_interference_range_m``
     conflict) for D-FRONT and C-FRONT; ``pricing_max_iterations`` caps the price iterations of
     the pricing matching; ``negotiation_tolerance`` is chi (and chi') of the centralized and
-    bargaining negotiations, relative to the value at stake.
+    bargaining negotiations, relative to the value at stake. The cooperative block trade
+    (seed 002): a BS's ``cooperative_massive_share`` of its residual supply is its massive block,
+    the rest small blocks of ``cooperative_small_block_mhz``; ``primary_return_rate`` is the
+    probability that the BS's own demand takes a block back during the slot;
+    ``cooperative_max_rounds`` caps the switch rounds.
     """
 
     overbooking_bandwidth: float = 0.2
@@ -237,6 +241,10 @@ class MarketConfig:
     reuse_interference_range_m: float = 500.0
     pricing_max_iterations: int = 50
     negotiation_tolerance: float = 1e-4
+    cooperative_massive_share: float = 0.5
+    cooperative_small_block_mhz: float = 2.0
+    primary_return_rate: float = 0.2
+    cooperative_max_rounds: int = 50
 
     def __post_init__(self) -> None:
         # (eq. 37c/37d allow any rate >= 0; above 10, i.e. 1000 %, a BS books eleven times its
@@ -281,6 +289,10 @@ class MarketConfig:
         _number(self, "reuse_interference_range_m", 0, low_open=True)
         _number(self, "pricing_max_iterations", 1, 10**6, integer=True)
         _number(self, "negotiation_tolerance", 0, 1, low_open=True)
+        _number(self, "cooperative_massive_share", 0, 1, low_open=True)
+        _number(self, "cooperative_small_block_mhz", 0, 1e9, low_open=True)
+        _number(self, "primary_return_rate", 0, 1)
+        _number(self, "cooperative_max_rounds", 1, 10**6, integer=True)
 
     def overbooking_rates(self, n_bss: int) -> tuple[list[float], list[float]]:
         """Per-BS (O_B, O_P) lists; validates that a per-BS setting has one pair per BS."""

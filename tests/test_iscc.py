@@ -111,6 +111,10 @@ def test_every_schedule_meets_its_constraints_and_costs_at_least_mours(kind: str
     assert (s.compute_cycles_per_s <= F).all()
     assert (s.download_bandwidth_mhz <= B).all() and (s.upload_bandwidth_mhz <= B).all()
     assert (s.cost[ok] >= best.cost[ok] * (1 - 1e-9)).all()
+    # pools: only MC-FC (slow, narrow) may use fewer MHz s than M-OURS
+    np.testing.assert_allclose(s.computing_cycles, best.computing_cycles, rtol=1e-9)
+    if kind != "mc-fc":
+        assert (s.time_frequency_mhz_s[ok] >= best.time_frequency_mhz_s[ok] * (1 - 1e-9)).all()
 
 
 def test_max_workload_is_the_feasibility_edge() -> None:

@@ -22,7 +22,8 @@ from isac_market_env.physics.channel import pairwise_distance_m
 SEED001 = ["pricing-matching", "centralized", "bargaining", "nearest", "random"]
 SEED003 = ["dfront", "cfront", "gale-shapley"]
 NEW = SEED001 + SEED003
-NO_REUSE = [m for m in NEW if not ime.get_mechanism(m).reuse] + ["greedy", "greedy-retry"]
+NO_REUSE = [m for m in NEW if not ime.get_mechanism(m).reuse] + ["greedy", "greedy-retry",
+                                                                   "cooperative"]
 
 
 @pytest.mark.parametrize("mechanism", NEW)
@@ -38,7 +39,7 @@ def test_invariants(mechanism: str, seed: int) -> None:
         assert np.all(tx.alloc_pay >= reserve - 1e-9)  # a BS never sells below its floor
 
 
-@pytest.mark.parametrize("mechanism", NEW)
+@pytest.mark.parametrize("mechanism", [*NEW, "cooperative"])
 def test_seeded_determinism(mechanism: str) -> None:
     """The same seed gives the same episode (RT aside), the random matching included."""
     def run(seed: int) -> list[tuple[float, ...]]:

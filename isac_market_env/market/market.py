@@ -24,7 +24,7 @@ from isac_market_env.market.records import (
     TransactionRecord,
 )
 from isac_market_env.market.variants import TRADE_MODES, MechanismSpec, get_mechanism
-from isac_market_env.mechanisms import cdna, reuse
+from isac_market_env.mechanisms import cdna, cooperative, reuse
 from isac_market_env.mechanisms.deferred import TradeResult
 from isac_market_env.mechanisms.greedy import greedy_allocation
 from isac_market_env.mechanisms.matching import (
@@ -402,15 +402,26 @@ class Market:
         elif mode == "cfront":
             assert self.reuse_model is not None
             res = reuse.cfront(*args, values, *supply, self.reuse_model)
+        elif mode == "cooperative":
+            res = cooperative.cooperative_trade(
+                *args, values, *supply, m.reserve_price_per_mhz / 1e6, m.reserve_price_per_w,
+                cooperative.BlockTerms(m.cooperative_massive_share,
+                                       m.cooperative_small_block_mhz * 1e6,
+                                       m.primary_return_rate, m.cooperative_max_rounds),
+                self.streams.mechanism)
         else:  # dfront, gale-shapley
             res = reuse.deferred_trade(*args, values, *supply,
                                        self.reuse_model if mode == "dfront" else None)
         matched = np.flatnonzero(res.client_solution >= 0)
         local = res.client_solution[matched]
         sols = cand[local]
+        delivered = values[local]
+        if isinstance(res, cooperative.CooperativeResult):  # served until preempted
+            assert res.served_fraction is not None
+            delivered = delivered * res.served_fraction[matched]
         return OnlineOutcome(sols, book.sol_client[sols], book.sol_bs[sols],
                              book.sol_bandwidth_hz[sols], book.sol_power_w[sols],
-                             res.client_payment[matched], values[local], res.n_exchanges,
+                             res.client_payment[matched], delivered, res.n_exchanges,
                              res.rounds, res.converged, res.runtime_ms, res.welfare_bound)
 
     def complete_transaction(self, pending: PendingTransaction,

@@ -7,10 +7,11 @@ from typing import Literal
 
 OnlineMode = Literal["none", "matching", "greedy", "greedy-retry", "optimal", "pricing",
                      "centralized", "bargaining", "nearest", "random", "dfront", "cfront",
-                     "gale-shapley"]
-# online trades of the other seeds (docs/mechanisms.md): mechanisms.cdna and mechanisms.reuse
+                     "gale-shapley", "cooperative"]
+# online trades of the other seeds (docs/mechanisms.md): mechanisms.cdna, mechanisms.reuse and
+# mechanisms.cooperative
 TRADE_MODES = ("pricing", "centralized", "bargaining", "nearest", "random", "dfront", "cfront",
-               "gale-shapley")
+               "gale-shapley", "cooperative")
 REUSE_MODES = ("dfront", "cfront")
 
 
@@ -86,6 +87,9 @@ MECHANISMS: dict[str, MechanismSpec] = {
                       "Seed 003 C-FRONT: centralized reuse ILP, the reuse market's bound"),
         MechanismSpec("gale-shapley", False, "gale-shapley", False, False, False,
                       "Seed 003 baseline: deferred acceptance without reuse"),
+        MechanismSpec("cooperative", False, "cooperative", False, False, False,
+                      "Seed 002: time-frequency blocks; groups share a BS's massive block, "
+                      "others aggregate small blocks; the BS's own demand preempts blocks"),
     )
 }
 
