@@ -1,5 +1,5 @@
-"""``isac-market experiment cdna|dfront|iscc``: the other seeds' claims in this market
-(docs/results.md, Seed 001 and Seed 003; the mechanisms in docs/mechanisms.md).
+"""``isac-market experiment cdna|dfront|iscc|cooperative``: the other seeds' claims in this
+market (docs/results.md, Seeds 001-004; the mechanisms in docs/mechanisms.md).
 
 * ``cdna`` (seed 001): its Table IV scenarios on the ``cdna-synthetic`` preset and the same
   mechanisms on ``paper-synthetic``: buyer (MU) utility and running time of the centralized,
@@ -10,6 +10,9 @@
 * ``iscc`` (seed 004): on ``iscc-perception``, its Fig. 5 (ISCC against the single-domain
   optimisers), Fig. 8 (client selection against ML-C, ML-CC) and Fig. 11 (SW against the
   application's demand under each resource stock, with MC-T, MC-FC, MLPG).
+* ``cooperative`` (seed 002): the cooperative block trade against FRBank, ConOnline and
+  Gale-Shapley on ``paper-synthetic``, its groups against FRBank's sensing coalitions, and
+  the trade under the BS's own demand returning and other massive-block shares.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ DFRONT_MECHANISMS = ["dfront", "cfront", "gale-shapley"]
 SEED_LABELS = {"centralized": "Centralized", "bargaining": "Hybrid (bargaining)",
                "pricing-matching": "Distributed (pricing matching)", "nearest": "Min. distance",
                "random": "Random", "dfront": "D-FRONT", "cfront": "C-FRONT",
-               "gale-shapley": "Gale-Shapley", "frbank": "FRBank"}
+               "gale-shapley": "Gale-Shapley", "frbank": "FRBank", "cononline": "ConOnline",
+               "cooperative": "Cooperative"}
 # seed 001, Table IV: (N buyers, M sellers, B channels) and its USU / CPU time (s) per scheme
 SEED001_TABLE4 = [
     ((10, 3, 5), {"centralized": (9.6490, 7.6702), "bargaining": (11.6007, 0.0867),
@@ -450,6 +454,128 @@ def _plot_iscc(fig5: list[dict[str, Any]], fig8: list[dict[str, Any]],
     _save(fig, out / "iscc.png")
 
 
+COOPERATIVE_MECHANISMS = ["cooperative", "frbank", "cononline", "gale-shapley"]
+COOPERATIVE_MUS = [20, 40, 60]
+RETURN_RATES = [0.0, 0.2, 0.5]
+MASSIVE_SHARES = [0.25, 0.5, 0.75]
+
+
+def cooperative_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: one episode with its groups counted: the cooperative trade's groups (clients
+    sharing a massive block) or FRBank's served sensing coalitions (clients of one target)."""
+    from isac_market_env.mechanisms.cooperative import CooperativeResult
+    from isac_market_env.model.clients import SENSING
+    from isac_market_env.simulate import make_market
+
+    market = make_market(task["mechanism"], n_mus=task["n_mus"],
+                         n_transactions=task["n_transactions"], seed=task["seed"],
+                         market_overrides=task.get("market_overrides") or {})
+    market.sign()
+    groups, members, in_groups, served = 0, 0, 0, 0
+    book = market.book
+    while not market.done:
+        tx = market.transact()
+        served += len(tx.alloc_client)
+        res = market.last_trade
+        if isinstance(res, CooperativeResult) and task["mechanism"] == "cooperative":
+            assert res.group_block is not None
+            sizes = np.bincount(res.group_block[res.group_block >= 0])
+            sizes = sizes[sizes > 0]
+            groups += len(sizes)
+            members += int(sizes.sum())
+            in_groups += int(sizes.sum())
+        elif task["mechanism"] == "frbank":
+            for k in tx.alloc_client[tx.alloc_client < book.n_clients].tolist():
+                size = len(book.members(int(k)))
+                if book.client_kind[k] == SENSING and size > 1:
+                    groups += 1
+                    members += size
+                    in_groups += 1
+    n_tx = max(task["n_transactions"], 1)
+    return {**task, **market.result().summary(), "groups_per_transaction": groups / n_tx,
+            "mean_group_size": members / groups if groups else 0.0,
+            "share_served_in_groups": in_groups / served if served else 0.0}
+
+
+def experiment_cooperative(args: argparse.Namespace, out: Path) -> None:
+    """Seed 002's cooperative block trade against FRBank (and ConOnline, Gale-Shapley) on
+    paper-synthetic by the number of MUs, then the trade under the BS's own demand returning
+    more often and with larger or smaller massive blocks."""
+    tasks = [{"mechanism": mech, "n_mus": n, "seed": args.seed + k,
+              "n_transactions": args.transactions, "part": "mechanisms"}
+             for n in COOPERATIVE_MUS for mech in COOPERATIVE_MECHANISMS
+             for k in range(args.seeds)]
+    tasks += [{"mechanism": "cooperative", "n_mus": 40, "seed": args.seed + k,
+               "n_transactions": args.transactions, "part": "blocks",
+               "primary_return_rate": r, "massive_share": m,
+               "market_overrides": {"primary_return_rate": r, "cooperative_massive_share": m}}
+              for r in RETURN_RATES for m in MASSIVE_SHARES for k in range(args.seeds)]
+    rows = run_tasks(tasks, args.workers, "cooperative", worker=cooperative_run)
+    metrics = ("social_welfare", "served_per_transaction", "mu_utility", "bs_utility", "rt_ms",
+               "ni", "groups_per_transaction", "mean_group_size", "share_served_in_groups")
+    part1 = [r for r in rows if r["part"] == "mechanisms"]
+    part2 = [r for r in rows if r["part"] == "blocks"]
+    table = grouped(part1, ("n_mus", "mechanism"), metrics)
+    blocks = grouped(part2, ("primary_return_rate", "massive_share"), metrics)
+    write_csv(out / "cooperative.csv", table)
+    write_csv(out / "cooperative_blocks.csv", blocks)
+    by = {(r["n_mus"], r["mechanism"], r["seed"]): r for r in part1}
+    lines = ["| MUs | mechanism | SW | cooperative − it (paired) | served / transaction "
+             "| groups / transaction | mean group size | served in groups |",
+             "|---|---|---|---|---|---|---|---|"]
+    for n in COOPERATIVE_MUS:
+        for mech in COOPERATIVE_MECHANISMS:
+            r = next(x for x in table if x["n_mus"] == n and x["mechanism"] == mech)
+            diff = "–"
+            if mech != "cooperative":
+                mean, half = mean_ci95([by[n, "cooperative", s]["social_welfare"]
+                                        - by[n, mech, s]["social_welfare"]
+                                        for (m_, me, s) in by if m_ == n and me == mech])
+                diff = f"{mean:+.1f} ± {np.nan_to_num(half):.1f}"
+            lines.append(
+                f"| {n} | {SEED_LABELS.get(mech, mech)} | {r['social_welfare']:.1f} ± "
+                f"{np.nan_to_num(r['social_welfare_ci95']):.1f} | {diff} | "
+                f"{r['served_per_transaction']:.1f} | {r['groups_per_transaction']:.2f} | "
+                f"{r['mean_group_size']:.2f} | {r['share_served_in_groups']:.2f} |")
+    lines += ["", "| BS's own demand returns | massive share | SW | served / transaction "
+              "| groups / transaction | mean group size | served in groups |",
+              "|---|---|---|---|---|---|---|"]
+    for r in blocks:
+        lines.append(f"| {r['primary_return_rate']:g} | {r['massive_share']:g} | "
+                     f"{r['social_welfare']:.1f} ± {np.nan_to_num(r['social_welfare_ci95']):.1f}"
+                     f" | {r['served_per_transaction']:.1f} | "
+                     f"{r['groups_per_transaction']:.2f} | {r['mean_group_size']:.2f} | "
+                     f"{r['share_served_in_groups']:.2f} |")
+    write_atomic(out / "cooperative.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for mech in COOPERATIVE_MECHANISMS:
+        pts = [r for r in table if r["mechanism"] == mech]
+        for ax, metric in zip(axes[:2], ("social_welfare", "served_per_transaction"),
+                              strict=True):
+            ax.errorbar([r["n_mus"] for r in pts], [r[metric] for r in pts],
+                        yerr=np.nan_to_num([r[f"{metric}_ci95"] for r in pts]), marker="o",
+                        ms=3, capsize=2, label=SEED_LABELS.get(mech, mech))
+    axes[0].set_title("SW (episode)")
+    axes[1].set_title("clients served per transaction")
+    for m in MASSIVE_SHARES:
+        pts = [r for r in blocks if r["massive_share"] == m]
+        axes[2].errorbar([r["primary_return_rate"] for r in pts],
+                         [r["social_welfare"] for r in pts],
+                         yerr=np.nan_to_num([r["social_welfare_ci95"] for r in pts]),
+                         marker="o", ms=3, capsize=2, label=f"massive share {m:g}")
+    axes[2].set_title("cooperative, 40 MUs: SW against the BS's own demand returning")
+    axes[2].set_xlabel("probability a block is taken back")
+    for ax in axes[:2]:
+        ax.set_xlabel("number of MUs")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(fig, out / "cooperative.png")
+
+
 SEED_EXPERIMENTS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
-    "cdna": experiment_cdna, "dfront": experiment_dfront, "iscc": experiment_iscc}
+    "cdna": experiment_cdna, "dfront": experiment_dfront, "iscc": experiment_iscc,
+    "cooperative": experiment_cooperative}
 ALL_EXPERIMENTS = {**EXPERIMENTS, **SEED_EXPERIMENTS}

@@ -186,3 +186,18 @@ def test_iscc_experiment_writes_its_tables(tmp_path: Path) -> None:
     with (tmp_path / "iscc_fig5.csv").open() as handle:
         assert {int(r["working"]) for r in csv.DictReader(handle)} == {5, 10, 20, 40}
     assert (tmp_path / "iscc.png").stat().st_size > 0
+
+
+def test_cooperative_experiment_writes_its_tables(tmp_path: Path) -> None:
+    """Seed 002's experiment: the mechanisms table with paired differences and group counts,
+    the block-terms table and the figure (about 20 s)."""
+    pytest.importorskip("matplotlib")
+    assert main(["experiment", "cooperative", "--out", str(tmp_path), "--seeds", "2",
+                 "--transactions", "1", "--workers", "2"]) == 0
+    table = (tmp_path / "cooperative.md").read_text()
+    assert "| 40 | FRBank |" in table and "| 0.5 | 0.75 |" in table
+    with (tmp_path / "cooperative.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(float(r["groups_per_transaction"]) == 0 for r in rows
+               if r["mechanism"] in ("cononline", "gale-shapley"))
+    assert (tmp_path / "cooperative.png").stat().st_size > 0

@@ -144,6 +144,9 @@ class Market:
         self.signing: SigningRecord | None = None
         self.transactions: list[TransactionRecord] = []
         self._groups: list[NDArray[np.int64]] | None = None
+        # the last online trade of the other seeds' mechanisms, as the mechanism returned it
+        # (the cooperative trade's blocks and groups, for its experiment)
+        self.last_trade: TradeResult | None = None
         self._volunteer_uniforms = self.streams.volunteer_estimate.random(
             (m.volunteer_mc_samples, self.book.n_clients))
         # where each client is (its first member MU: with coalitions off, its only one)
@@ -412,6 +415,7 @@ class Market:
         else:  # dfront, gale-shapley
             res = reuse.deferred_trade(*args, values, *supply,
                                        self.reuse_model if mode == "dfront" else None)
+        self.last_trade = res
         matched = np.flatnonzero(res.client_solution >= 0)
         local = res.client_solution[matched]
         sols = cand[local]
