@@ -27,7 +27,7 @@ from isac_market_env.mechanisms.matching import load_compiled_matching
 
 MECHANISMS = ["frbank", "cononline", "greedy", "greedy-retry", "pricing-matching",
               "centralized", "bargaining", "nearest", "random", "dfront", "gale-shapley",
-              "cfront"]
+              "cfront", "cooperative"]
 
 
 def per_transaction_ms(mechanism: str, scenario: str, n_mus: int | None, seeds: list[int],

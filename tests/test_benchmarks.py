@@ -65,3 +65,21 @@ def test_bench_core_quick_writes_every_measurement(tmp_path: Path) -> None:
     assert [g["n_mus"] for g in result["signing_growth"]][:4] == [50, 100, 200, 500]
     assert all(g["converged"] for g in result["signing_growth"])
     assert [r["bid_increment_fraction"] for r in result["bid_step"]] == [0.05, 0.1, 0.2, 0.4]
+
+
+@pytest.mark.slow
+def test_bench_mechanisms_quick_writes_every_row(tmp_path: Path) -> None:
+    """Every online mechanism on both ISAC markets and seed 004's on both ISCC rows (about
+    2 minutes: centralized and C-FRONT run to their time limits)."""
+    from conftest import EUA_DIR
+
+    from isac_market_env.market.iscc_market import ISCC_MECHANISMS
+
+    out = tmp_path / "mechanisms.json"
+    run_script("bench_mechanisms.py", "--quick", "--json", str(out), "--eua-dir", str(EUA_DIR),
+               cwd=tmp_path)
+    result = json.loads(out.read_text())
+    assert "cooperative" in result["paper-synthetic, 100 MUs"]
+    for label in ("iscc-perception", "iscc-perception, demand 10"):
+        assert set(result[label]) == set(ISCC_MECHANISMS)
+        assert all(r["transaction_median_ms"] > 0 for r in result[label].values())
