@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import EUA_DIR, SMALL, check_episode
 
 import isac_market_env as ime
-from isac_market_env.config import MarketConfig, PhysicsConfig, ScenarioConfig
+from isac_market_env.config import IsccConfig, MarketConfig, PhysicsConfig, ScenarioConfig
 from isac_market_env.scenarios.eua import SITES_FILE, USERS_FILE
 
 CLEAR_ERRORS = (ValueError, TypeError, FileNotFoundError)
@@ -130,10 +130,21 @@ def field_cases(name: str, default: Any) -> st.SearchStrategy[Case]:
                          lambda v: Case(name, v, invalid=True)))
 
 
+# number fields where None is valid (no cap), with the kind of number they take
+OPTIONAL_NUMBERS = {"gain_demand": 1.0, "max_working_clients": 1}
+
+
 def config_cases(cls: type) -> st.SearchStrategy[Case]:
     defaults = cls()
-    return st.one_of(*(field_cases(f.name, getattr(defaults, f.name))
-                       for f in dataclasses.fields(cls) if f.name != "eua_max_extent_km"))
+
+    def cases(name: str) -> st.SearchStrategy[Case]:
+        if name not in OPTIONAL_NUMBERS:
+            return field_cases(name, getattr(defaults, name))
+        return field_cases(name, OPTIONAL_NUMBERS[name]).map(
+            lambda case: Case(name, None, valid=True) if case.value is None else case)
+
+    return st.one_of(*(cases(f.name) for f in dataclasses.fields(cls)
+                       if f.name != "eua_max_extent_km"))
 
 
 ANY_VALUE = st.one_of(WRONG_KINDS, ANY_FLOAT, EXTREME_INTS, st.booleans(),
@@ -219,6 +230,39 @@ TOP_LEVEL = st.one_of(
     st.one_of(WRONG_KINDS, st.just({"bandwith": 1})).map(
         lambda v: Case("market_overrides", v, invalid=v not in (None, {}))),
 )
+
+
+# ---------------------------------------------------------------------------- ISCC market
+ISCC_SMALL = {"n_clients": 6, "n_targets": 20, "workload_levels": 4}
+
+
+def check_iscc_round(r: Any, config: IsccConfig) -> None:
+    """IR of the clients and the platform, the three pools, the demand, SW identity."""
+    working = r.server >= 0
+    assert (r.active | ~working).all(), "an inactive client works"
+    assert (r.payment[working] >= r.cost[working] - 1e-9 * (1 + r.cost[working])).all(), \
+        "a client works at a loss"
+    assert r.bs_utility >= -1e-9 * (1 + abs(r.delivered_value)), "the platform loses"
+    assert (r.pool_used <= r.pool_capacity * (1 + 1e-9)).all(), "a pool is exceeded"
+    if config.gain_demand is not None:
+        assert r.paid_gain <= config.gain_demand * (1 + 1e-12), "gain paid beyond the demand"
+    assert math.isclose(r.social_welfare, r.mu_utility + r.bs_utility, rel_tol=1e-9,
+                        abs_tol=1e-6), "SW != MU + BS utility"
+
+
+def run_iscc(**changes: Any) -> None:
+    """One ISCC episode with ``changes`` to the small config, then its invariants and the
+    finiteness of everything it reports."""
+    result = ime.simulate("iscc", "iscc-perception", n_transactions=2, seed=0,
+                          scenario_overrides={**ISCC_SMALL, **changes})
+    for r in result.rounds:  # type: ignore[union-attr]
+        check_iscc_round(r, result.config)  # type: ignore[union-attr]
+    bad = all_finite(result.to_dict()) or all_finite(result.summary())
+    assert bad is None, f"non-finite number at {bad}"
+
+
+def iscc_call(case: Case) -> Callable[[], None]:
+    return lambda: run_iscc(**{case.argument: case.value})
 
 
 # ---------------------------------------------------------------------------- envs
@@ -406,6 +450,13 @@ def count(examples: int) -> dict[str, collections.Counter[str]]:
             note(f"simulate {target}_overrides", classify(case, simulate_call(case, target)),
                  f"{case.argument}={case.value!r}")
         fuzz()
+
+    @run
+    @given(case=config_cases(IsccConfig))
+    def fuzz_iscc(case: Case) -> None:
+        note("simulate iscc-perception scenario_overrides", classify(case, iscc_call(case)),
+             f"{case.argument}={case.value!r}")
+    fuzz_iscc()
 
     @run
     @given(case=TOP_LEVEL)

@@ -22,12 +22,13 @@ from fuzzing import (
     env_call,
     eua_call,
     eua_mutations,
+    iscc_call,
     simulate_call,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from isac_market_env.config import MarketConfig, PhysicsConfig, ScenarioConfig
+from isac_market_env.config import IsccConfig, MarketConfig, PhysicsConfig, ScenarioConfig
 from isac_market_env.scenarios.eua import SITES_FILE
 
 FUZZ = settings(max_examples=100, deadline=None, database=None,
@@ -55,6 +56,13 @@ def test_config_fields(target: str, cls: type) -> None:
                           f"{target}_overrides {case.argument}={case.value!r}")
 
     check()
+
+
+@FUZZ
+@given(case=config_cases(IsccConfig))
+def test_iscc_config_fields(case: Case) -> None:
+    expect_no_finding(classify(case, iscc_call(case)),
+                      f"iscc-perception scenario_overrides {case.argument}={case.value!r}")
 
 
 @FUZZ

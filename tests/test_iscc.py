@@ -163,7 +163,7 @@ def test_exact_selection_equals_brute_force_on_small_markets() -> None:
                            capacity, 100.0, 0.01, demand, 1.0, 1.0, max_clients, 10.0)
         expected = brute_force(client, gain, cost, workload, usage, capacity, demand,
                                max_clients, 100.0, 0.01)
-        assert sel.optimal
+        assert sel is not None and sel.optimal
         assert sel.objective == pytest.approx(expected, rel=1e-6, abs=1e-9)
 
 

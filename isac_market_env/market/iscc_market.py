@@ -275,7 +275,8 @@ class IsccMarket:
 
     def _order(self, opts: Options, state: RoundState) -> NDArray[np.int64]:
         """The clients in the order an ordered selection serves them."""
-        c, rule = self.config, self.spec.selection
+        c = self.config
+        rule = "greedy" if self.spec.selection == "exact" else self.spec.selection
         own = (c.client_weight * (c.price_per_sample * opts.workload - opts.schedule.cost)
                + c.platform_weight * (c.price_per_gain * opts.gain
                                       - c.price_per_sample * opts.workload))
@@ -303,12 +304,13 @@ class IsccMarket:
         args = (opts.client, opts.gain, opts.schedule.cost, opts.workload, opts.usage,
                 opts.server, self.capacity, c.price_per_gain, c.price_per_sample,
                 c.gain_demand, c.platform_weight, c.client_weight, c.max_working_clients)
-        sel: Selection
+        exact: Selection | None = None
         if self.spec.selection == "exact":
-            sel = select_exact(*args, time_limit_s=c.selection_time_limit_s,
-                               objective=self.spec.objective)
-        else:
-            sel = select_in_order(self._order(opts, state), *args)
+            exact = select_exact(*args, time_limit_s=c.selection_time_limit_s,
+                                 objective=self.spec.objective)
+        # an ordered rule, or HiGHS found nothing in its time: the greedy selection (the round
+        # is then not marked optimal)
+        sel = exact if exact is not None else select_in_order(self._order(opts, state), *args)
         runtime_ms = (time.perf_counter() - started) * 1e3
         n = c.n_clients
         chosen = sel.selected

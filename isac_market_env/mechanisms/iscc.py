@@ -106,8 +106,8 @@ def generation_schedule(workload: FloatArray, a: FloatArray, b: FloatArray, time
     n = np.asarray(workload, dtype=np.float64)
     a = np.broadcast_to(np.asarray(a, dtype=np.float64), n.shape)
     b = np.broadcast_to(np.asarray(b, dtype=np.float64), n.shape)
-    rate_max = a + b * bandwidth_cap_mhz
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rate_max = a + b * bandwidth_cap_mhz
         lo = np.where(rate_max > 0, n / rate_max, np.inf)
         hi = np.minimum(time_cap_s, np.where(a > 0, n / a, np.inf))
         feasible = (lo <= time_cap_s * (1 + 1e-12)) & (n >= 0)
@@ -240,11 +240,13 @@ def max_workload(a: FloatArray, b: FloatArray, download_mhz_s: FloatArray,
     """The maximum transaction volume (MTV, eq. B.14): the smaller of generation's
     a T + b T B (eq. C.3) and what training can take in the time the model transfers leave
     at full rate; 0 where the transfers alone overrun the CR."""
-    generation = time_cap_s * (np.asarray(a) + np.asarray(b) * bandwidth_cap_mhz)
-    spare = time_cap_s - (np.asarray(download_mhz_s) + np.asarray(upload_mhz_s)) \
-        / bandwidth_cap_mhz
-    consumption = np.maximum(spare, 0.0) * computing_cap_cycles_per_s / cycles_per_sample
-    return np.asarray(np.minimum(generation, consumption), dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        generation = time_cap_s * (np.asarray(a) + np.asarray(b) * bandwidth_cap_mhz)
+        spare = time_cap_s - (np.asarray(download_mhz_s) + np.asarray(upload_mhz_s)) \
+            / bandwidth_cap_mhz
+        consumption = np.maximum(spare, 0.0) * computing_cap_cycles_per_s / cycles_per_sample
+        out = np.minimum(generation, consumption)
+    return np.asarray(np.where(np.isfinite(out), out, 0.0), dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,7 +275,7 @@ def select_exact(option_client: IntArray, option_gain: FloatArray, option_cost: 
                  capacity: FloatArray, price_per_gain: float, price_per_sample: float,
                  gain_demand: float | None, platform_weight: float, client_weight: float,
                  max_clients: int | None, time_limit_s: float,
-                 objective: Literal["welfare", "gain"] = "welfare") -> Selection:
+                 objective: Literal["welfare", "gain"] = "welfare") -> Selection | None:
     """Welfare-maximising workloads (eq. 2.13, P1): binary w per option (a client's workload
     level at a server), at most one per client; continuous g <= sum gain w and g <= demand
     (eq. 2.15's cap: gain beyond the demand is not paid for);
@@ -284,7 +286,8 @@ def select_exact(option_client: IntArray, option_gain: FloatArray, option_cost: 
     time-frequency, power, time-computation), the platform's IR (eq. 2.14: Delta_theta g >=
     Delta_s sum N w; the clients' IR is met by the options offered) and at most
     ``max_clients`` working clients. ``objective="gain"`` maximises the paid gain instead
-    (MLPG), with the welfare as a tie-break. Exact on the grid (HiGHS, gap 1e-6)."""
+    (MLPG), with the welfare as a tie-break. Exact on the grid (HiGHS, gap 1e-6); None when
+    HiGHS finds no selection within ``time_limit_s``."""
     started = time.perf_counter()
     n = len(option_client)
     if n == 0:
@@ -319,21 +322,30 @@ def select_exact(option_client: IntArray, option_gain: FloatArray, option_cost: 
         lower.append(np.full(1, -np.inf))
     a = vstack(blocks).tocsr()
     g_max = np.inf if gain_demand is None else gain_demand
+    # scaled for HiGHS (coefficients near 1e15 and beyond are errors to it): g in units of the
+    # total gain offered, each row by its largest coefficient, the objective by its largest
+    g_unit = max(float(option_gain.sum()), 1e-300)
+    a = a @ csr_array((np.r_[np.ones(n), g_unit], (np.arange(n + 1), np.arange(n + 1))))
+    c = c * np.r_[np.ones(n), g_unit]
+    row_max = np.maximum(abs(a).max(axis=1).toarray().ravel(), 1e-300)
+    a = csr_array(a.multiply(1.0 / row_max[:, None]))
+    c_unit = max(float(np.abs(c).max()), 1e-300)
     with quiet_stdout():
-        res = milp(c, constraints=LinearConstraint(a, np.concatenate(lower),
-                                                   np.concatenate(upper)),
+        res = milp(c / c_unit,
+                   constraints=LinearConstraint(a, np.concatenate(lower) / row_max,
+                                                np.concatenate(upper) / row_max),
                    integrality=np.r_[np.ones(n), 0.0],
-                   bounds=Bounds(np.zeros(n + 1), np.r_[np.ones(n), g_max]),
+                   bounds=Bounds(np.zeros(n + 1), np.r_[np.ones(n), g_max / g_unit]),
                    options={"mip_rel_gap": SELECTION_GAP, "time_limit": time_limit_s})
-    if res.x is None:  # pragma: no cover - selecting nobody is feasible
-        raise RuntimeError(f"ISCC selection MILP failed: {res.message}")
+    if res.x is None:  # no selection found within the time limit
+        return None
     chosen = np.flatnonzero(res.x[:n] > 0.5)
     paid = _paid(float(option_gain[chosen].sum()), gain_demand)
     value = float(welfare[chosen].sum() + platform_weight * price_per_gain * paid)
     dual = getattr(res, "mip_dual_bound", None)
     bound = value
     if objective == "welfare" and dual is not None and np.isfinite(dual):
-        bound = max(value, -float(dual))
+        bound = max(value, -float(dual) * c_unit)
     return Selection(chosen, paid, value, bound, res.status == 0,
                      len(clients) + len(chosen), (time.perf_counter() - started) * 1e3)
 

@@ -126,7 +126,8 @@ class IsccWorld:
         # targets weighted by the samples they give at its full bandwidth) and the global mix
         weight = visual * per_visual + per_wireless * c.client_bandwidth_mhz * c.frequency_factor
         onehot = np.eye(c.n_target_types)[self.target_type]
-        local = weight @ onehot
+        with np.errstate(invalid="ignore", over="ignore"):
+            local = np.nan_to_num(weight @ onehot, posinf=0.0)
         total = local.sum(axis=1, keepdims=True)
         local = np.divide(local, total, out=np.zeros_like(local), where=total > 0)
         global_mix = onehot.mean(axis=0)
@@ -137,6 +138,7 @@ class IsccWorld:
         downlink = link_efficiency(to_server, dbm_to_w(c.server_tx_power_dbm)
                                    / c.max_active_clients, c)
         uplink = link_efficiency(to_server, dbm_to_w(c.client_tx_power_dbm), c)
-        return RoundState(active, a, b, quality, c.global_model_mbit / downlink,
-                          c.local_model_mbit / uplink, self.client_xy_m.copy(),
+        with np.errstate(divide="ignore"):  # a dead link: the model never arrives (inf)
+            download, upload = c.global_model_mbit / downlink, c.local_model_mbit / uplink
+        return RoundState(active, a, b, quality, download, upload, self.client_xy_m.copy(),
                           self.target_xy_m.copy())
