@@ -33,7 +33,7 @@ from isac_market_env.experiments import (
     run_all,
 )
 from isac_market_env.runs import mean_ci95, run_tasks, write_atomic, write_csv
-from isac_market_env.scenarios.iscc import SHORTAGES
+from isac_market_env.scenarios.iscc import SHORTAGES, shortage
 
 CDNA_MECHANISMS = ["centralized", "bargaining", "pricing-matching", "nearest", "random"]
 DFRONT_MECHANISMS = ["dfront", "cfront", "gale-shapley"]
@@ -304,9 +304,7 @@ ISCC_DEMANDS = [5.0, 10.0, 20.0, 40.0]
 # 400 MHz as the server's whole band instead of each client's)
 CONGESTED = "1:1:1, 400 MHz server"
 ISCC_STOCKS: dict[str, dict[str, float]] = {
-    **{name: {"time_factor": t, "frequency_factor": f, "computing_factor": c}
-       for name, (t, f, c) in SHORTAGES.items()},
-    CONGESTED: {"server_bandwidth_mhz": 400.0}}
+    **{name: shortage(name) for name in SHORTAGES}, CONGESTED: {"server_bandwidth_mhz": 400.0}}
 
 
 def _iscc_task(args: argparse.Namespace, figure: str, mech: str, k: int,

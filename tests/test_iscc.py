@@ -21,6 +21,7 @@ from isac_market_env.mechanisms.iscc import (
     schedule,
     select_exact,
 )
+from isac_market_env.scenarios.iscc import shortage
 
 PRICES = Prices(1.0, 1 / 36, 1e-5)
 T, B, F, C = 10.0, 40.0, 1e6, 500.0
@@ -115,6 +116,10 @@ def test_every_schedule_meets_its_constraints_and_costs_at_least_mours(kind: str
     np.testing.assert_allclose(s.computing_cycles, best.computing_cycles, rtol=1e-9)
     if kind != "mc-fc":
         assert (s.time_frequency_mhz_s[ok] >= best.time_frequency_mhz_s[ok] * (1 - 1e-9)).all()
+
+
+def test_every_mechanism_names_a_schedule() -> None:
+    assert {spec.schedule for spec in ISCC_MECHANISMS.values()} <= set(SCHEDULES)
 
 
 def test_max_workload_is_the_feasibility_edge() -> None:
@@ -245,6 +250,17 @@ def test_bad_iscc_input_is_refused_clearly() -> None:
         IsccConfig(participation_range=(0.5, 1.5))
     with pytest.raises(ValueError, match="unknown ISCC mechanism"):
         IsccMarket(IsccConfig(), "frbank")
+    with pytest.raises(ValueError, match="resource stock"):
+        shortage("1/3")
+
+
+def test_shortages_scale_the_clients_caps_and_the_pools() -> None:
+    full = IsccMarket(IsccConfig(**SMALL), "iscc", 1, 0)
+    short = IsccMarket(IsccConfig(**SMALL, **shortage("frequency 1/2:1/4:1/2")), "iscc", 1, 0)
+    assert short.time_cap_s == full.time_cap_s / 2
+    assert short.bandwidth_cap_mhz == full.bandwidth_cap_mhz / 4
+    assert short.computing_cap == full.computing_cap / 2
+    np.testing.assert_allclose(short.capacity[0], full.capacity[0] * [1 / 8, 1, 1 / 4])
 
 
 def test_compare_runs_the_iscc_mechanisms(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ working clients.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,7 +24,6 @@ from numpy.typing import NDArray
 from isac_market_env.config import IsccConfig, MarketConfig
 from isac_market_env.market.random_models import draw_overhead
 from isac_market_env.mechanisms.iscc import (
-    SCHEDULES,
     Prices,
     Schedule,
     Selection,
@@ -46,8 +46,8 @@ INTERACTION_COSTS = MarketConfig()
 
 @dataclass(frozen=True)
 class IsccSpec:
-    """An ISCC mechanism: how workloads are scheduled (``SCHEDULES``), how the platform
-    selects them, and what the selection maximises."""
+    """An ISCC mechanism: how workloads are scheduled (a key of ``mechanisms.iscc.SCHEDULES``),
+    how the platform selects them, and what the selection maximises."""
 
     name: str
     schedule: str
@@ -191,8 +191,6 @@ class IsccResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        import dataclasses
-
         return {"mechanism": self.mechanism, "seed": self.seed, "scenario": ISCC_PRESET,
                 "config": dataclasses.asdict(self.config),
                 "rounds": [r.to_dict() for r in self.rounds], "summary": self.summary()}
@@ -353,5 +351,3 @@ class IsccMarket:
 def _take(sched: Schedule, keep: NDArray[np.bool_]) -> Schedule:
     return Schedule(*(getattr(sched, f)[keep] for f in ("feasible", *SCHEDULE_FIELDS, "cost")))
 
-
-assert all(spec.schedule in SCHEDULES for spec in ISCC_MECHANISMS.values())

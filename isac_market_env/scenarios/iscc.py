@@ -34,6 +34,15 @@ SHORTAGES: dict[str, tuple[float, float, float]] = {
 }
 
 
+def shortage(name: str) -> dict[str, float]:
+    """The ``scenario_overrides`` of one of the seed's Fig. 11 resource stocks (``SHORTAGES``),
+    e.g. ``simulate("iscc", "iscc-perception", scenario_overrides=shortage("1/4:1/4:1/4"))``."""
+    if name not in SHORTAGES:
+        raise ValueError(f"unknown resource stock {name!r}; choose one of {', '.join(SHORTAGES)}")
+    t, f, c = SHORTAGES[name]
+    return {"time_factor": t, "frequency_factor": f, "computing_factor": c}
+
+
 def dbm_to_w(dbm: float) -> float:
     return float(10 ** ((dbm - 30.0) / 10.0))
 
