@@ -29,6 +29,7 @@ from isac_market_env.experiments import (
     _curves,
     _pyplot,
     _save,
+    _sort_key,
     grouped,
     run_all,
 )
@@ -405,6 +406,47 @@ def experiment_iscc(args: argparse.Namespace, out: Path) -> None:
             cells.append(f"{r['share_of_sufficient']:.3f} ± "
                          f"{np.nan_to_num(r['share_of_sufficient_ci95']):.3f}")
         lines.append(f"| {stock} | " + " | ".join(cells) + " |")
+    # "its curve moves least": ISCC's share of its sufficient SW minus each baseline's, paired
+    # by demand and seed
+    share = {(r["stock"], r["demand"], r["mechanism"], r["seed"]):
+             r["social_welfare_per_round"] / max(base[r["demand"], r["mechanism"], r["seed"]],
+                                                 1e-12)
+             for r in fig11_rows if r["stock"] != "1:1:1"}
+    lines += ["", "| stock | " + " | ".join(f"ISCC's share − {ISCC_LABELS[m]}'s"
+                                           for m in others) + " |",
+              "|---|" + "---|" * len(others)]
+    for stock in [s for s in ISCC_STOCKS if s != "1:1:1"]:
+        cells = []
+        for m in others:
+            mean, half = mean_ci95([share[stock, d, "iscc", k] - share[stock, d, m, k]
+                                    for (st, d, me, k) in share if st == stock and me == m])
+            cells.append(f"{mean:+.4f} ± {np.nan_to_num(half):.4f}")
+        lines.append(f"| {stock} | " + " | ".join(cells) + " |")
+    # Fig. 5 and 8: SW, workload and gain per round against the number of working clients,
+    # ISCC minus each, paired by seed
+    for name, table_rows, keys, mechs in (
+            ("Fig. 5", [r for r in rows if r["figure"] == "fig5"], ("stock", "working"),
+             ISCC_FIG5),
+            ("Fig. 8", [r for r in rows if r["figure"] == "fig8"], ("working",), ISCC_FIG8)):
+        pairs = {metric: _paired(table_rows, keys, "iscc", metric)
+                 for metric in ("social_welfare_per_round", "workload_per_round",
+                                "paid_gain_per_round")}
+        lines += ["", f"| {name}: " + ", ".join(keys) + " | ISCC SW / workload / gain per round | "
+                  + " | ".join(f"ISCC − {ISCC_LABELS[m]}: SW / workload / gain"
+                               for m in mechs[1:]) + " |", "|---|---|" + "---|" * (len(mechs) - 1)]
+        summary = grouped(table_rows, (*keys, "mechanism"), metrics)
+        for key in sorted(pairs["social_welfare_per_round"], key=lambda k: _sort_key(k)):
+            mine = next(r for r in summary if tuple(r[k] for k in keys) == key
+                        and r["mechanism"] == "iscc")
+            cells = [f"{pairs['social_welfare_per_round'][key][other][0]:+.1f} ± "
+                     f"{np.nan_to_num(pairs['social_welfare_per_round'][key][other][1]):.1f} / "
+                     f"{pairs['workload_per_round'][key][other][0]:+.0f} / "
+                     f"{pairs['paid_gain_per_round'][key][other][0]:+.3f}"
+                     for other in mechs[1:]]
+            lines.append(f"| {', '.join(str(k) for k in key)} | "
+                         f"{mine['social_welfare_per_round']:.1f} / "
+                         f"{mine['workload_per_round']:.0f} / "
+                         f"{mine['paid_gain_per_round']:.2f} | " + " | ".join(cells) + " |")
     write_atomic(out / "iscc_claims.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     _plot_iscc(fig5, fig8, fig11, out)
