@@ -435,15 +435,15 @@ def experiment_iscc(args: argparse.Namespace, out: Path) -> None:
                   + " | ".join(f"ISCC − {ISCC_LABELS[m]}: SW / workload / gain"
                                for m in mechs[1:]) + " |", "|---|---|" + "---|" * (len(mechs) - 1)]
         summary = grouped(table_rows, (*keys, "mechanism"), metrics)
-        for key in sorted(pairs["social_welfare_per_round"], key=lambda k: _sort_key(k)):
-            mine = next(r for r in summary if tuple(r[k] for k in keys) == key
+        for point in sorted(pairs["social_welfare_per_round"], key=_sort_key):
+            mine = next(r for r in summary if tuple(r[k] for k in keys) == point
                         and r["mechanism"] == "iscc")
-            cells = [f"{pairs['social_welfare_per_round'][key][other][0]:+.1f} ± "
-                     f"{np.nan_to_num(pairs['social_welfare_per_round'][key][other][1]):.1f} / "
-                     f"{pairs['workload_per_round'][key][other][0]:+.0f} / "
-                     f"{pairs['paid_gain_per_round'][key][other][0]:+.3f}"
+            cells = [f"{pairs['social_welfare_per_round'][point][other][0]:+.1f} ± "
+                     f"{np.nan_to_num(pairs['social_welfare_per_round'][point][other][1]):.1f} / "
+                     f"{pairs['workload_per_round'][point][other][0]:+.0f} / "
+                     f"{pairs['paid_gain_per_round'][point][other][0]:+.3f}"
                      for other in mechs[1:]]
-            lines.append(f"| {', '.join(str(k) for k in key)} | "
+            lines.append(f"| {', '.join(str(k) for k in point)} | "
                          f"{mine['social_welfare_per_round']:.1f} / "
                          f"{mine['workload_per_round']:.0f} / "
                          f"{mine['paid_gain_per_round']:.2f} | " + " | ".join(cells) + " |")
