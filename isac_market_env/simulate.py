@@ -51,6 +51,9 @@ def make_market(mechanism: str | MechanismSpec = "frbank", scenario: str = "pape
                 **overrides: Any) -> Market:
     """Build a fresh ``Market`` (signing not yet run) for a preset scenario and seed."""
     _check_overrides("make_market", overrides)
+    if isinstance(mechanism, str) and mechanism in ISCC_MECHANISMS:
+        raise ValueError(f"{mechanism!r} is a mechanism of seed 004's ISCC market: build it with "
+                         f"make_iscc_market, or simulate(..., scenario={ISCC_PRESET!r})")
     spec = get_mechanism(mechanism)
     seed = check_seed("seed", seed)
     eua_directory = check_path("eua_directory", eua_directory)

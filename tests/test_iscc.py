@@ -248,6 +248,8 @@ def test_bad_iscc_input_is_refused_clearly() -> None:
         IsccConfig(n_clients=2.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="participation_range"):
         IsccConfig(participation_range=(0.5, 1.5))
+    with pytest.raises(ValueError, match="make_iscc_market"):
+        ime.make_market("iscc")
     with pytest.raises(ValueError, match="unknown ISCC mechanism"):
         IsccMarket(IsccConfig(), "frbank")
     with pytest.raises(ValueError, match="resource stock"):
