@@ -3,8 +3,8 @@
 For each mechanism: the median and p90 of its running time per practical transaction (the RT
 it reports: the mechanism's own code, ``TransactionRecord.runtime_ms``) on paper-synthetic with
 100 MUs and on the EUA market, and FRBank's signing for reference; seed 004's ISCC mechanisms
-per round on ``iscc-perception`` (50 clients), resource-sufficient (no demand cap) and with
-the application's demand binding. All mechanisms run back to back in one process on the same
+per round on ``iscc-perception`` (50 clients, sufficient resources) at the default demand (20
+gain per round) and at 10. All mechanisms run back to back in one process on the same
 seeds, so their ratios are same-run numbers.
 
 Usage: python benchmarks/bench_mechanisms.py [--quick] [--json OUT] [--eua-dir DIR]
