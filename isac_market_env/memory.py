@@ -87,13 +87,18 @@ def check_memory(config: EpisodeConfig,
                 estimate.transactions,
             f"volunteer estimate (volunteer_mc_samples={m.volunteer_mc_samples})":
                 estimate.volunteer_uniforms}
-        worst = max(parts, key=lambda k: parts[k])
-        raise ValueError(
-            f"this episode needs about {estimate.total / 2**30:.1f} GiB, more than the "
-            f"{available / 2**30:.1f} GiB available; most of it for {worst}: "
-            f"{parts[worst] / 2**30:.1f} GiB. Reduce those fields (or set "
-            f"{ISAC_MARKET_MEMORY_LIMIT} to allow more)")
+        _refuse("this episode", estimate.total, available, parts)
     return estimate
+
+
+def _refuse(what: str, total: int, available: int, parts: dict[str, int]) -> None:
+    """The ValueError of a config that does not fit: the total and its largest part."""
+    worst = max(parts, key=lambda k: parts[k])
+    raise ValueError(
+        f"{what} needs about {total / 2**30:.1f} GiB, more than the "
+        f"{available / 2**30:.1f} GiB available; most of it for {worst}: "
+        f"{parts[worst] / 2**30:.1f} GiB. Reduce those fields (or set "
+        f"{ISAC_MARKET_MEMORY_LIMIT} to allow more)")
 
 
 # ISCC market (seed 004): client-target distance temporaries, workload options, round records
@@ -117,10 +122,5 @@ def check_iscc_memory(config: IsccConfig, n_rounds: int) -> int:
     total = FIXED_BYTES + sum(parts.values())
     available = available_bytes()
     if total > available:
-        worst = max(parts, key=lambda k: parts[k])
-        raise ValueError(
-            f"this ISCC episode needs about {total / 2**30:.1f} GiB, more than the "
-            f"{available / 2**30:.1f} GiB available; most of it for {worst}: "
-            f"{parts[worst] / 2**30:.1f} GiB. Reduce those fields (or set "
-            f"{ISAC_MARKET_MEMORY_LIMIT} to allow more)")
+        _refuse("this ISCC episode", total, available, parts)
     return total
