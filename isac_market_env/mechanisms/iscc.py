@@ -164,7 +164,7 @@ def _time_multiplier_split(k: FloatArray, cap: FloatArray, unit_price: FloatArra
         sub_budget = budget_s[solve]
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (lo + hi)
-            over = times_sub(mid, fastest[solve], weight[solve]) > sub_budget
+            over = _total_time(mid, fastest[solve], weight[solve]) > sub_budget
             lo = np.where(over, mid, lo)
             hi = np.where(over, hi, mid)
         price[solve] = np.exp(hi)  # the side that keeps the time within the budget
@@ -172,7 +172,7 @@ def _time_multiplier_split(k: FloatArray, cap: FloatArray, unit_price: FloatArra
     return feasible, np.where(feasible[:, None], x, 0.0)
 
 
-def times_sub(log_price: FloatArray, fastest: FloatArray, weight: FloatArray) -> FloatArray:
+def _total_time(log_price: FloatArray, fastest: FloatArray, weight: FloatArray) -> FloatArray:
     """Total time of the pieces at time prices exp(log_price) (one per row)."""
     return np.asarray(np.maximum(fastest, weight * np.exp(-0.5 * log_price)[:, None]).sum(axis=1))
 
