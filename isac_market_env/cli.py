@@ -26,7 +26,14 @@ from isac_market_env.market import (
 )
 from isac_market_env.market.iscc_market import ISCC_MECHANISMS
 from isac_market_env.market.variants import OTHER_SEED_MECHANISMS
-from isac_market_env.runs import mean_ci95, run_tasks, write_atomic, write_csv
+from isac_market_env.runs import (
+    add_backend_arguments,
+    execution_backend,
+    mean_ci95,
+    run_tasks,
+    write_atomic,
+    write_csv,
+)
 from isac_market_env.scenarios.iscc import ISCC_PRESET
 from isac_market_env.scenarios.presets import PRESETS
 
@@ -231,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "iscc-perception seed 004's): "
                               + ",".join([*MECHANISMS, *ISCC_MECHANISMS]))
     compare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    add_backend_arguments(compare)
     compare.add_argument("--eua-dir", default=None, help="directory of the EUA CSV files")
     compare.add_argument("--json", default=None, help="write rows as JSON here")
     compare.add_argument("--csv", default=None, help="write rows as CSV here")
@@ -259,7 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with execution_backend(getattr(args, "backend", "process"),
+                               getattr(args, "address", None)):
+            return int(args.func(args))
     except (ValueError, FileNotFoundError) as error:
         print(f"isac-market: error: {error}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from isac_market_env.runs import (
+    add_backend_arguments,
     mean_ci95,
     replace_atomic,
     run_one,
@@ -510,4 +511,5 @@ def add_experiment_parser(sub: Any,
                         help="MUs of the cdna experiment's contract periods with trust")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--eua-dir", default=None)
+    add_backend_arguments(parser)
     parser.set_defaults(func=cmd_experiment, registry=registry)

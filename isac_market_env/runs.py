@@ -1,10 +1,12 @@
 """Running many episodes and writing their results: the helpers ``isac-market``'s subcommands
-and the training script share (a process pool with a progress bar, confidence intervals,
-atomic writes)."""
+and the training script share (a process pool, or Ray, with a progress bar; confidence
+intervals; atomic writes)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import csv
 import io
 import math
@@ -14,8 +16,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from scipy import stats
 
 from isac_market_env.envs import canonical_env_id
 from isac_market_env.simulate import simulate
+from isac_market_env.validation import check_choice
 
 
 def env_id_argument(text: str) -> str:
@@ -79,12 +83,90 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     return {"mechanism": task["mechanism"], "seed": task["seed"], **result.summary()}
 
 
+BACKENDS = ("process", "ray")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where ``run_tasks`` runs: a local process pool (``process``) or Ray (``ray``: a local
+    ``ray.init()``, or the cluster at ``address``)."""
+
+    kind: str = "process"
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("backend", self.kind, BACKENDS)
+        if self.address is not None and self.kind != "ray":
+            raise ValueError("--address joins a Ray cluster: it goes with --backend ray")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--address`` (``isac-market compare`` and ``experiment``)."""
+    parser.add_argument("--backend", choices=BACKENDS, default="process",
+                        help="where the runs go: a local process pool of --workers (default) "
+                             "or Ray (needs the marl extra)")
+    parser.add_argument("--address", default=None,
+                        help="with --backend ray: the Ray cluster to join (default: start a "
+                             "local Ray with --workers CPUs)")
+
+
+_BACKEND: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("backend",
+                                                                          default=None)
+
+
+@contextlib.contextmanager
+def execution_backend(kind: str = "process", address: str | None = None) -> Iterator[Backend]:
+    """Every ``run_tasks`` inside this block runs on ``kind`` (``isac-market``'s ``--backend``
+    and ``--address``)."""
+    backend = Backend(kind, address)
+    token = _BACKEND.set(backend)
+    try:
+        yield backend
+    finally:
+        _BACKEND.reset(token)
+
+
+def _run_on_ray(tasks: list[dict[str, Any]], workers: int, progress: Progress,
+                worker: Callable[[dict[str, Any]], dict[str, Any]],
+                address: str | None) -> list[dict[str, Any]]:
+    """Every task as a Ray task (one CPU each); results in the order they finish, as the
+    process pool's. A local instance gets ``workers`` CPUs and is shut down afterwards."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ValueError("--backend ray needs Ray: pip install 'isac-market-env[marl]'"
+                         ) from error
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(worker)
+        pending = {remote.remote(task): task for task in tasks}
+        results: list[dict[str, Any]] = []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(done[0])
+            results.append(ray.get(done[0]))
+            progress.advance(f"{task['mechanism']} seed {task['seed']}")
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def run_tasks(tasks: list[dict[str, Any]], workers: int, label: str,
               worker: Callable[[dict[str, Any]], dict[str, Any]] = run_one
               ) -> list[dict[str, Any]]:
-    """Run tasks in a process pool (or inline for one worker) with a progress bar."""
+    """Run tasks in a process pool (or inline for one worker), or on Ray inside an
+    ``execution_backend("ray")`` block, with a progress bar."""
     progress = Progress(len(tasks), label)
     results: list[dict[str, Any]] = []
+    backend = _BACKEND.get()
+    if backend is not None and backend.kind == "ray":
+        return _run_on_ray(tasks, workers, progress, worker, backend.address)
     if workers <= 1:
         for task in tasks:
             results.append(worker(task))
