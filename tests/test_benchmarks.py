@@ -22,10 +22,16 @@ def run_script(name: str, *args: str, cwd: Path) -> str:
 
 def test_bench_envs_writes_every_row(tmp_path: Path) -> None:
     out = tmp_path / "envs.json"
-    printed = run_script("bench_envs.py", "--n-mus", "10", "--seconds", "0.2", "--json",
-                         str(out), cwd=tmp_path)
+    printed = run_script("bench_envs.py", "--n-mus", "10", "--seconds", "0.2", "--ppo-steps",
+                         "512", "--json", str(out), cwd=tmp_path)
     rows = json.loads(out.read_text())
     assert "compiled" in rows[0]
+    training = [r for r in rows if "ppo_steps" in r]
+    assert [r["env"] for r in training] == ["ISACMarket-Bidding-v0", "ISACMarket-Overbooking-v0"]
+    for row in training:
+        assert row["env_share"] == pytest.approx(1 - row["ppo_trivial_env_s"] / row["ppo_s"])
+        assert row["ppo_steps"] == 512 and row["episode_length"] >= 1
+    rows = [r for r in rows if "ppo_steps" not in r]
     single = [r for r in rows[1:] if "async_workers" not in r]
     assert [(r["env"][11:], r["n_mus"], r["market_overrides"]) for r in single] == [
         ("Bidding-v0", 10, {}), ("Overbooking-v0", 10, {}),
@@ -37,7 +43,7 @@ def test_bench_envs_writes_every_row(tmp_path: Path) -> None:
     for row in rows[1:]:
         rate = row.get("steps_per_s", row.get("periods_per_s"))
         assert isinstance(rate, float) and rate > 0
-    assert "async workers" in printed
+    assert "async workers" in printed and "of the run" in printed
 
 
 def test_bench_multiagent_writes_every_repeat(tmp_path: Path) -> None:
