@@ -144,11 +144,12 @@ def _run_on_ray(tasks: list[dict[str, Any]], workers: int, progress: Progress,
             ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1)(worker)
-        pending = {remote.remote(task): task for task in tasks}
+        task_of = {remote.remote(task): task for task in tasks}
+        waiting = list(task_of)
         results: list[dict[str, Any]] = []
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            task = pending.pop(done[0])
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            task = task_of.pop(done[0])
             results.append(ray.get(done[0]))
             progress.advance(f"{task['mechanism']} seed {task['seed']}")
         return results
