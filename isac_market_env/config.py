@@ -341,7 +341,9 @@ class IsccConfig:
     for learning gain per round (the seed's theta_0 + Delta_theta, eq. 2.15): gain beyond it is
     not paid for (None: no cap; the default 20 is about a third of what 50 clients can deliver
     when resources are sufficient). ``max_working_clients``: at most this many clients work
-    in a round (None: no limit; the seed's Fig. 5 and 8 sweep it).
+    in a round (None: no limit; the seed's Fig. 5 and 8 sweep it). ``selection_time_limit_s``:
+    HiGHS's limit per round; a round it stops keeps the best selection found by then, which can
+    differ between machines (raise it for bit-for-bit reproducibility).
     """
 
     n_clients: int = 50

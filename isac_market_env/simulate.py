@@ -82,7 +82,8 @@ def simulate(mechanism: str | MechanismSpec = "frbank", scenario: str = "paper-s
 
     ``overrides`` may hold ``scenario_overrides``, ``market_overrides`` and ``physics_overrides``
     dicts (validated; unknown keys raise ``ValueError``). The same seed gives the same scenario and
-    participation draws for every mechanism, and bit-for-bit the same result (except wall-clock RT).
+    participation draws for every mechanism, and bit-for-bit the same result (except wall-clock RT,
+    and a selection that stops at its MILP time limit: ``IsccConfig.selection_time_limit_s``).
     """
     _check_overrides("simulate", overrides)
     if _is_iscc(mechanism, scenario):
