@@ -517,7 +517,7 @@ def cooperative_run(task: dict[str, Any]) -> dict[str, Any]:
         tx = market.transact()
         served += len(tx.alloc_client)
         res = market.last_trade
-        if isinstance(res, CooperativeResult) and task["mechanism"] == "cooperative":
+        if isinstance(res, CooperativeResult):
             assert res.group_block is not None
             sizes = np.bincount(res.group_block[res.group_block >= 0])
             sizes = sizes[sizes > 0]

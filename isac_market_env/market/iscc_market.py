@@ -31,14 +31,14 @@ from isac_market_env.mechanisms.iscc import (
     schedule,
     select_exact,
     select_in_order,
+    welfare_before_gain,
 )
 from isac_market_env.metrics.overhead import Overhead
-from isac_market_env.scenarios.iscc import ISCC_PRESET, IsccWorld, RoundState
+from isac_market_env.scenarios.iscc import ISCC_PRESET, IsccWorld, RoundState, dbm_to_w
 
 SelectionRule = Literal["exact", "greedy", "ml-c", "ml-cc"]
-SCHEDULE_FIELDS = ("sense_time_s", "sense_bandwidth_mhz", "download_time_s",
-                   "download_bandwidth_mhz", "compute_time_s", "compute_cycles_per_s",
-                   "upload_time_s", "upload_bandwidth_mhz")
+# a schedule's resource fields (Schedule's, between ``feasible`` and ``cost``)
+SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(Schedule))[1:-1]
 POOLS = ("time_frequency_mhz_s", "power_w", "computing_cycles")
 # the overhead's delay and energy per exchange: the ISAC market's interaction-cost model
 INTERACTION_COSTS = MarketConfig()
@@ -226,9 +226,10 @@ class IsccMarket:
         self.bandwidth_cap_mhz = c.client_bandwidth_mhz * c.frequency_factor
         self.computing_cap = c.client_computing_cycles_per_s * c.computing_factor
         self.prices = Prices(c.price_per_s, c.price_per_mhz, c.price_per_cycle_per_s)
-        self.power_per_client_w = 10 ** ((c.server_tx_power_dbm - 30) / 10) / c.max_active_clients
+        server_power_w = dbm_to_w(c.server_tx_power_dbm)
+        self.power_per_client_w = server_power_w / c.max_active_clients
         self.capacity = np.tile([c.server_bandwidth_mhz * c.frequency_factor * self.time_cap_s,
-                                 10 ** ((c.server_tx_power_dbm - 30) / 10),
+                                 server_power_w,
                                  c.server_computing_cycles_per_s * c.computing_factor
                                  * self.time_cap_s], (c.n_servers, 1))
 
@@ -275,9 +276,9 @@ class IsccMarket:
         """The clients in the order an ordered selection serves them."""
         c = self.config
         rule = "greedy" if self.spec.selection == "exact" else self.spec.selection
-        own = (c.client_weight * (c.price_per_sample * opts.workload - opts.schedule.cost)
-               + c.platform_weight * (c.price_per_gain * opts.gain
-                                      - c.price_per_sample * opts.workload))
+        own = (welfare_before_gain(opts.workload, opts.schedule.cost, c.price_per_sample,
+                                   c.platform_weight, c.client_weight)
+               + c.platform_weight * c.price_per_gain * opts.gain)
         clients = np.unique(opts.client)
         best = np.array([np.flatnonzero(opts.client == k)[np.argmax(own[opts.client == k])]
                          for k in clients], dtype=np.int64)
@@ -349,5 +350,5 @@ class IsccMarket:
 
 
 def _take(sched: Schedule, keep: NDArray[np.bool_]) -> Schedule:
-    return Schedule(*(getattr(sched, f)[keep] for f in ("feasible", *SCHEDULE_FIELDS, "cost")))
+    return Schedule(*(getattr(sched, f.name)[keep] for f in dataclasses.fields(Schedule)))
 

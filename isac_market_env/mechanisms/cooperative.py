@@ -138,22 +138,16 @@ def cooperative_trade(n_clients: int, sol_client: IntArray, sol_bs: IntArray,
                             terms, rng)
     state = _State(n_clients, blocks, n_bss)
     own_cost = price_per_hz * sol_bandwidth_hz + price_per_w * sol_power_w
-    small_bw = terms.small_block_hz
-    small_pw = np.zeros(n_bss)
-    for j in range(n_bss):
-        smalls = np.flatnonzero((blocks.bs == j) & ~blocks.massive)
-        if smalls.size:
-            small_pw[j] = blocks.power_w[smalls[0]]
+    # a BS's small blocks are alike: their power and price per BS (0 where it has none)
+    small_pw, small_price = np.zeros(n_bss), np.zeros(n_bss)
+    for j, first in enumerate(state.free_small):
+        if first:
+            small_pw[j], small_price[j] = blocks.power_w[first[0]], blocks.price[first[0]]
     with np.errstate(divide="ignore", invalid="ignore"):
         n_small_needed = np.where(
             small_pw[sol_bs] > 0,
-            np.maximum(np.ceil(sol_bandwidth_hz / small_bw - 1e-9),
+            np.maximum(np.ceil(sol_bandwidth_hz / terms.small_block_hz - 1e-9),
                        np.ceil(sol_power_w / small_pw[sol_bs] - 1e-9)), np.inf)
-    small_price = np.zeros(n_bss)
-    for j in range(n_bss):
-        smalls = np.flatnonzero((blocks.bs == j) & ~blocks.massive)
-        if smalls.size:
-            small_price[j] = blocks.price[smalls[0]]
     massive_fraction = expected_fraction(1, terms.primary_return_rate)
     by_client = [np.flatnonzero(sol_client == i) for i in range(n_clients)]
     exchanges = 0

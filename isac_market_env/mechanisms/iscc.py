@@ -249,6 +249,15 @@ def max_workload(a: FloatArray, b: FloatArray, download_mhz_s: FloatArray,
     return np.asarray(np.where(np.isfinite(out), out, 0.0), dtype=np.float64)
 
 
+def welfare_before_gain(option_workload: FloatArray, option_cost: FloatArray,
+                        price_per_sample: float, platform_weight: float,
+                        client_weight: float) -> FloatArray:
+    """Each option's share of R (eq. 2.13) before the gain is paid for: beta (Delta_s N - c)
+    for the client, - alpha Delta_s N for the platform."""
+    return np.asarray(client_weight * (price_per_sample * option_workload - option_cost)
+                      - platform_weight * price_per_sample * option_workload)
+
+
 @dataclass(frozen=True, eq=False)
 class Selection:
     """The options (workload levels) chosen, at most one per client, and what they earn.
@@ -295,8 +304,8 @@ def select_exact(option_client: IntArray, option_gain: FloatArray, option_cost: 
     clients, row = np.unique(option_client, return_inverse=True)
     cols = np.arange(n)
     # option columns, then g
-    welfare = (client_weight * (price_per_sample * option_workload - option_cost)
-               - platform_weight * price_per_sample * option_workload)
+    welfare = welfare_before_gain(option_workload, option_cost, price_per_sample,
+                                  platform_weight, client_weight)
     if objective == "welfare":
         c = np.r_[-welfare, -platform_weight * price_per_gain]
     else:
@@ -365,8 +374,8 @@ def select_in_order(order: IntArray, option_client: IntArray, option_gain: Float
     gain = 0.0
     paid_samples = 0.0
     chosen: list[int] = []
-    own = (client_weight * (price_per_sample * option_workload - option_cost)
-           - platform_weight * price_per_sample * option_workload)
+    own = welfare_before_gain(option_workload, option_cost, price_per_sample, platform_weight,
+                              client_weight)
     for client in order:
         if max_clients is not None and len(chosen) >= max_clients:
             break

@@ -47,13 +47,16 @@ def dbm_to_w(dbm: float) -> float:
     return float(10 ** ((dbm - 30.0) / 10.0))
 
 
+def wavelength_m(config: IsccConfig) -> float:
+    return SPEED_OF_LIGHT_M_PER_S / (config.carrier_ghz * 1e9)
+
+
 def wireless_sensing_radius_m(config: IsccConfig) -> float:
     """Where a target's echo falls to the wireless-sensing sensitivity (monostatic radar
     equation, P lambda^2 sigma / ((4 pi)^3 d^4), at the client's power): about 389 m with
     the seed's 26 dBm, 28 GHz and -180 dB."""
-    wavelength = SPEED_OF_LIGHT_M_PER_S / (config.carrier_ghz * 1e9)
-    echo_at_1m = (dbm_to_w(config.client_tx_power_dbm) * wavelength ** 2 * config.target_rcs_m2
-                  / (4 * np.pi) ** 3)
+    echo_at_1m = (dbm_to_w(config.client_tx_power_dbm) * wavelength_m(config) ** 2
+                  * config.target_rcs_m2 / (4 * np.pi) ** 3)
     return float((echo_at_1m / 10 ** (config.wireless_sensing_sensitivity_dbw / 10)) ** 0.25)
 
 
@@ -61,9 +64,8 @@ def link_efficiency(distance_m: FloatArray, tx_power_w: float, config: IsccConfi
                     ) -> FloatArray:
     """log2(1 + SNR) (Mbit/s per MHz) of a free-space link at the carrier, the noise floor
     being the communication receiver's sensitivity."""
-    wavelength = SPEED_OF_LIGHT_M_PER_S / (config.carrier_ghz * 1e9)
     d = np.maximum(distance_m, MIN_DISTANCE_M)
-    received = tx_power_w * (wavelength / (4 * np.pi * d)) ** 2
+    received = tx_power_w * (wavelength_m(config) / (4 * np.pi * d)) ** 2
     return np.asarray(np.log2(1 + received / 10 ** (config.communication_sensitivity_dbw / 10)))
 
 
