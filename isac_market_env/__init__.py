@@ -12,6 +12,7 @@ from isac_market_env.config import (
     ScenarioConfig,
 )
 from isac_market_env.market import MECHANISMS, EpisodeResult, Market, get_mechanism
+from isac_market_env.market.driver import SequentialTransactionsWarning
 from isac_market_env.market.iscc_market import ISCC_MECHANISMS, IsccResult
 from isac_market_env.mechanisms._jit import PerformanceWarning
 from isac_market_env.scenarios import PRESETS
@@ -42,6 +43,7 @@ __all__ = [
     "PerformanceWarning",
     "PhysicsConfig",
     "ScenarioConfig",
+    "SequentialTransactionsWarning",
     "__version__",
     "get_mechanism",
     "make_episode_config",

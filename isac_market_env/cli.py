@@ -183,10 +183,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     scenario_overrides = parse_market_overrides(args.set, "--set")
     if args.seeds < 1:
         raise ValueError("--seeds must be >= 1")
+    if args.episode_workers < 1:
+        raise ValueError("--episode-workers must be >= 1")
     tasks = [{"mechanism": mech, "seed": args.seed + k, "scenario": args.scenario,
               "n_mus": args.n_mus, "n_transactions": args.transactions,
               "eua_directory": args.eua_dir, "market_overrides": market_overrides,
-              "scenario_overrides": scenario_overrides}
+              "scenario_overrides": scenario_overrides,
+              "episode_workers": args.episode_workers}
              for k in range(args.seeds) for mech in mechanisms]
     # fail fast on configuration errors before starting the pool
     from isac_market_env.simulate import make_iscc_market, make_market
@@ -238,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "iscc-perception seed 004's): "
                               + ",".join([*MECHANISMS, *ISCC_MECHANISMS]))
     compare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    compare.add_argument("--episode-workers", type=int, default=1,
+                         help="threads for each episode's transactions (simulate's workers; "
+                              "the same rows; random, cooperative and the ISCC market run "
+                              "theirs one after the other): for a few long episodes, e.g. "
+                              "--workers 1 --episode-workers 2")
     add_backend_arguments(compare)
     compare.add_argument("--eua-dir", default=None, help="directory of the EUA CSV files")
     compare.add_argument("--json", default=None, help="write rows as JSON here")

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import numpy as np
 from scipy import stats
 
 from isac_market_env.envs import canonical_env_id
+from isac_market_env.market.driver import SequentialTransactionsWarning
 from isac_market_env.simulate import simulate
 from isac_market_env.validation import check_choice
 
@@ -73,13 +75,18 @@ class Progress:
 
 
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
-    """Worker: one episode, returns its summary (picklable for the process pool)."""
-    result = simulate(task["mechanism"], scenario=task["scenario"], n_mus=task["n_mus"] or None,
-                      n_transactions=task["n_transactions"], seed=task["seed"],
-                      eua_directory=task.get("eua_directory"),
-                      scenario_overrides=task.get("scenario_overrides") or {},
-                      market_overrides=task.get("market_overrides") or {},
-                      physics_overrides=task.get("physics_overrides") or {})
+    """Worker: one episode, returns its summary (picklable for the process pool); its
+    transactions on ``task["episode_workers"]`` threads (1 by default), where the mechanism
+    allows (the others run theirs one after the other, as ``--episode-workers`` says)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SequentialTransactionsWarning)
+        result = simulate(
+            task["mechanism"], scenario=task["scenario"], n_mus=task["n_mus"] or None,
+            n_transactions=task["n_transactions"], seed=task["seed"],
+            eua_directory=task.get("eua_directory"), workers=task.get("episode_workers", 1),
+            scenario_overrides=task.get("scenario_overrides") or {},
+            market_overrides=task.get("market_overrides") or {},
+            physics_overrides=task.get("physics_overrides") or {})
     return {"mechanism": task["mechanism"], "seed": task["seed"], **result.summary()}
 
 

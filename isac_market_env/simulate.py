@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from isac_market_env.config import (
     PhysicsConfig,
     replace_from_mapping,
 )
+from isac_market_env.market.driver import SequentialTransactionsWarning
 from isac_market_env.market.iscc_market import ISCC_MECHANISMS, IsccMarket, IsccResult
 from isac_market_env.market.market import EpisodeStreams, Market
 from isac_market_env.market.records import EpisodeResult
@@ -74,7 +76,7 @@ def make_market(mechanism: str | MechanismSpec = "frbank", scenario: str = "pape
 def simulate(mechanism: str | MechanismSpec = "frbank", scenario: str = "paper-synthetic",
              n_mus: int | None = None, n_transactions: int = 20, seed: int | None = 0,
              config: EpisodeConfig | IsccConfig | None = None,
-             eua_directory: str | Path | None = None,
+             eua_directory: str | Path | None = None, workers: int = 1,
              **overrides: Any) -> EpisodeResult | IsccResult:
     """Run one episode of ``mechanism`` on a preset scenario and return its ``EpisodeResult``
     (an ``IsccResult`` for seed 004's ISCC mechanisms on ``iscc-perception``, whose rounds are
@@ -84,16 +86,24 @@ def simulate(mechanism: str | MechanismSpec = "frbank", scenario: str = "paper-s
     dicts (validated; unknown keys raise ``ValueError``). The same seed gives the same scenario and
     participation draws for every mechanism, and bit-for-bit the same result (except wall-clock RT,
     and a selection that stops at its MILP time limit: ``IsccConfig.selection_time_limit_s``).
+
+    ``workers`` > 1 plays the transactions' online steps on that many threads, with the same
+    records (``EpisodeDriver.run``); the ``random`` and ``cooperative`` trades and the ISCC
+    market (its world moves from round to round) run one after the other and warn.
     """
     _check_overrides("simulate", overrides)
+    workers = check_integer("workers", workers, 1)
     if _is_iscc(mechanism, scenario):
         assert isinstance(mechanism, str) and not isinstance(config, EpisodeConfig)
+        if workers > 1:
+            warnings.warn("the ISCC market's rounds run one after the other (its world moves "
+                          "from round to round)", SequentialTransactionsWarning, stacklevel=2)
         return make_iscc_market(mechanism, n_mus, n_transactions, seed, config,
                                 **overrides).run()
     if isinstance(config, IsccConfig):
         raise TypeError(f"an IsccConfig is for scenario {ISCC_PRESET!r} and its mechanisms")
     return make_market(mechanism, scenario, n_mus, n_transactions, seed, config, eua_directory,
-                       **overrides).run()
+                       **overrides).run(workers)
 
 
 def _is_iscc(mechanism: object, scenario: object) -> bool:

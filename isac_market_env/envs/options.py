@@ -159,10 +159,12 @@ class OverbookingOptions(EnvOptions):
     drift_std: float = 0.08
     sw_scale: float | None = None
     include_runtime: bool = False
+    workers: int = 1
 
     def _validate(self) -> None:
         super()._validate()
         _set(self, "n_periods", check_integer("n_periods", self.n_periods, 1))
+        _set(self, "workers", check_integer("workers", self.workers, 1, 64))
         _set(self, "transactions_per_period", check_integer(
             "transactions_per_period", self.transactions_per_period, 1))
         _set(self, "max_overbooking", check_float("max_overbooking", self.max_overbooking, 0,

@@ -87,7 +87,9 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
     ``render_mode`` ("ansi" or "rgb_array"),
     ``scenario_overrides`` / ``market_overrides`` / ``physics_overrides`` (dicts, validated), and
     ``eua_directory``, ``include_runtime`` (False: wall-clock RT in ``info`` would make identical
-    seeds give different infos). Period k of a seed uses market seed ``[seed, k]`` (period 0:
+    seeds give different infos), ``workers`` (1: threads for each period's transactions,
+    ``Market.run(workers=N)``; the same periods, faster on several cores). Period k of a seed
+    uses market seed ``[seed, k]`` (period 0:
     ``seed`` itself, so a one-period episode with no drift equals
     ``simulate(mechanism, seed=seed)``).
 
@@ -125,6 +127,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.eua_directory = options.eua_directory
         self.render_mode = options.render_mode
         self.include_runtime = options.include_runtime
+        self.workers = options.workers
         self.spec_mechanism = options.spec
         self.config = options.config
         n_bss = self.config.scenario.n_bss
@@ -167,7 +170,7 @@ class ISACMarketOverbookingEnv(gym.Env[np.ndarray, np.ndarray]):
         rates = fractions * self.max_overbooking
         self.market = periods.next_market(rates)
         scenario = self.market.scenario
-        summary = self.market.run().summary()
+        summary = self.market.run(self.workers).summary()
         reward_value = (summary["social_welfare"] if self.reward_kind == "social_welfare"
                         else summary["bs_utility"] if self.reward_kind == "utility"
                         else net_welfare(summary, self.config.market))

@@ -14,6 +14,9 @@ mode plays the same episode, bit for bit.
 
 from __future__ import annotations
 
+import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +25,11 @@ from numpy.typing import NDArray
 from isac_market_env.market.market import Market, OnlineOutcome, PendingTransaction
 from isac_market_env.market.records import EpisodeResult, TransactionRecord
 from isac_market_env.mechanisms.matching import AscendingMatching
+from isac_market_env.validation import check_integer
+
+
+class SequentialTransactionsWarning(UserWarning):
+    """``workers`` > 1 asked for a mechanism whose transactions run one after the other."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,18 +115,52 @@ class EpisodeDriver:
             self._next_transaction()
 
     # ------------------------------------------------------------------ whole episode
-    def run(self) -> EpisodeResult:
-        """Play the rest of the episode by the rule and return its result."""
+    def run(self, workers: int = 1) -> EpisodeResult:
+        """Play the rest of the episode by the rule and return its result.
+
+        With ``workers`` > 1 (no controlled client) the transactions' online steps run on that
+        many threads while this one prepares and completes them in order (the compiled
+        matching releases the GIL): the records are the serial run's, bit for bit, except
+        the wall-clock RT (each transaction's own time, as before). A mechanism whose
+        transactions draw from one stream in order (``MechanismSpec.concurrent_transactions``:
+        ``random``, ``cooperative``) runs them one after the other and warns
+        (``SequentialTransactionsWarning``)."""
+        workers = check_integer("workers", workers, 1)
         market = self.market
         if self.client is None:
             if market.signing is None:
                 market.sign()
+            if workers > 1 and not market.done:
+                self._run_concurrently(workers)
             while not market.done:
                 market.transact()
             return market.result()
+        if workers > 1:
+            raise ValueError("workers > 1 plays whole transactions at once: it needs a driver "
+                             "without controlled clients")
         while self.advance():
             self.decide(self.offer().rule_choice)
         return market.result()
+
+    def _run_concurrently(self, workers: int) -> None:
+        """The remaining transactions, their online steps on ``workers`` threads: a window of
+        ``2 * workers`` prepared transactions in flight, completed in order."""
+        market = self.market
+        if not market.spec.concurrent_transactions:
+            warnings.warn(f"{market.spec.name}'s transactions draw from one random stream in "
+                          f"order: they run one after the other, not on {workers} workers",
+                          SequentialTransactionsWarning, stacklevel=4)
+            return
+        window: deque[tuple[PendingTransaction, Future[OnlineOutcome]]] = deque()
+        with ThreadPoolExecutor(workers, thread_name_prefix="isac-transaction") as pool:
+            while True:
+                while len(window) < 2 * workers and not market.all_prepared:
+                    pending = market.prepare_transaction()
+                    window.append((pending, pool.submit(market.run_online, pending)))
+                if not window:
+                    return
+                pending, future = window.popleft()
+                market.complete_transaction(pending, future.result())
 
     @property
     def done(self) -> bool:

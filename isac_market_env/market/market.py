@@ -86,6 +86,7 @@ class OnlineOutcome:
     converged: bool
     runtime_ms: float
     welfare_bound: float | None = None  # the optimal mechanism's certified bound
+    trade: TradeResult | None = None  # an other seed's trade, as the mechanism returned it
 
     @classmethod
     def empty(cls) -> OnlineOutcome:
@@ -131,9 +132,11 @@ class Market:
                                       self.spec.coalitions)
         # the welfare bound also needs the other client structure (individual sensing requests)
         self.alt_book: ClientBook | None = None
+        self._groups: list[NDArray[np.int64]] = []
         if self.spec.online == "optimal":
             self.alt_book = build_client_book(scenario, config.scenario, config.physics, m,
                                               not self.spec.coalitions)
+            self._groups = self._exclusive_sensing_groups(self.book, self.alt_book)
         if participation is None:
             participation = draw_participation(scenario.mu_participation, config.n_transactions,
                                                self.streams.participation)
@@ -143,7 +146,7 @@ class Market:
         self.contracts = ContractBook.empty()
         self.signing: SigningRecord | None = None
         self.transactions: list[TransactionRecord] = []
-        self._groups: list[NDArray[np.int64]] | None = None
+        self._prepared = 0  # transactions prepared so far (the next one's index)
         # the last online trade of the other seeds' mechanisms, as the mechanism returned it
         # (the cooperative trade's blocks and groups, for its experiment)
         self.last_trade: TradeResult | None = None
@@ -166,6 +169,11 @@ class Market:
     @property
     def done(self) -> bool:
         return len(self.transactions) >= self.config.n_transactions
+
+    @property
+    def all_prepared(self) -> bool:
+        """Every transaction has been prepared (``prepare_transaction``), if not completed."""
+        return self._prepared >= self.config.n_transactions
 
     def offline_problem(self) -> MatchingProblem:
         """The offRFW2M instance of this market (eq. 37, 38) for the mechanism's options."""
@@ -266,13 +274,19 @@ class Market:
         return self.complete_transaction(pending, self.run_online(pending))
 
     def prepare_transaction(self) -> PendingTransaction:
-        """Participation, contract execution, PelU, volunteers; builds the online market."""
+        """Participation, contract execution, PelU, volunteers; builds the online market.
+
+        Transactions are prepared and completed in order (each draws its fading, and its
+        completion its delays, from the episode's streams); between the two, ``run_online``
+        reads the market without changing it, so several may run at once
+        (``MechanismSpec.concurrent_transactions``)."""
         if self.signing is None:
             self.sign()
-        if self.done:
+        if self.all_prepared:
             raise RuntimeError("all transactions of this episode have run; start a new episode")
         sc, book, c = self.scenario, self.book, self.contracts
-        t = len(self.transactions)
+        t = self._prepared
+        self._prepared += 1
         mu_present = self.participation[t]
         fading = (self.streams.fading.exponential(1.0, sc.n_mus)
                   if self.config.physics.rayleigh_fading else None)
@@ -415,7 +429,6 @@ class Market:
         else:  # dfront, gale-shapley
             res = reuse.deferred_trade(*args, values, *supply,
                                        self.reuse_model if mode == "dfront" else None)
-        self.last_trade = res
         matched = np.flatnonzero(res.client_solution >= 0)
         local = res.client_solution[matched]
         sols = cand[local]
@@ -426,12 +439,18 @@ class Market:
         return OnlineOutcome(sols, book.sol_client[sols], book.sol_bs[sols],
                              book.sol_bandwidth_hz[sols], book.sol_power_w[sols],
                              res.client_payment[matched], delivered, res.n_exchanges,
-                             res.rounds, res.converged, res.runtime_ms, res.welfare_bound)
+                             res.rounds, res.converged, res.runtime_ms, res.welfare_bound,
+                             trade=res)
 
     def complete_transaction(self, pending: PendingTransaction,
                              online: OnlineOutcome) -> TransactionRecord:
         """Settle served contracts and online contracts; record the transaction."""
         book, c, pt = self.book, self.contracts, pending
+        if pt.index != len(self.transactions):
+            raise RuntimeError(f"transaction {pt.index} completed out of order (expected "
+                               f"{len(self.transactions)})")
+        if online.trade is not None:
+            self.last_trade = online.trade
         served = pt.served
         value = np.zeros(book.n_clients)
         alloc_client = np.concatenate([c.client[served], online.clients]).astype(np.int64)
@@ -496,34 +515,31 @@ class Market:
         sol_p = np.r_[book.sol_power_w[cand], alt.sol_power_w[alt_cand]]
         values = np.r_[pending.candidate_values, alt_values]
         res = optimal_allocation(sol_client, sol_bs, sol_b, sol_p, values, pending.residual_b,
-                                 pending.residual_p, self._exclusive_sensing_groups())
+                                 pending.residual_p, self._groups)
         chosen = res.selected
         sols = np.where(chosen < len(cand), np.r_[cand, alt_cand][chosen], -1).astype(np.int64)
         return OnlineOutcome(sols, sol_client[chosen], sol_bs[chosen], sol_b[chosen],
                              sol_p[chosen], np.zeros(len(chosen)), values[chosen], 0, 0, True,
                              res.runtime_ms, res.upper_bound)
 
-    def _exclusive_sensing_groups(self) -> list[NDArray[np.int64]]:
+    @staticmethod
+    def _exclusive_sensing_groups(book: ClientBook, alt: ClientBook) -> list[NDArray[np.int64]]:
         """Pairs (sensing client, overlapping sensing client of the other structure + n)."""
-        if self._groups is None:
-            book, alt = self.book, self.alt_book
-            assert alt is not None
-            owner = np.full(book.n_mus, -1)
-            for other in np.flatnonzero(alt.client_kind == SENSING):
-                owner[alt.members(int(other))] = other
-            self._groups = []
-            for k in np.flatnonzero(book.client_kind == SENSING):
-                for other in np.unique(owner[book.members(int(k))]):
-                    self._groups.append(np.array([k, other + book.n_clients]))
-        return self._groups
+        owner = np.full(book.n_mus, -1)
+        for other in np.flatnonzero(alt.client_kind == SENSING):
+            owner[alt.members(int(other))] = other
+        return [np.array([k, other + book.n_clients])
+                for k in np.flatnonzero(book.client_kind == SENSING)
+                for other in np.unique(owner[book.members(int(k))])]
 
     # ------------------------------------------------------------------ whole episode
-    def run(self) -> EpisodeResult:
+    def run(self, workers: int = 1) -> EpisodeResult:
         """Sign (if not yet done) and run every remaining transaction, by the rule (through
-        the one episode driver, ``isac_market_env.market.driver``)."""
+        the one episode driver, ``isac_market_env.market.driver``), the transactions' online
+        steps on ``workers`` threads (``EpisodeDriver.run``: the same records)."""
         from isac_market_env.market.driver import EpisodeDriver  # it drives this class
 
-        return EpisodeDriver(self).run()
+        return EpisodeDriver(self).run(workers)
 
     def result(self) -> EpisodeResult:
         book = self.book

@@ -13,6 +13,8 @@ OnlineMode = Literal["none", "matching", "greedy", "greedy-retry", "optimal", "p
 TRADE_MODES = ("pricing", "centralized", "bargaining", "nearest", "random", "dfront", "cfront",
                "gale-shapley", "cooperative")
 REUSE_MODES = ("dfront", "cfront")
+# online trades that draw from the episode's mechanism stream, transaction after transaction
+SEQUENTIAL_MODES = ("random", "cooperative")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ class MechanismSpec:
     overbooking: bool
     risk: bool
     description: str = ""
+
+    @property
+    def concurrent_transactions(self) -> bool:
+        """Whether an episode's transactions may run at once (``Market.run(workers=N)``): all
+        but the trades that draw from the episode's mechanism stream in transaction order
+        (``random``, ``cooperative``), which run one after the other."""
+        return self.online not in SEQUENTIAL_MODES
 
     @property
     def reuse(self) -> bool:
