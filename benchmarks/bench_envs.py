@@ -8,19 +8,24 @@
 * what training costs (``--ppo-steps``, 0 to skip): SB3 PPO (MlpPolicy, n_steps 512, one torch
   thread) for that many steps on each env and on a trivial env with the same spaces and
   episode length; the env's share of the run's wall time is 1 - trivial / env
+* the same for the multi-agent market (``--rllib-iterations``, 0 to skip; the marl extra):
+  RLlib PPO iterations as ``python -m train.marl`` runs them (MUs learning) on the market and on
+  a trivial twin with its agents, spaces, episode length and agents per step
 
 Also prints where the time goes (cProfile, top functions) with --profile.
-Usage: python benchmarks/bench_envs.py [--n-mus 50] [--seconds 30] [--ppo-steps 8192] [--profile]
-                                      [--json OUT]
+Usage: python benchmarks/bench_envs.py [--n-mus 50] [--seconds 30] [--ppo-steps 8192]
+           [--rllib-iterations 3] [--only-training] [--profile] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib
 import json
 import os
 import pstats
+import sys
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -133,18 +138,107 @@ def training_share(env_id: str, steps: int, **kwargs: Any) -> dict[str, Any]:
             "env_share": 1 - alone / with_env}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n-mus", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--ppo-steps", type=int, default=8192,
-                        help="SB3 PPO steps per env for the training share (0: skip)")
-    parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args()
-    compiled = load_compiled_matching()  # numba's loops (``fast`` extra) or numpy
-    print(f"compiled loops (numba): {compiled}")
-    out: list[dict[str, object]] = [{"compiled": compiled}]
+def rllib_share(iterations: int, env_config: dict[str, Any], learning: list[str],
+                batch: int) -> dict[str, Any]:
+    """Wall time of RLlib PPO iterations (``train.marl``'s config: one masked module per
+    learning type, one env runner, ``batch`` env steps, minibatch batch / 8, 4 epochs) on the
+    multi-agent market and on its trivial twin (``trivial_multi_agent_env``), after one warm-up
+    iteration each; the env's share of an iteration is 1 - trivial / env."""
+    import ray
+    from ray.tune.registry import register_env
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train/ of the checkout
+    from isac_market_env.envs.rllib_market import RLlibMarketEnv
+    build_config = importlib.import_module("train.marl").build_config
+
+    market = RLlibMarketEnv({**env_config, "learning": learning})
+    steps, agent_steps, episodes = _rule_rollouts(market, 3)
+    twin: dict[str, Any] = {
+        "agents": list(market.possible_agents), "episode_length": round(steps / episodes),
+        "agents_per_step": max(1, round(agent_steps / steps)),
+        "spaces": (market.observation_spaces, market.action_spaces)}
+    register_env("trivial_market_twin", lambda _config: trivial_multi_agent_env(**twin))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        seconds = {}
+        for label, env in (("env", None), ("trivial", "trivial_market_twin")):
+            config = build_config(env_config, learning, 0, 1, batch, batch // 8, 4, 3e-4)
+            if env is not None:
+                config = config.environment(env=env, env_config={})
+            algo = config.build_algo()
+            try:
+                algo.train()  # warm-up: runner start, numba's cache, torch
+                started = time.perf_counter()
+                for _ in range(iterations):
+                    algo.train()
+                seconds[label] = (time.perf_counter() - started) / iterations
+            finally:
+                algo.stop()
+    finally:
+        ray.shutdown()
+    return {"env": "isac_market_v0 (RLlib)", **env_config, "learning": learning,
+            "rllib_batch_env_steps": batch, "iterations": iterations,
+            "episode_length": twin["episode_length"], "agents_per_step": twin["agents_per_step"],
+            "iteration_s": seconds["env"], "trivial_iteration_s": seconds["trivial"],
+            "env_share": 1 - seconds["trivial"] / seconds["env"]}
+
+
+def _rule_rollouts(env: Any, episodes: int) -> tuple[int, int, int]:
+    """Env steps, agent steps (observed learners) and episodes of rule-played episodes."""
+    steps = agent_steps = 0
+    for seed in range(episodes):
+        obs, infos = env.reset(seed=seed)
+        done = False
+        while not done:
+            agent_steps += len(obs)
+            obs, _, terminateds, _, infos = env.step(
+                {a: info["rule_action"] for a, info in infos.items()})
+            steps += 1
+            done = terminateds["__all__"]
+    return steps, agent_steps, episodes
+
+
+def trivial_multi_agent_env(agents: list[str], episode_length: int, agents_per_step: int,
+                            spaces: tuple[Any, Any]) -> Any:
+    """A multi-agent env's agents and spaces with nothing behind them: at every step
+    ``agents_per_step`` agents (in turn) see a zero observation whose mask allows every action;
+    zero rewards; ``episode_length`` steps. (A class built here: Ray is imported on use.)"""
+    from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+    observation_spaces: dict[str, Any] = spaces[0]
+
+    class TrivialMultiAgentEnv(MultiAgentEnv):
+        def __init__(self) -> None:
+            super().__init__()
+            self.possible_agents, self.agents = list(agents), list(agents)
+            self.observation_spaces, self.action_spaces = spaces
+            self.t = 0
+            self._zero = {a: {"observations": np.zeros_like(sp["observations"].sample()),
+                              "action_mask": np.ones(sp["action_mask"].shape, np.float32)}
+                          for a, sp in observation_spaces.items()}
+
+        def _observed(self) -> dict[Any, Any]:
+            n = len(agents)
+            turn = [agents[(self.t * agents_per_step + k) % n]
+                    for k in range(min(agents_per_step, n))]
+            return {a: self._zero[a] for a in turn}
+
+        def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+                  ) -> tuple[dict[Any, Any], dict[Any, Any]]:
+            self.t = 0
+            return self._observed(), {}
+
+        def step(self, action_dict: dict[Any, Any]) -> tuple[Any, ...]:
+            self.t += 1
+            done = self.t >= episode_length
+            return ({} if done else self._observed(), dict.fromkeys(action_dict, 0.0),
+                    {"__all__": done}, {"__all__": False}, {})
+
+    return TrivialMultiAgentEnv()
+
+
+def speeds(args: argparse.Namespace, out: list[dict[str, object]]) -> None:
+    """Steps per second of both envs, alone and as async vector envs (rows into ``out``)."""
     runs: list[tuple[int, int | None]] = [(n_mus, None) for n_mus in sorted({20, args.n_mus})]
     runs.append((args.n_mus, SMALL_NODE_LIMIT))
     for n_mus, limit in runs:
@@ -177,6 +271,29 @@ def main() -> None:
               f"{steps / elapsed:7.1f} {unit}/s in total")
         out.append({"env": env_id, "n_mus": args.n_mus, **kwargs, "async_workers": n_workers,
                     f"{unit}_per_s": steps / elapsed})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n-mus", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--ppo-steps", type=int, default=8192,
+                        help="SB3 PPO steps per env for the training share (0: skip)")
+    parser.add_argument("--rllib-iterations", type=int, default=3,
+                        help="timed RLlib PPO iterations on the multi-agent market, MUs "
+                             "learning (0: skip; needs the marl extra)")
+    parser.add_argument("--rllib-batch", type=int, default=2000,
+                        help="env steps per RLlib iteration")
+    parser.add_argument("--only-training", action="store_true",
+                        help="measure only what training costs (--ppo-steps, --rllib-...)")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    compiled = load_compiled_matching()  # numba's loops (``fast`` extra) or numpy
+    print(f"compiled loops (numba): {compiled}")
+    out: list[dict[str, object]] = [{"compiled": compiled}]
+    if not args.only_training:
+        speeds(args, out)
     if args.ppo_steps > 0:
         for env_id, kwargs in (("ISACMarket-Bidding-v0", {"n_transactions": 10}),
                                ("ISACMarket-Overbooking-v0",
@@ -186,6 +303,14 @@ def main() -> None:
                   f"steps/s, on a trivial env with its spaces {row['ppo_trivial_steps_per_s']:7.1f}"
                   f": the env takes {row['env_share']:.0%} of the run")
             out.append(row)
+    if args.rllib_iterations > 0:
+        row = rllib_share(args.rllib_iterations, {"n_mus": args.n_mus, "n_transactions": 10},
+                          ["mu"], args.rllib_batch)
+        print(f"isac_market_v0, {args.n_mus} MUs learning, RLlib PPO: "
+              f"{row['iteration_s']:.1f} s per iteration of {args.rllib_batch} env steps, on a "
+              f"trivial twin {row['trivial_iteration_s']:.1f} s: the env takes "
+              f"{row['env_share']:.0%} of an iteration")
+        out.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     if args.profile:
