@@ -281,6 +281,7 @@ class AscendingMatching:
                                         p.bs_risk_cap_bandwidth_hz, p.bs_risk_cap_power_w])
         self.n_proposals = self.n_displacements = self.knapsack_calls = self.milp_calls = 0
         self.rounds = 0
+        self._proposals: IntArray | None = None  # this round's rule proposals, once computed
         self.converged = n_sol == 0
         self.finished = n_sol == 0
         v = volunteers
@@ -354,12 +355,13 @@ class AscendingMatching:
         return free_sol
 
     def rule_proposals(self) -> IntArray:
-        """Each free client's best acceptable solution (ties: lowest index)."""
-        t0 = time.perf_counter()
-        try:
-            return self._rule_proposals()
-        finally:
+        """Each free client's best acceptable solution (ties: lowest index); computed once per
+        round (a round is played by ``play_round`` or ``run_rounds`` only)."""
+        if self._proposals is None:
+            t0 = time.perf_counter()
+            self._proposals = self._rule_proposals()
             self.elapsed_s += time.perf_counter() - t0
+        return self._proposals.copy()
 
     def _rule_proposals(self) -> IntArray:
         kernels = self.kernels
@@ -380,7 +382,8 @@ class AscendingMatching:
         return free_sol[first[pick]]
 
     def play_round(self, proposals: IntArray, pays: FloatArray | None = None) -> None:
-        """Let the BSs answer ``proposals`` (one per client); no proposals ends the matching."""
+        """Let the BSs answer ``proposals`` (one per client); no proposals ends the matching.
+        With the compiled loops the whole round is one compiled call (``_play_with_loops``)."""
         if self.finished:
             raise RuntimeError("the matching has finished")
         t0 = time.perf_counter()
@@ -389,17 +392,47 @@ class AscendingMatching:
             self.converged = self.finished = True
             self.elapsed_s += time.perf_counter() - t0
             return
-        self.rounds += 1
+        self._proposals = None
         proposals = np.ascontiguousarray(proposals, dtype=np.int64)
         pays = self.bids[proposals] if pays is None else np.asarray(pays, dtype=np.float64)
         at_rule_price = pays == self.bids[proposals]
-        self.revivals[proposals[self.capped[proposals]]] += 1
-        self.n_proposals += len(proposals)
-        answered = np.unique(p.sol_bs[proposals])
-        self._raise_bids(self._answer(answered, proposals, pays, at_rule_price))
+        kernels = self.kernels
+        if kernels is not None:
+            counters = self._counters()
+            status, position, rejected = kernels.play(proposals, pays, at_rule_price,
+                                                      self.state(counters), self.solutions,
+                                                      self.bs_table, self.terms)
+            self._take_counters(counters)
+            if status == INTERRUPTED:
+                self._finish_interrupted(proposals, pays, at_rule_price, position, rejected)
+        else:
+            self.rounds += 1
+            self.revivals[proposals[self.capped[proposals]]] += 1
+            self.n_proposals += len(proposals)
+            answered = np.unique(p.sol_bs[proposals])
+            self._raise_bids(self._answer(answered, proposals, pays, at_rule_price))
         if self.rounds >= p.max_rounds:
             self.finished = True
         self.elapsed_s += time.perf_counter() - t0
+
+    def _counters(self) -> IntArray:
+        """The counters the compiled loops update (``MatchingState.counters``)."""
+        return np.array([self.rounds, self.n_proposals, self.n_displacements,
+                         self.knapsack_calls, self.n_live], dtype=np.int64)
+
+    def _take_counters(self, counters: IntArray) -> None:
+        (self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls,
+         self.n_live) = (int(c) for c in counters)
+
+    def _finish_interrupted(self, proposals: IntArray, pays: FloatArray,
+                            at_rule_price: NDArray[np.bool_], position: int,
+                            rejected: IntArray) -> None:
+        """Finish a round the compiled loops left at the BS in ``position`` among the answering
+        BSs (its selection needs the typed search or HiGHS)."""
+        answered = np.unique(self.problem.sol_bs[proposals])[position:]
+        rest = self._answer(answered, proposals, pays, at_rule_price,
+                            searched_out=int(answered[0]))
+        self._raise_bids([rejected, *rest])
 
     def _answer(self, answered: IntArray, proposals: IntArray, pays: FloatArray,
                 at_rule_price: NDArray[np.bool_], searched_out: int = -1) -> list[IntArray]:
@@ -551,23 +584,18 @@ class AscendingMatching:
         must choose, or a BS's selection needs the typed search or HiGHS; that round is then
         finished here."""
         t0 = time.perf_counter()
-        p = self.problem
-        counters = np.array([self.rounds, self.n_proposals, self.n_displacements,
-                             self.knapsack_calls, self.n_live], dtype=np.int64)
+        self._proposals = None
+        counters = self._counters()
         status, proposals, position, rejected = kernels.rounds(
             self.state(counters), self.solutions, self.bs_table, self.terms,
             stop_sols[0] if stop_sols.size else -1, stop_sols[-1] + 1 if stop_sols.size else -1)
-        (self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls,
-         self.n_live) = (int(c) for c in counters)
+        self._take_counters(counters)
         if status == CONVERGED:
             self.converged = self.finished = True
         elif status == INTERRUPTED:
-            pays = self.bids[proposals]
-            answered = np.unique(p.sol_bs[proposals])[position:]
-            rest = self._answer(answered, proposals, pays, np.ones(len(proposals), dtype=bool),
-                                searched_out=int(answered[0]))
-            self._raise_bids([rejected, *rest])
-        if self.rounds >= p.max_rounds:
+            self._finish_interrupted(proposals, self.bids[proposals],
+                                     np.ones(len(proposals), dtype=bool), position, rejected)
+        if self.rounds >= self.problem.max_rounds:
             self.finished = True
         self.elapsed_s += time.perf_counter() - t0
 
@@ -906,8 +934,56 @@ def _must_choose_with_loops(client_start: int, client_stop: int, state: Matching
     return False
 
 
-# how a compiled run of rounds ended
-CONVERGED, ROUND_LIMIT, INTERRUPTED, STOPPED = 0, 1, 2, 3
+# how a compiled run of rounds (or one round) ended
+CONVERGED, ROUND_LIMIT, INTERRUPTED, STOPPED, PLAYED = 0, 1, 2, 3, 4
+
+
+def _play_with_loops(proposals: Any, pays: Any, at_rule_price: Any, state: MatchingState,
+                     sols: SolutionTable, bss: BSTable, terms: MatchingTerms
+                     ) -> tuple[int, int, Any]:
+    """``AscendingMatching.play_round`` for a non-empty round, in loops, for numba (compiled
+    only): the answering BSs answer in increasing order (step 2), publish E[v] when
+    ``terms.estimate`` (step 4) and the rejected bids rise (step 3).
+
+    Returns ``PLAYED`` (or ``ROUND_LIMIT`` at ``max_rounds``), 0 and the rejected solutions; or
+    ``INTERRUPTED``, the position of the BS whose selection needs the typed search or HiGHS
+    among the answering BSs, and the solutions rejected before it (the caller finishes the
+    round).
+    """
+    counters, capped, revivals, bs_version, sol_bs = (state.counters, state.capped,
+                                                       state.revivals, state.bs_version, sols.bs)
+    counters[0] += 1
+    counters[1] += len(proposals)
+    proposed_to = np.zeros(len(bs_version), dtype=np.bool_)
+    for i in range(len(proposals)):
+        proposed_to[sol_bs[proposals[i]]] = True
+        if capped[proposals[i]]:
+            revivals[proposals[i]] += 1
+    # every held and every proposed solution is rejected at most once
+    rejected = np.empty(len(state.held) + len(proposals), dtype=np.int64)
+    n_rejected = 0
+    position = 0  # among the answering BSs, in increasing order
+    for j in range(len(bs_version)):
+        if not proposed_to[j]:
+            continue
+        outcome, rej, n_displaced = _answer_kernel(j, proposals, pays, at_rule_price, state,
+                                                   sols, bss, terms)
+        if outcome == TOO_HARD:
+            return INTERRUPTED, position, rejected[:n_rejected]
+        counters[2] += n_displaced
+        if outcome == SEARCHED:
+            counters[3] += 1
+        rejected[n_rejected:n_rejected + len(rej)] = rej
+        n_rejected += len(rej)
+        position += 1
+    rejected = rejected[:n_rejected]
+    if terms.estimate:
+        for j in range(len(bs_version)):
+            if state.estimated_version[j] != bs_version[j]:
+                state.estimated_version[j] = bs_version[j]
+                state.volunteer_rate[j] = _volunteer_rate_kernel(j, state, sols, bss, terms)
+    _raise_kernel(rejected, state, sols, terms)
+    return (ROUND_LIMIT if counters[0] >= terms.max_rounds else PLAYED), 0, rejected
 
 
 def _rounds_with_loops(state: MatchingState, sols: SolutionTable, bss: BSTable,
@@ -915,58 +991,29 @@ def _rounds_with_loops(state: MatchingState, sols: SolutionTable, bss: BSTable,
                        ) -> tuple[int, Any, int, Any]:
     """``AscendingMatching.run_rounds`` in loops, for numba (compiled only).
 
-    Plays rule rounds (``state.counters``: rounds, proposals, displacements, knapsack calls,
-    and the live solutions of ``state.live``, see ``_proposals_with_loops``), the BSs
-    publishing E[v] when ``terms.estimate``, until no proposal is left (``CONVERGED``),
-    ``max_rounds`` (``ROUND_LIMIT``), the client of solutions ``stop_start`` to ``stop_stop``
-    - 1 must choose (``STOPPED``; -1: none), or a BS's selection needs the typed search or
-    HiGHS (``INTERRUPTED``: returns the round's proposals, the position of that BS among the
+    Plays rule rounds (``_play_with_loops``; ``state.counters``: rounds, proposals,
+    displacements, knapsack calls, and the live solutions of ``state.live``, see
+    ``_proposals_with_loops``) until no proposal is left (``CONVERGED``), ``max_rounds``
+    (``ROUND_LIMIT``), the client of solutions ``stop_start`` to ``stop_stop`` - 1 must choose
+    (``STOPPED``; -1: none), or a BS's selection needs the typed search or HiGHS
+    (``INTERRUPTED``: returns the round's proposals, the position of that BS among the
     answering BSs and the solutions rejected so far; the caller finishes the round).
     """
-    counters, bids, capped, revivals = state.counters, state.bids, state.capped, state.revivals
-    held, bs_version, sol_bs = state.held, state.bs_version, sols.bs
+    counters, bids = state.counters, state.bids
     while True:
         if stop_start >= 0 and _must_choose_kernel(stop_start, stop_stop, state, sols, terms):
             return STOPPED, np.empty(0, dtype=np.int64), 0, np.empty(0, dtype=np.int64)
         proposals, counters[4] = _proposals_kernel(counters[4], state, sols, terms)
         if len(proposals) == 0:
             return CONVERGED, proposals, 0, np.empty(0, dtype=np.int64)
-        counters[0] += 1
-        counters[1] += len(proposals)
         pays = np.empty(len(proposals))
-        proposed_to = np.zeros(len(bs_version), dtype=np.bool_)
         for i in range(len(proposals)):
             pays[i] = bids[proposals[i]]
-            proposed_to[sol_bs[proposals[i]]] = True
-            if capped[proposals[i]]:
-                revivals[proposals[i]] += 1
-        at_rule_price = np.ones(len(proposals), dtype=np.bool_)
-        # every held and every proposed solution is rejected at most once
-        rejected = np.empty(len(held) + len(proposals), dtype=np.int64)
-        n_rejected = 0
-        position = 0  # among the answering BSs, in increasing order
-        for j in range(len(bs_version)):
-            if not proposed_to[j]:
-                continue
-            outcome, rej, n_displaced = _answer_kernel(j, proposals, pays, at_rule_price, state,
-                                                       sols, bss, terms)
-            if outcome == TOO_HARD:
-                return INTERRUPTED, proposals, position, rejected[:n_rejected]
-            counters[2] += n_displaced
-            if outcome == SEARCHED:
-                counters[3] += 1
-            rejected[n_rejected:n_rejected + len(rej)] = rej
-            n_rejected += len(rej)
-            position += 1
-        rejected = rejected[:n_rejected]
-        if terms.estimate:
-            for j in range(len(bs_version)):
-                if state.estimated_version[j] != bs_version[j]:
-                    state.estimated_version[j] = bs_version[j]
-                    state.volunteer_rate[j] = _volunteer_rate_kernel(j, state, sols, bss, terms)
-        _raise_kernel(rejected, state, sols, terms)
-        if counters[0] >= terms.max_rounds:
-            return ROUND_LIMIT, proposals, 0, rejected
+        status, position, rejected = _play_kernel(proposals, pays,
+                                                  np.ones(len(proposals), dtype=np.bool_),
+                                                  state, sols, bss, terms)
+        if status != PLAYED:
+            return status, proposals, position, rejected
 
 
 @dataclass(frozen=True)
@@ -976,6 +1023,7 @@ class Kernels:
     answer: Callable[..., tuple[int, IntArray, int]]
     proposals: Callable[..., tuple[IntArray, int]]
     raise_bids: Callable[..., None]
+    play: Callable[..., tuple[int, int, IntArray]]
     rounds: Callable[..., tuple[int, IntArray, int, IntArray]]
 
 
@@ -988,6 +1036,7 @@ _must_choose_kernel: Any = None
 _answer_kernel: Any = None
 _proposals_kernel: Any = None
 _raise_kernel: Any = None
+_play_kernel: Any = None
 _KERNELS: list[Kernels | None] = []
 
 
@@ -1020,7 +1069,7 @@ def compiled_kernels() -> Kernels | None:
 def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     global _utility_at, _acceptable_at, _solve_kernel, _volunteer_kernel, _volunteer_rate_kernel
     global _expected_volunteers_kernel, _must_choose_kernel, _answer_kernel, _proposals_kernel
-    global _raise_kernel, _highest_acceptable_bid
+    global _raise_kernel, _highest_acceptable_bid, _play_kernel
     # the scalar helpers are called by name from compiled code, so their names must hold the
     # compiled versions (``py_func``: the plain function, should this run again)
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
@@ -1035,6 +1084,7 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     _highest_acceptable_bid = jit(getattr(_highest_acceptable_bid, "py_func",
                                           _highest_acceptable_bid))
     _raise_kernel = jit(_raise_with_loops)
+    _play_kernel = jit(_play_with_loops)
     rounds = jit(_rounds_with_loops)
     # one client, one solution, one BS: compiles (or loads) every loop for the argument types
     # of the calls, including those the Python methods make, so that no timed region compiles
@@ -1053,4 +1103,5 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     _proposals_kernel(1, state(), sols, terms)
     _answer_kernel(0, one.copy(), unit / 2, ~no, state(), sols, bss, terms)
     _raise_kernel(one.copy(), state(), sols, terms)
-    return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, rounds)
+    _play_kernel(one.copy(), unit / 2, ~no, state(), sols, bss, terms)
+    return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, _play_kernel, rounds)
