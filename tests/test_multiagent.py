@@ -308,3 +308,32 @@ def test_clients_by_rule_in_compiled_runs_is_the_same_episode() -> None:
     assert total_a == pytest.approx(total_b, rel=1e-12)
     with pytest.raises(RuntimeError, match="period"):
         fast.step_clients_by_rule()
+
+
+def test_random_agents_play_the_same_market_without_numba(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every round played from the env (random masked solutions and bid levels, jump bids
+    included) is one compiled call (``_play_with_loops``); the numpy rounds give the same
+    observations and rewards."""
+    pytest.importorskip("numba")
+    from conftest import numpy_only
+
+    from isac_market_env.mechanisms.matching import load_compiled_matching
+
+    def rollout() -> list[object]:
+        ma = parallel_env(n_mus=32, n_transactions=2)
+        obs, infos = ma.reset(seed=3)
+        rng = np.random.default_rng(3)
+        out: list[object] = []
+        while ma.agents:
+            actions = {a: int(rng.choice(np.flatnonzero(obs[a]["action_mask"])))
+                       if rng.random() < 0.5 else infos[a]["rule_action"] for a in ma.agents}
+            obs, rewards, *_ = ma.step(actions)
+            out.append(sorted(rewards.items()))
+            out.extend(obs[a]["observation"].tolist() for a in sorted(obs))
+        return out
+
+    assert load_compiled_matching()
+    compiled = rollout()
+    numpy_only(monkeypatch)
+    assert rollout() == compiled
