@@ -23,7 +23,7 @@ def run_script(name: str, *args: str, cwd: Path) -> str:
 def test_bench_envs_writes_every_row(tmp_path: Path) -> None:
     out = tmp_path / "envs.json"
     printed = run_script("bench_envs.py", "--n-mus", "10", "--seconds", "0.2", "--ppo-steps",
-                         "512", "--json", str(out), cwd=tmp_path)
+                         "512", "--rllib-iterations", "0", "--json", str(out), cwd=tmp_path)
     rows = json.loads(out.read_text())
     assert "compiled" in rows[0]
     training = [r for r in rows if "ppo_steps" in r]
@@ -89,3 +89,59 @@ def test_bench_mechanisms_quick_writes_every_row(tmp_path: Path) -> None:
     for label in ("iscc-perception", "iscc-perception, demand 10"):
         assert set(result[label]) == set(ISCC_MECHANISMS)
         assert all(r["transaction_median_ms"] > 0 for r in result[label].values())
+
+
+@pytest.mark.slow
+def test_bench_envs_measures_the_rllib_iteration(tmp_path: Path) -> None:
+    """The multi-agent market's share of an RLlib iteration against its trivial twin."""
+    pytest.importorskip("ray.rllib")
+    out = tmp_path / "envs.json"
+    printed = run_script("bench_envs.py", "--n-mus", "8", "--only-training", "--ppo-steps", "0",
+                         "--rllib-iterations", "1", "--rllib-batch", "100", "--json", str(out),
+                         cwd=tmp_path)
+    rows = json.loads(out.read_text())
+    assert [r["env"] for r in rows[1:]] == ["isac_market_v0 (RLlib)"]
+    row = rows[1]
+    assert row["env_share"] == pytest.approx(1 - row["trivial_iteration_s"] / row["iteration_s"])
+    assert row["episode_length"] >= 1 and row["agents_per_step"] >= 1
+    assert "of an iteration" in printed
+
+
+def test_bench_scaling_fits_exponents_and_plots(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out, png = tmp_path / "scaling.json", tmp_path / "scaling.png"
+    printed = run_script("bench_scaling.py", "--mus", "10,20", "--bss", "3,5", "--transactions",
+                         "1", "--json", str(out), "--plot", str(png), cwd=tmp_path)
+    result = json.loads(out.read_text())
+    assert {(r["n_mus"], r["n_bss"]) for r in result["grid"]} == {
+        (10, 3), (20, 3), (10, 5), (20, 5)}
+    assert all(r["signing_converged"] and r["transaction_ms_median"] > 0
+               for r in result["grid"])
+    fits = result["exponents"]["signing_ms"]
+    assert set(fits["in_mus"]) == {"3_bss", "5_bss"} and set(fits["in_bss"]) == {"10_mus",
+                                                                                   "20_mus"}
+    assert png.stat().st_size > 10_000 and "exponent in MUs" in printed
+    # a second run resumes: every cell is already in the file
+    again = run_script("bench_scaling.py", "--mus", "10,20", "--bss", "3,5", "--json", str(out),
+                       cwd=tmp_path)
+    assert "seed 0: signing" not in again
+
+
+def test_bench_scaling_exponent_is_the_log_log_slope() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    from bench_scaling import fitted_exponent
+
+    assert fitted_exponent([10, 100, 1000], [3.0, 300.0, 30000.0]) == pytest.approx(2.0)
+    assert fitted_exponent([10], [1.0]) is None
+
+
+def test_bench_releases_compares_two_trees(tmp_path: Path) -> None:
+    """Against itself: the same digests, a ratio near 1 (measured, not asserted tightly)."""
+    out = tmp_path / "releases.json"
+    root = BENCHMARKS.parent
+    printed = run_script("bench_releases.py", "--baseline", str(root), "--workloads",
+                         "signing", "--repeats", "1", "--json", str(out), cwd=tmp_path)
+    result = json.loads(out.read_text())["signing"]
+    assert result["identical"] and len(result["current_digests"]) == 1
+    assert 0.2 < result["speedup"] < 5
+    assert "signing: current" in printed
