@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,25 @@ def test_compare_takes_market_fields(tmp_path: Path) -> None:
     assert main([*argv, "--market", "max_rounds=1"]) == 0
     episodes = [s for row in json.loads(out.read_text()) for s in row["per_seed"]]
     assert len(episodes) == 4 and all(s["signing_converged"] == 0.0 for s in episodes)
+
+
+def test_compare_episode_workers_give_the_same_rows(tmp_path: Path) -> None:
+    """``--episode-workers`` plays each episode's transactions on threads: the same rows but
+    for the wall-clock fields; random's run serially without a warning on the terminal."""
+    def rows(workers: str) -> list[dict[str, object]]:
+        out = tmp_path / f"rows{workers}.json"
+        assert main(["compare", "--n-mus", "12", "--transactions", "4", "--workers", "1",
+                     "--seeds", "2", "--mechanisms", "frbank,cononline,random",
+                     "--episode-workers", workers, "--json", str(out)]) == 0
+        return [{k: v for k, v in row.items() if "rt_" not in k and k != "per_seed"}
+                | {"per_seed": [{k: v for k, v in s.items() if not k.startswith("rt_")}
+                                for s in row["per_seed"]]}
+                for row in json.loads(out.read_text())]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rows("2") == rows("1")
+    assert main(["compare", *TINY, "--episode-workers", "0"]) == 2
 
 
 def test_experiment_writes_outputs_and_resumes(tmp_path: Path,
