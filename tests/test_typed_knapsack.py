@@ -198,3 +198,26 @@ def test_solve_knapsack_hands_hard_selections_to_the_typed_searches() -> None:
     untyped = rng.uniform(1.0, 2.0, weights.shape)
     result = solve_knapsack(values, untyped, untyped.sum(axis=1) / 3, node_limit=1)
     assert result.solver == "milp"
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 1 << 16])
+def test_count_vectors_are_every_fitting_vector_in_order(block_rows: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The enumeration is every (k_t) within the capacity rows, in lexicographic order, whatever
+    the block of extensions built at once; past the cap it gives up (None)."""
+    monkeypatch.setattr(typed_knapsack, "COUNT_BLOCK_ROWS", block_rows)
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        n_types = int(rng.integers(1, 5))
+        sizes = rng.integers(0, 6, n_types)
+        levels = rng.uniform(0.0, 3.0, (n_types, 2))
+        levels[rng.random((n_types, 2)) < 0.15] = 0.0
+        caps = rng.uniform(1.0, 12.0, 2)
+        expected = np.array([k for k in itertools.product(*(range(s + 1) for s in sizes))
+                             if np.all(np.asarray(k) @ levels <= caps)], dtype=np.int64)
+        got = typed_knapsack._count_vectors(sizes, levels, caps)
+        assert got is not None and np.array_equal(got, expected.reshape(got.shape))
+        monkeypatch.setattr(typed_knapsack, "MAX_COUNT_VECTORS", len(expected) - 1)
+        if len(expected) > 1:
+            assert typed_knapsack._count_vectors(sizes, levels, caps) is None
+        monkeypatch.setattr(typed_knapsack, "MAX_COUNT_VECTORS", 200_000)

@@ -40,6 +40,8 @@ MAX_TYPES = 16
 STRUCTURE_TOLERANCE = 1e-9
 # count vectors and search nodes beyond which the instance goes to HiGHS instead
 MAX_COUNT_VECTORS = 200_000
+# extensions built at once while enumerating count vectors (rows of one block)
+COUNT_BLOCK_ROWS = 1 << 16
 NODE_LIMIT = 200_000
 
 
@@ -194,7 +196,10 @@ def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
     Built type by type: each vector so far is extended by every count of the next type (in that
     order) and kept if it fits. A kept vector is stored as its parent and its last count, and
     the rows are assembled once at the end (copying the growing rows at every type would cost
-    more than everything else on the larger instances)."""
+    more than everything else on the larger instances). The extensions are built a block of
+    parents at a time, so an instance with too many vectors is given up as soon as the kept
+    ones pass ``MAX_COUNT_VECTORS`` (every kept vector completes with counts of 0), not after
+    building all of a type's extensions."""
     used = np.zeros((1, len(capacities)))
     parents: list[NDArray[np.intp]] = []
     last_counts: list[NDArray[np.int64]] = []
@@ -206,15 +211,24 @@ def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
         if len(used) * (size + 1) > 20 * MAX_COUNT_VECTORS:
             return None
         k = np.arange(size + 1)
-        extended = (used[:, None, :] + k[None, :, None] * levels[t][None, None, :]).reshape(
-            -1, len(capacities))  # vector v with count k of type t is row v * (size + 1) + k
-        kept = np.flatnonzero(np.all(extended <= capacities, axis=1))
-        used = extended[kept]
-        parent, count = np.divmod(kept, size + 1)
+        block = max(1, COUNT_BLOCK_ROWS // (size + 1))  # parents per block
+        kept_rows: list[NDArray[np.float64]] = []
+        kept_index: list[NDArray[np.intp]] = []
+        n_kept = 0
+        for first in range(0, len(used), block):
+            extended = (used[first:first + block, None, :]
+                        + k[None, :, None] * levels[t][None, None, :]).reshape(
+                -1, len(capacities))  # vector v with count k of type t is row v * (size + 1) + k
+            kept = np.flatnonzero(np.all(extended <= capacities, axis=1))
+            kept_rows.append(extended[kept])
+            kept_index.append(kept + first * (size + 1))
+            n_kept += len(kept)
+            if n_kept > MAX_COUNT_VECTORS:
+                return None
+        used = np.concatenate(kept_rows)
+        parent, count = np.divmod(np.concatenate(kept_index), size + 1)
         parents.append(parent)
         last_counts.append(count)
-        if len(used) > MAX_COUNT_VECTORS:
-            return None
     counts = np.empty((len(used), len(parents)), dtype=np.int64)
     row = np.arange(len(used))
     for t in range(len(parents) - 1, -1, -1):
