@@ -147,7 +147,10 @@ def rllib_share(iterations: int, env_config: dict[str, Any], learning: list[str]
     import ray
     from ray.tune.registry import register_env
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train/ of the checkout
+    checkout = str(Path(__file__).resolve().parents[1])  # train/ of the checkout, here and
+    sys.path.insert(0, checkout)  # in Ray's workers (they inherit the environment)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout,
+                                                             os.environ.get("PYTHONPATH")]))
     from isac_market_env.envs.rllib_market import RLlibMarketEnv
     build_config = importlib.import_module("train.marl").build_config
 
