@@ -243,9 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     compare.add_argument("--episode-workers", type=int, default=1,
                          help="threads for each episode's transactions (simulate's workers; "
-                              "the same rows; random, cooperative and the ISCC market run "
-                              "theirs one after the other): for a few long episodes, e.g. "
-                              "--workers 1 --episode-workers 2")
+                              "the same rows but for the wall-clock RT; random, cooperative "
+                              "and the ISCC market run theirs one after the other): for a few "
+                              "long episodes, e.g. --workers 1 --episode-workers 2")
     add_backend_arguments(compare)
     compare.add_argument("--eua-dir", default=None, help="directory of the EUA CSV files")
     compare.add_argument("--json", default=None, help="write rows as JSON here")
