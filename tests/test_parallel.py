@@ -15,7 +15,7 @@ from conftest import numpy_only, without_runtimes
 import isac_market_env as ime
 from isac_market_env.market.driver import EpisodeDriver
 from isac_market_env.market.variants import MECHANISMS
-from isac_market_env.mechanisms._highs import quiet_stdout
+from isac_market_env.mechanisms._highs import highs_solve
 
 
 def episode(mechanism: str, workers: int, **kwargs: object) -> object:
@@ -114,7 +114,7 @@ def test_overbooking_env_periods_are_the_same_on_threads() -> None:
 
 
 def test_concurrent_highs_calls_restore_stdout() -> None:
-    """Threads entering and leaving quiet_stdout in any interleaving leave descriptor 1 on the
+    """Threads entering and leaving highs_solve in any interleaving leave descriptor 1 on the
     original file (a per-call save/restore would save /dev/null as the 'original')."""
     before = os.fstat(1)
     barrier = threading.Barrier(4)
@@ -122,7 +122,7 @@ def test_concurrent_highs_calls_restore_stdout() -> None:
     def solve() -> None:
         barrier.wait()
         for _ in range(50):
-            with quiet_stdout():
+            with highs_solve():
                 pass
 
     threads = [threading.Thread(target=solve) for _ in range(4)]

@@ -10,14 +10,16 @@ from collections.abc import Iterator
 
 # one HiGHS solve at a time per process (``Market.run(workers=N)`` runs transactions on
 # threads): descriptor 1 is redirected once, never saved while redirected; HiGHS's shared
-# state is never entered twice; a solve with a time limit gets the machine as in a serial run
+# state is never entered twice; two time-limited solves never share the cores (each would
+# find less by its limit than in a serial run)
 _SOLVING = threading.RLock()
 
 
 @contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """Hold the process's HiGHS lock and redirect file descriptor 1 to /dev/null (HiGHS writes
-    some messages with printf); meanwhile other threads' prints to stdout are dropped too."""
+def highs_solve() -> Iterator[None]:
+    """Around every HiGHS call: hold the process's HiGHS lock (one solve at a time) and
+    redirect file descriptor 1 to /dev/null (HiGHS writes some messages with printf);
+    meanwhile other threads' prints to stdout are dropped too."""
     with _SOLVING:
         try:
             sys.stdout.flush()

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from isac_market_env.mechanisms._highs import quiet_stdout
+from isac_market_env.mechanisms._highs import highs_solve
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -140,7 +140,7 @@ def best_subset(bid: FloatArray, bandwidth: FloatArray, power: FloatArray,
         return np.asarray(masks[int(np.argmax(value))])
     rows = [power] + [np.where(np.isin(np.arange(n), c), bandwidth, 0.0) for c in cliques]
     upper = [p_cap] + [b_cap] * len(cliques)
-    with quiet_stdout():
+    with highs_solve():
         res = milp(-score, constraints=LinearConstraint(np.vstack(rows), -np.inf, upper),
                    integrality=np.ones(n), bounds=Bounds(0, 1),
                    options={"mip_rel_gap": EXACT_MIP_GAP})

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array, vstack
 
-from isac_market_env.mechanisms._highs import quiet_stdout
+from isac_market_env.mechanisms._highs import highs_solve
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -339,7 +339,7 @@ def select_exact(option_client: IntArray, option_gain: FloatArray, option_cost: 
     row_max = np.maximum(abs(a).max(axis=1).toarray().ravel(), 1e-300)
     a = csr_array(a.multiply(1.0 / row_max[:, None]))
     c_unit = max(float(np.abs(c).max()), 1e-300)
-    with quiet_stdout():
+    with highs_solve():
         res = milp(c / c_unit,
                    constraints=LinearConstraint(a, np.concatenate(lower) / row_max,
                                                 np.concatenate(upper) / row_max),

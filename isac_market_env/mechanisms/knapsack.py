@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from isac_market_env.mechanisms._highs import quiet_stdout
+from isac_market_env.mechanisms._highs import highs_solve
 from isac_market_env.mechanisms._jit import (
     compile_or_warn,
     compiled_loops_enabled,
@@ -660,7 +660,7 @@ def _milp(values: NDArray[np.float64], weights: NDArray[np.float64],
         rows[np.arange(len(conflicts))[:, None], conflicts] = 1.0
         weights = np.vstack([weights, rows])
         capacities = np.concatenate([capacities, np.ones(len(conflicts))])
-    with quiet_stdout():
+    with highs_solve():
         res = milp(-values, constraints=LinearConstraint(weights, -np.inf, capacities),
                    integrality=np.ones(len(values)), bounds=Bounds(0, 1),
                    options={"mip_rel_gap": RELATIVE_GAP})

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array, vstack
 
-from isac_market_env.mechanisms._highs import quiet_stdout
+from isac_market_env.mechanisms._highs import highs_solve
 
 OPTIMAL_MIP_GAP = 1e-3
 OPTIMAL_TIME_LIMIT_S = 5.0
@@ -62,7 +62,7 @@ def optimal_allocation(sol_client: NDArray[np.int64], sol_bs: NDArray[np.int64],
         blocks.append(csr_array((np.ones(len(r)), (r, c)), shape=(len(exclusive_groups), n)))
         upper.append(np.ones(len(exclusive_groups)))
     a = vstack(blocks).tocsr()
-    with quiet_stdout():
+    with highs_solve():
         res = milp(-sol_value, constraints=LinearConstraint(a, -np.inf, np.concatenate(upper)),
                    integrality=np.ones(n), bounds=Bounds(0, 1),
                    options={"mip_rel_gap": mip_rel_gap, "time_limit": time_limit_s})

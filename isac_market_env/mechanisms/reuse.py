@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array, vstack
 
-from isac_market_env.mechanisms._highs import quiet_stdout
+from isac_market_env.mechanisms._highs import highs_solve
 from isac_market_env.mechanisms.deferred import (
     CAPACITY_TOLERANCE,
     TradeResult,
@@ -182,7 +182,7 @@ def cfront(n_clients: int, sol_client: IntArray, sol_bs: IntArray, sol_bandwidth
         c = np.concatenate([at_j[c] for c in rows])
         blocks.append(csr_array((sol_bandwidth_hz[c], (r, c)), shape=(len(rows), n)))
         upper.append(np.full(len(rows), supply_bandwidth_hz[j] * (1 + CAPACITY_TOLERANCE)))
-    with quiet_stdout():
+    with highs_solve():
         res = milp(-sol_value, constraints=LinearConstraint(vstack(blocks).tocsr(), -np.inf,
                                                             np.concatenate(upper)),
                    integrality=np.ones(n), bounds=Bounds(0, 1),
