@@ -284,6 +284,36 @@ def test_results_do_not_depend_on_numba(mechanism: str, n_mus: int, seed: int,
     assert episode() == compiled
 
 
+@pytest.mark.parametrize(("max_revivals", "seed"), [(0, 3), (1, 3), (2, 5), (10, 7)])
+def test_compiled_proposals_keep_their_bookkeeping(max_revivals: int, seed: int) -> None:
+    """Round by round, the compiled proposals are the numpy ones, every client's ``revivable``
+    counts its capped solutions with revivals left (a held client without any is skipped), and
+    its ``live`` solutions include every one it may still propose."""
+    pytest.importorskip("numba")
+    assert load_compiled_matching()
+    market = small_market("frbank", seed, n_mus=30)
+    problem = dataclasses.replace(market.offline_problem(), max_revivals=max_revivals)
+    rounds = AscendingMatching(problem, market.volunteer_model())
+    clients = problem.sol_client
+    capped_seen = 0
+    while not rounds.finished:
+        expected = rounds._rule_proposals_with_numpy()
+        proposals = rounds.rule_proposals()
+        assert np.array_equal(proposals, expected)
+        open_ = rounds.capped & (rounds.revivals < max_revivals)
+        assert np.array_equal(rounds.revivable, np.bincount(clients[open_],
+                                                            minlength=problem.n_clients))
+        for client in range(problem.n_clients):
+            start = rounds.client_start[client]
+            live = rounds.live[start:start + rounds.live_count[client]]
+            assert np.all(clients[live] == client) and np.all(np.diff(live) > 0)
+            may_propose = np.flatnonzero((rounds.alive | open_) & (clients == client))
+            assert np.isin(may_propose, live).all()
+        capped_seen = max(capped_seen, int(rounds.capped.sum()))
+        rounds.play_round(proposals)
+    assert capped_seen > 0 and rounds.converged
+
+
 def test_knapsack_node_limit_bounds_every_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     """At a 1-node limit most BS selections go to HiGHS; ``milp_calls`` counts them, the episode
     stays valid, and the compiled path (which hands those selections back to numpy) still

@@ -170,14 +170,16 @@ def test_compiled_signing_rounds_publish_the_numpy_estimate() -> None:
                                     bundles[1, contracts], 0.5 * held_pay[clients])
             n_sol = len(sol_client)
             state = matching.MatchingState(
-                np.zeros(5, dtype=np.int64), np.arange(n_sol), np.zeros(n_sol, dtype=bool),
-                np.zeros(n_sol, dtype=np.int64), np.zeros(n_bss, dtype=np.int64),
-                np.zeros(n_sol, dtype=np.int64), np.ones(n_sol, dtype=bool), held, held_pay,
+                np.zeros(4, dtype=np.int64), np.arange(n_sol), np.zeros(n_clients, dtype=np.int64),
+                np.zeros(n_sol, dtype=bool), np.zeros(n_sol, dtype=np.int64),
+                np.zeros(n_bss, dtype=np.int64), np.zeros(n_sol, dtype=np.int64),
+                np.zeros(n_clients, dtype=np.int64), np.ones(n_sol, dtype=bool), held, held_pay,
                 np.zeros(n_sol), np.zeros(n_bss), np.zeros(n_bss, dtype=np.int64),
                 np.full(n_clients, -1.0))
             sols = matching.SolutionTable(sol_bs, sol_client, np.ones(n_sol), presence,
                                           np.zeros(n_sol), np.full(n_sol, np.inf), weights,
-                                          np.ones(n_sol), np.ones(n_sol, dtype=bool))
+                                          np.ones(n_sol), np.ones(n_sol, dtype=bool),
+                                          np.searchsorted(sol_client, np.arange(n_clients + 1)))
             bss = matching.BSTable(np.ones((n_bss, 4)), model.supply_bandwidth_hz,
                                    model.supply_power_w, model.uniforms)
             terms = matching.MatchingTerms(10, 10, 0.3, 0.5, False, 1000, True,

@@ -80,7 +80,8 @@ class SolutionTable(NamedTuple):
     """Per solution of one matching, fixed for its whole run (the compiled loops' argument):
     BS, client, value, client's presence probability, utility threshold and risk limit, the
     knapsack rows (bandwidth, power, and both times presence), the bid step, and whether it
-    fits the BS's published supply at all."""
+    fits the BS's published supply at all; and per client the index of its first solution
+    (``client_start``, n_clients + 1 entries: solutions are sorted by client)."""
 
     bs: Any
     client: Any
@@ -91,6 +92,7 @@ class SolutionTable(NamedTuple):
     weights: Any
     step: Any
     fits: Any
+    client_start: Any
 
 
 class BSTable(NamedTuple):
@@ -120,15 +122,19 @@ class MatchingTerms(NamedTuple):
 class MatchingState(NamedTuple):
     """What the rounds change, as arrays the compiled loops update in place (the same arrays
     as ``AscendingMatching``'s attributes of these names). ``counters``: rounds, proposals,
-    displacements, knapsack calls, live solutions. ``volunteer_rate``: each BS's published
-    E[v]; ``held_rate``: each held client's own E[v] from its BS's last estimate."""
+    displacements, knapsack calls. ``live`` and ``live_count``: per client, the solutions the
+    compiled proposals still visit (``_proposals_with_loops``); ``revivable``: per client, how
+    many of its solutions are capped with revivals left. ``volunteer_rate``: each BS's
+    published E[v]; ``held_rate``: each held client's own E[v] from its BS's last estimate."""
 
     counters: Any
     live: Any
+    live_count: Any
     capped: Any
     capped_version: Any
     bs_version: Any
     revivals: Any
+    revivable: Any
     alive: Any
     held: Any
     held_pay: Any
@@ -257,13 +263,16 @@ class AscendingMatching:
         n_sol = len(p.sol_client)
         self.alive = (self.bids <= p.sol_value) & self.fits  # bid can still rise
         self.capped = np.zeros(n_sol, dtype=bool)  # re-proposable after a BS change
-        # the compiled proposals visit only ``live[:n_live]``: solutions that are alive or capped
-        # with revivals left (the others can never be proposed again: nothing revives ``alive``,
-        # only a proposal is capped, revivals only grow); they drop the rest as they go
-        self.live = np.flatnonzero(self.alive).astype(np.int64)
-        self.n_live = len(self.live)
+        self.client_start = np.searchsorted(p.sol_client, np.arange(p.n_clients + 1))
+        # the compiled proposals visit only each client's ``live`` solutions, which it keeps
+        # from ``client_start`` on (``live_count`` of them): those alive or capped with revivals
+        # left (the others can never be proposed again: nothing revives ``alive``, only a
+        # proposal is capped, revivals only grow); they drop the rest as they go
+        self.live = np.lexsort((~self.alive, p.sol_client)).astype(np.int64)  # alive first
+        self.live_count = np.bincount(p.sol_client[self.alive], minlength=p.n_clients)
         self.capped_version = np.full(n_sol, -1, dtype=np.int64)
         self.revivals = np.zeros(n_sol, dtype=np.int64)
+        self.revivable = np.zeros(p.n_clients, dtype=np.int64)  # capped, revivals left
         self.bs_version = np.zeros(p.n_bss, dtype=np.int64)
         self.estimated_version = np.full(p.n_bss, -1, dtype=np.int64)  # of the published E[v]
         self.held = np.full(p.n_clients, -1, dtype=np.int64)  # client -> held solution
@@ -287,7 +296,7 @@ class AscendingMatching:
         v = volunteers
         self.solutions = SolutionTable(p.sol_bs, p.sol_client, p.sol_value, presence,
                                        self.sol_threshold, self.sol_risk_limit, self.sol_weights,
-                                       self.step, self.fits)
+                                       self.step, self.fits, self.client_start)
         self.bs_table = BSTable(self.bs_caps,
                                 np.zeros(0) if v is None else v.supply_bandwidth_hz,
                                 np.zeros(0) if v is None else v.supply_power_w,
@@ -305,10 +314,11 @@ class AscendingMatching:
 
     def state(self, counters: IntArray | None = None) -> MatchingState:
         """The mutable arrays as one record (no copies: the compiled loops write into them)."""
-        return MatchingState(np.zeros(5, dtype=np.int64) if counters is None else counters,
-                             self.live, self.capped, self.capped_version, self.bs_version,
-                             self.revivals, self.alive, self.held, self.held_pay, self.bids,
-                             self.volunteer_rate, self.estimated_version, self.held_rate)
+        return MatchingState(np.zeros(4, dtype=np.int64) if counters is None else counters,
+                             self.live, self.live_count, self.capped, self.capped_version,
+                             self.bs_version, self.revivals, self.revivable, self.alive,
+                             self.held, self.held_pay, self.bids, self.volunteer_rate,
+                             self.estimated_version, self.held_rate)
 
     def solution_rate(self, sols: IntArray) -> FloatArray:
         """The published E[v] each of ``sols`` is valued at (``valued_rate``)."""
@@ -366,9 +376,11 @@ class AscendingMatching:
     def _rule_proposals(self) -> IntArray:
         kernels = self.kernels
         if kernels is not None:
-            proposals, self.n_live = kernels.proposals(self.n_live, self.state(), self.solutions,
-                                                       self.terms)
-            return proposals
+            return kernels.proposals(self.state(), self.solutions, self.terms)
+        return self._rule_proposals_with_numpy()
+
+    def _rule_proposals_with_numpy(self) -> IntArray:
+        """``_rule_proposals`` with numpy (``_proposals_with_loops`` is its compiled twin)."""
         free_sol = self.candidates()
         if free_sol.size == 0:
             return free_sol
@@ -407,7 +419,7 @@ class AscendingMatching:
                 self._finish_interrupted(proposals, pays, at_rule_price, position, rejected)
         else:
             self.rounds += 1
-            self.revivals[proposals[self.capped[proposals]]] += 1
+            _count_revivals(proposals, self.state(), self.solutions, self.terms)
             self.n_proposals += len(proposals)
             answered = np.unique(p.sol_bs[proposals])
             self._raise_bids(self._answer(answered, proposals, pays, at_rule_price))
@@ -418,11 +430,11 @@ class AscendingMatching:
     def _counters(self) -> IntArray:
         """The counters the compiled loops update (``MatchingState.counters``)."""
         return np.array([self.rounds, self.n_proposals, self.n_displacements,
-                         self.knapsack_calls, self.n_live], dtype=np.int64)
+                         self.knapsack_calls], dtype=np.int64)
 
     def _take_counters(self, counters: IntArray) -> None:
-        (self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls,
-         self.n_live) = (int(c) for c in counters)
+        self.rounds, self.n_proposals, self.n_displacements, self.knapsack_calls = (
+            int(c) for c in counters)
 
     def _finish_interrupted(self, proposals: IntArray, pays: FloatArray,
                             at_rule_price: NDArray[np.bool_], position: int,
@@ -740,39 +752,40 @@ def _acceptable_at(value: float, pay: float, presence: float, volunteer: float, 
     return bool(risk <= risk_limit + 1e-12)
 
 
-def _proposals_with_loops(n_live: int, state: MatchingState, sols: SolutionTable,
-                          terms: MatchingTerms) -> tuple[Any, int]:
+def _proposals_with_loops(state: MatchingState, sols: SolutionTable,
+                          terms: MatchingTerms) -> Any:
     """``candidates`` + ``_rule_proposals`` of ``AscendingMatching`` in loops, for numba.
 
     Compiled only; the same eligibility tests, utilities and risks with the same floating-point
-    operations, so the same proposals. Visits the solutions ``live[:n_live]`` (ascending) and
-    moves those that can never be proposed again out of it; returns (proposals, new n_live).
+    operations, so the same proposals. Visits each client's ``live`` solutions (ascending),
+    dropping those that can never be proposed again, and skips a held client none of whose
+    solutions is ``revivable`` (it proposes only a revived solution; most held clients have
+    none).
     """
-    live, capped, capped_version, bs_version = (state.live, state.capped, state.capped_version,
-                                                state.bs_version)
+    live, live_count, capped, capped_version, bs_version = (
+        state.live, state.live_count, state.capped, state.capped_version, state.bs_version)
     revivals, alive, held, held_pay, bids = (state.revivals, state.alive, state.held,
                                              state.held_pay, state.bids)
     volunteer_rate, max_revivals, risk_on = state.volunteer_rate, terms.max_revivals, terms.risk_on
-    sol_bs, sol_client, sol_value, sol_presence = sols.bs, sols.client, sols.value, sols.presence
+    sol_bs, sol_value, sol_presence = sols.bs, sols.value, sols.presence
     sol_threshold, sol_risk_limit = sols.threshold, sols.risk_limit
     penalty_client_ratio, penalty_bs_ratio = terms.penalty_client_ratio, terms.penalty_bs_ratio
-    proposals = np.empty(n_live, dtype=np.int64)  # at most one per client
+    proposals = np.empty(len(held), dtype=np.int64)  # at most one per client
     n_proposals = 0
-    utility = np.empty(n_live)
-    eligible = np.empty(n_live, dtype=np.bool_)
-    start = kept = 0
-    while start < n_live:
-        client = sol_client[live[start]]
-        stop = start
-        while stop < n_live and sol_client[live[stop]] == client:
-            stop += 1
-        first = kept  # this client's solutions, compacted
-        for e in range(start, stop):
+    utility = np.empty(len(live))
+    eligible = np.empty(len(live), dtype=np.bool_)
+    for client in range(len(held)):
+        holding = held[client]
+        if holding >= 0 and state.revivable[client] == 0:
+            continue
+        first = sols.client_start[client]
+        kept = first  # this client's live solutions, compacted
+        for e in range(first, first + live_count[client]):
             s = live[e]
             if alive[s] or (capped[s] and revivals[s] < max_revivals):
                 live[kept] = s
                 kept += 1
-        holding = held[client]
+        live_count[client] = kept - first
         best = -np.inf
         for e in range(first, kept):
             s = live[e]
@@ -800,8 +813,18 @@ def _proposals_with_loops(n_live: int, state: MatchingState, sols: SolutionTable
                 proposals[n_proposals] = live[e]
                 n_proposals += 1
                 break
-        start = stop
-    return proposals[:n_proposals], kept
+    return proposals[:n_proposals]
+
+
+def _count_revivals(proposals: Any, state: MatchingState, sols: SolutionTable,
+                    terms: MatchingTerms) -> None:
+    """A capped solution proposed again uses one of its revivals (step 3); keeps ``revivable``.
+    Compiled with numba, and run as plain Python by the numpy rounds (one function for both)."""
+    for s in proposals:
+        if state.capped[s]:
+            state.revivals[s] += 1
+            if state.revivals[s] == terms.max_revivals:
+                state.revivable[sols.client[s]] -= 1
 
 
 def _raise_with_loops(rejected: Any, state: MatchingState, sols: SolutionTable,
@@ -817,6 +840,8 @@ def _raise_with_loops(rejected: Any, state: MatchingState, sols: SolutionTable,
             bids[s] = raised
         else:
             state.alive[s] = False
+            if not state.capped[s] and state.revivals[s] < terms.max_revivals:
+                state.revivable[sols.client[s]] += 1
             state.capped[s] = True
             state.capped_version[s] = state.bs_version[sols.bs[s]]
 
@@ -950,15 +975,13 @@ def _play_with_loops(proposals: Any, pays: Any, at_rule_price: Any, state: Match
     among the answering BSs, and the solutions rejected before it (the caller finishes the
     round).
     """
-    counters, capped, revivals, bs_version, sol_bs = (state.counters, state.capped,
-                                                       state.revivals, state.bs_version, sols.bs)
+    counters, bs_version, sol_bs = state.counters, state.bs_version, sols.bs
     counters[0] += 1
     counters[1] += len(proposals)
     proposed_to = np.zeros(len(bs_version), dtype=np.bool_)
     for i in range(len(proposals)):
         proposed_to[sol_bs[proposals[i]]] = True
-        if capped[proposals[i]]:
-            revivals[proposals[i]] += 1
+    _count_revivals_kernel(proposals, state, sols, terms)
     # every held and every proposed solution is rejected at most once
     rejected = np.empty(len(state.held) + len(proposals), dtype=np.int64)
     n_rejected = 0
@@ -992,18 +1015,17 @@ def _rounds_with_loops(state: MatchingState, sols: SolutionTable, bss: BSTable,
     """``AscendingMatching.run_rounds`` in loops, for numba (compiled only).
 
     Plays rule rounds (``_play_with_loops``; ``state.counters``: rounds, proposals,
-    displacements, knapsack calls, and the live solutions of ``state.live``, see
-    ``_proposals_with_loops``) until no proposal is left (``CONVERGED``), ``max_rounds``
+    displacements, knapsack calls) until no proposal is left (``CONVERGED``), ``max_rounds``
     (``ROUND_LIMIT``), the client of solutions ``stop_start`` to ``stop_stop`` - 1 must choose
     (``STOPPED``; -1: none), or a BS's selection needs the typed search or HiGHS
     (``INTERRUPTED``: returns the round's proposals, the position of that BS among the
     answering BSs and the solutions rejected so far; the caller finishes the round).
     """
-    counters, bids = state.counters, state.bids
+    bids = state.bids
     while True:
         if stop_start >= 0 and _must_choose_kernel(stop_start, stop_stop, state, sols, terms):
             return STOPPED, np.empty(0, dtype=np.int64), 0, np.empty(0, dtype=np.int64)
-        proposals, counters[4] = _proposals_kernel(counters[4], state, sols, terms)
+        proposals = _proposals_kernel(state, sols, terms)
         if len(proposals) == 0:
             return CONVERGED, proposals, 0, np.empty(0, dtype=np.int64)
         pays = np.empty(len(proposals))
@@ -1021,7 +1043,7 @@ class Kernels:
     """The compiled twins of the matching's loops (see ``mechanisms/_jit.py``)."""
 
     answer: Callable[..., tuple[int, IntArray, int]]
-    proposals: Callable[..., tuple[IntArray, int]]
+    proposals: Callable[..., IntArray]
     raise_bids: Callable[..., None]
     play: Callable[..., tuple[int, int, IntArray]]
     rounds: Callable[..., tuple[int, IntArray, int, IntArray]]
@@ -1036,6 +1058,7 @@ _must_choose_kernel: Any = None
 _answer_kernel: Any = None
 _proposals_kernel: Any = None
 _raise_kernel: Any = None
+_count_revivals_kernel: Any = None
 _play_kernel: Any = None
 _KERNELS: list[Kernels | None] = []
 
@@ -1069,7 +1092,7 @@ def compiled_kernels() -> Kernels | None:
 def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     global _utility_at, _acceptable_at, _solve_kernel, _volunteer_kernel, _volunteer_rate_kernel
     global _expected_volunteers_kernel, _must_choose_kernel, _answer_kernel, _proposals_kernel
-    global _raise_kernel, _highest_acceptable_bid, _play_kernel
+    global _raise_kernel, _highest_acceptable_bid, _play_kernel, _count_revivals_kernel
     # the scalar helpers are called by name from compiled code, so their names must hold the
     # compiled versions (``py_func``: the plain function, should this run again)
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
@@ -1084,23 +1107,25 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     _highest_acceptable_bid = jit(getattr(_highest_acceptable_bid, "py_func",
                                           _highest_acceptable_bid))
     _raise_kernel = jit(_raise_with_loops)
+    _count_revivals_kernel = jit(_count_revivals)
     _play_kernel = jit(_play_with_loops)
     rounds = jit(_rounds_with_loops)
     # one client, one solution, one BS: compiles (or loads) every loop for the argument types
     # of the calls, including those the Python methods make, so that no timed region compiles
     one, no, unit = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.bool_), np.ones(1)
     sols = SolutionTable(one.copy(), one.copy(), unit.copy(), unit.copy(), np.zeros(1),
-                         np.full(1, np.inf), np.ones((4, 1)), unit / 10, ~no)
+                         np.full(1, np.inf), np.ones((4, 1)), unit / 10, ~no,
+                         np.array([0, 1]))
     bss = BSTable(np.full((1, 4), 2.0), unit.copy(), unit.copy(), np.zeros((0, 1)))
     terms = MatchingTerms(10, 10, 0.1, 0.1, False, DEFAULT_NODE_LIMIT, True, 4, True)
 
     def state() -> MatchingState:
-        return MatchingState(np.ones(5, dtype=np.int64), one.copy(), no.copy(), one - 1,
-                             one.copy(), one.copy(), ~no, one - 1, np.zeros(1), unit / 2,
-                             np.zeros(1), one - 1, np.zeros(1))
+        return MatchingState(np.ones(4, dtype=np.int64), one - 1, one.copy(), no.copy(),
+                             one - 1, one.copy(), one.copy(), one - 1, ~no, one - 1, np.zeros(1),
+                             unit / 2, np.zeros(1), one - 1, np.zeros(1))
 
     rounds(state(), sols, bss, terms, 0, 1)
-    _proposals_kernel(1, state(), sols, terms)
+    _proposals_kernel(state(), sols, terms)
     _answer_kernel(0, one.copy(), unit / 2, ~no, state(), sols, bss, terms)
     _raise_kernel(one.copy(), state(), sols, terms)
     _play_kernel(one.copy(), unit / 2, ~no, state(), sols, bss, terms)
