@@ -120,3 +120,20 @@ def sequential_sums(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """Sums over the last axis added left to right, as the compiled loops add them (numpy's
     ``sum`` adds pairwise and ``@`` in its BLAS's order, which can differ in the last bit)."""
     return x.cumsum(axis=-1)[..., -1] if x.shape[-1] else np.zeros(x.shape[:-1])
+
+
+def stable_argsort(key: Any, order: Any) -> None:
+    """``order[:] = np.argsort(key, kind="stable")`` in loops, for numba (compiled only):
+    insertion sort for the short keys of the market's selections and contract sets (faster than
+    numba's merge sort there, and the same order: a stable sort's order is unique)."""
+    n = len(key)
+    if n > 48:
+        order[:] = np.argsort(key, kind="mergesort")
+        return
+    for i in range(n):
+        k = key[i]
+        j = i
+        while j > 0 and key[order[j - 1]] > k:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i

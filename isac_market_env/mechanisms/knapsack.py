@@ -32,6 +32,7 @@ from isac_market_env.mechanisms._jit import (
     compiled_loops_enabled,
     numba_jit,
     sequential_sums,
+    stable_argsort,
 )
 from isac_market_env.mechanisms.typed_knapsack import (
     adjacency,
@@ -516,16 +517,12 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
     n_dominated = 0
     for i in range(n):
         if partner_ptr[i + 1] == partner_ptr[i]:
-            for j in range(i + 1, n):
-                if v_sorted[j] <= v_sorted[i]:
-                    covers = True
-                    for r in range(m):
-                        if w_flat[j * m + r] < w_flat[i * m + r]:
-                            covers = False
-                            break
-                    if covers:
-                        dominated[n_dominated] = j
-                        n_dominated += 1
+            for j in range(i + 1, n):  # without branches: their outcome is a coin toss
+                covers = v_sorted[j] <= v_sorted[i]
+                for r in range(m):
+                    covers &= w_flat[j * m + r] >= w_flat[i * m + r]
+                dominated[n_dominated] = j  # kept only if it counts
+                n_dominated += covers
         dominated_ptr[i + 1] = n_dominated
     best = np.empty(n, dtype=np.int8)
     for i in range(n):
@@ -545,23 +542,6 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
 def _cut(buffer: Any, at: int, size: int) -> tuple[Any, int]:
     """The ``size`` items of ``buffer`` from ``at`` (a view) and the position after them."""
     return buffer[at:at + size], at + size
-
-
-def _stable_argsort(key: Any, order: Any) -> None:
-    """``order[:] = np.argsort(key, kind="stable")`` in loops, for numba (compiled only):
-    insertion sort for the short keys of the market's selections (faster than numba's merge
-    sort there)."""
-    n = len(key)
-    if n > 48:
-        order[:] = np.argsort(key, kind="mergesort")
-        return
-    for i in range(n):
-        k = key[i]
-        j = i
-        while j > 0 and key[order[j - 1]] > k:
-            order[j] = order[j - 1]
-            j -= 1
-        order[j] = i
 
 
 def _solve_with_loops(values: Any, weights: Any, capacities: Any, pair_a: Any, pair_b: Any,
@@ -707,7 +687,7 @@ def _compile() -> Callable[..., tuple[Any, int, int]] | None:
         global _search_kernel, _cut_kernel, _argsort_kernel, _prepare_kernel
         _search_kernel = jit(_search)
         _cut_kernel = jit(_cut)
-        _argsort_kernel = jit(_stable_argsort)
+        _argsort_kernel = jit(stable_argsort)
         _prepare_kernel = jit(_prepare_and_search)
         kernel = jit(_solve_with_loops)
         no_pairs = np.zeros(0, dtype=np.int64)  # compile for the argument types of the calls

@@ -26,6 +26,7 @@ from isac_market_env.mechanisms._jit import (
     compiled_loops_enabled,
     numba_jit,
     sequential_sums,
+    stable_argsort,
 )
 
 BoolArray = NDArray[np.bool_]
@@ -229,7 +230,7 @@ def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: 
             size = ((bandwidth_hz[i] / supply_bandwidth_hz if k != 1 else 0.0)
                     + (power_w[i] / supply_power_w if k != 0 else 0.0))
             score[i] = compensation[i] / max(size, 1e-300)
-        orders[k] = np.argsort(score, kind="mergesort")
+        _argsort_kernel(score, orders[k])
     weights = np.empty(n_cases)
     counts = np.zeros(n_cases, dtype=np.int64)
     present = np.empty(n, dtype=np.bool_)
@@ -292,6 +293,8 @@ def _expected_volunteers_with_loops(presence_prob: Any, bandwidth_hz: Any, power
     # cost reference counting on every step of it)
     n_left = _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p,
                                   np.empty((0, n)), np.empty(0))
+    if n_left == 0:
+        return 0.0
     draws = np.empty((n_left, n))
     weights = np.empty(n_left)
     _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p, draws, weights)
@@ -376,6 +379,7 @@ class VolunteerKernels:
 # compiled functions that compiled callers reach as globals (set by ``_compile``)
 _cases_kernel: Any = None
 _overloadable_kernel: Any = None
+_argsort_kernel: Any = None
 _KERNEL: list[VolunteerKernels | None] = []
 
 
@@ -392,7 +396,8 @@ def compiled_volunteer_kernels() -> VolunteerKernels | None:
 
 
 def _compile(jit: Any) -> VolunteerKernels:
-    global _cases_kernel, _overloadable_kernel
+    global _cases_kernel, _overloadable_kernel, _argsort_kernel
+    _argsort_kernel = jit(stable_argsort)
     cases = _cases_kernel = jit(_volunteer_cases_with_loops)
     _overloadable_kernel = jit(_overloadable_cases)
     expected = jit(_expected_volunteers_with_loops)
