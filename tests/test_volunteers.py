@@ -114,7 +114,7 @@ def test_compiled_exact_estimate_skips_only_cases_without_volunteers() -> None:
     assert kernels is not None
     expected = kernels.expected
     rng = np.random.default_rng(3)
-    overloaded = 0
+    overloaded = walked_twice = 0
     for trial in range(600):
         n = int(rng.integers(1, 17))
         prob = rng.uniform(0.6, 0.97, n)
@@ -138,7 +138,8 @@ def test_compiled_exact_estimate_skips_only_cases_without_volunteers() -> None:
         assert np.array_equal(per_contract, each)  # each contract's Pr(volunteered), bit for bit
         assert per_contract.sum() == pytest.approx(total, rel=1e-12, abs=1e-15)
         overloaded += total > 0
-    assert overloaded > 300
+        walked_twice += (counts > 0).sum() > volunteers.FIRST_CASES  # its arrays were too small
+    assert overloaded > 300 and 30 < walked_twice < overloaded - 100
 
 
 def test_compiled_signing_rounds_publish_the_numpy_estimate() -> None:

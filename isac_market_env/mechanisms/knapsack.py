@@ -30,6 +30,7 @@ from isac_market_env.mechanisms._highs import highs_solve
 from isac_market_env.mechanisms._jit import (
     compile_or_warn,
     compiled_loops_enabled,
+    cut,
     numba_jit,
     sequential_sums,
     stable_argsort,
@@ -430,7 +431,7 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
 
     Compiled only (in CPython the numpy ``_prepare`` is faster); it builds exactly the arrays of
     ``_prepare`` (stable sorts, the same floating-point operations in the same order), which the
-    tests check. Its ~30 arrays are cut from one float and one integer buffer (``_cut``):
+    tests check. Its ~30 arrays are cut from one float and one integer buffer (``_jit.cut``):
     allocating them one by one cost ~0.6 us a call, a fifth of the set-up.
     """
     m, n = weights.shape
@@ -539,24 +540,30 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
     return selected, nodes, finished
 
 
-def _cut(buffer: Any, at: int, size: int) -> tuple[Any, int]:
-    """The ``size`` items of ``buffer`` from ``at`` (a view) and the position after them."""
-    return buffer[at:at + size], at + size
-
-
 def _solve_with_loops(values: Any, weights: Any, capacities: Any, pair_a: Any, pair_b: Any,
                       start: Any, has_incumbent: bool, node_limit: int) -> tuple[Any, int, int]:
     """``_solve_with_numpy`` and the set-up of ``_branch_and_bound`` in loops, for numba.
 
-    Compiled only; same decisions, same floating-point sums (left to right), same outcome.
+    Compiled only; same decisions, same floating-point sums (left to right), same outcome. Its
+    small arrays are cut from one integer and one float buffer (``_jit.cut``), as in
+    ``_prepare_and_search``.
     """
     m, n = weights.shape
-    slack = np.empty(m)
+    ints = np.empty(2 * n + 2 * len(pair_a) + m, dtype=np.int64)
+    position, at = _cut_kernel(ints, 0, n)
+    idx, at = _cut_kernel(ints, at, n)  # the candidates, the first k
+    local_a, at = _cut_kernel(ints, at, len(pair_a))
+    local_b, at = _cut_kernel(ints, at, len(pair_a))
+    rows, at = _cut_kernel(ints, at, m)  # the binding rows, the first n_rows
+    floats = np.empty(2 * m + n)
+    slack, at = _cut_kernel(floats, 0, m)
+    sub_caps, at = _cut_kernel(floats, at, m)
+    sub_values, at = _cut_kernel(floats, at, n)
     for r in range(m):
         slack[r] = capacities[r] + CAPACITY_TOLERANCE * max(1.0, abs(capacities[r]))
-    position = np.full(n, -1, dtype=np.int64)
     k = 0
     for i in range(n):
+        position[i] = -1
         worth = values[i] > VALUE_TOLERANCE
         for r in range(m):
             if not weights[r, i] <= slack[r]:
@@ -564,47 +571,43 @@ def _solve_with_loops(values: Any, weights: Any, capacities: Any, pair_a: Any, p
                 break
         if worth:
             position[i] = k
+            idx[k] = i
             k += 1
     selected = np.zeros(n, dtype=np.int8)
     if k == 0:
         return selected, 0, TRIVIAL
-    idx = np.empty(k, dtype=np.int64)
-    for i in range(n):
-        if position[i] >= 0:
-            idx[position[i]] = i
-    local_a = np.empty(len(pair_a), dtype=np.int64)
-    local_b = np.empty(len(pair_a), dtype=np.int64)
     n_pairs = 0
     for e in range(len(pair_a)):
         if position[pair_a[e]] >= 0 and position[pair_b[e]] >= 0:
             local_a[n_pairs] = position[pair_a[e]]
             local_b[n_pairs] = position[pair_b[e]]
             n_pairs += 1
-    binding = np.zeros(m, dtype=np.bool_)
+    n_rows = 0
     for r in range(m):
         total = 0.0
         for j in range(k):
             total += weights[r, idx[j]]
-        binding[r] = total > slack[r]
-    if n_pairs == 0 and not binding.any():
+        if total > slack[r]:
+            rows[n_rows] = r
+            n_rows += 1
+    if n_pairs == 0 and n_rows == 0:
         for j in range(k):
             selected[idx[j]] = 1
         return selected, 0, ALL_FIT
     if k > MAX_SEARCH_DEPTH:
         return selected, 0, TOO_HARD
-    rows = np.flatnonzero(binding)
-    sub_values = np.empty(k)
-    sub_weights = np.empty((len(rows), k))
+    sub_weights = np.empty((n_rows, k))
     for j in range(k):
         sub_values[j] = values[idx[j]]
-        for b in range(len(rows)):
+        for b in range(n_rows):
             sub_weights[b, j] = weights[rows[b], idx[j]]
-    sub_caps = slack[rows]
+    for b in range(n_rows):
+        sub_caps[b] = slack[rows[b]]
     sub_start = np.zeros(k, dtype=np.int8)
     incumbent_value = -np.inf
     if has_incumbent:
         feasible = True
-        for b in range(len(rows)):
+        for b in range(n_rows):
             total = 0.0
             for j in range(k):
                 if start[idx[j]]:
@@ -620,7 +623,7 @@ def _solve_with_loops(values: Any, weights: Any, capacities: Any, pair_a: Any, p
                 if start[idx[j]]:
                     sub_start[j] = 1
                     incumbent_value += sub_values[j]
-    chosen, nodes, finished = _prepare_kernel(sub_values, sub_weights, sub_caps,
+    chosen, nodes, finished = _prepare_kernel(sub_values[:k], sub_weights, sub_caps[:n_rows],
                                               local_a[:n_pairs], local_b[:n_pairs], sub_start,
                                               incumbent_value, node_limit)
     if not finished:
@@ -686,7 +689,7 @@ def _compile() -> Callable[..., tuple[Any, int, int]] | None:
     def build() -> Callable[..., tuple[Any, int, int]]:
         global _search_kernel, _cut_kernel, _argsort_kernel, _prepare_kernel
         _search_kernel = jit(_search)
-        _cut_kernel = jit(_cut)
+        _cut_kernel = jit(cut)
         _argsort_kernel = jit(stable_argsort)
         _prepare_kernel = jit(_prepare_and_search)
         kernel = jit(_solve_with_loops)

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_or_warn, compiled_loops_enabled, numba_jit
+from isac_market_env.mechanisms._jit import compile_or_warn, compiled_loops_enabled, cut, numba_jit
 from isac_market_env.mechanisms.knapsack import (
     DEFAULT_NODE_LIMIT,
     SEARCHED,
@@ -646,28 +646,43 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
     held_rate = state.held_rate
     penalty_client_ratio, penalty_bs_ratio = terms.penalty_client_ratio, terms.penalty_bs_ratio
     node_limit = terms.node_limit
-    held_here = np.empty(len(held), dtype=np.int64)
     n_held = 0
-    for c in range(len(held)):  # by client, hence by solution
+    for c in range(len(held)):
         if held[c] >= 0 and sol_bs[held[c]] == j:
-            held_here[n_held] = held[c]
             n_held += 1
-    slot = np.empty(len(proposals), dtype=np.int64)  # positions of the new proposals here
     n_new = 0
     for k in range(len(proposals)):
         if sol_bs[proposals[k]] == j:
-            slot[n_new] = k
             n_new += 1
     n = n_held + n_new
-    items = np.empty(n, dtype=np.int64)
-    prices = np.empty(n)
+    # the small arrays, cut from one integer and one float buffer (``cut``)
+    ints = np.empty(n_held + 4 * n_new + 2 * n, dtype=np.int64)
+    held_here, at = _cut_kernel(ints, 0, n_held)
+    slot, at = _cut_kernel(ints, at, n_new)  # positions of the new proposals here
+    items, at = _cut_kernel(ints, at, n)
+    before, at = _cut_kernel(ints, at, n_new)
+    pair_a, at = _cut_kernel(ints, at, n_new)
+    pair_b, at = _cut_kernel(ints, at, n_new)
+    rejected, at = _cut_kernel(ints, at, n)  # every item is rejected at most once
+    floats = np.empty(2 * n)
+    prices, at = _cut_kernel(floats, 0, n)
+    values, at = _cut_kernel(floats, at, n)
+    i = 0
+    for c in range(len(held)):  # by client, hence by solution
+        if held[c] >= 0 and sol_bs[held[c]] == j:
+            held_here[i] = held[c]
+            i += 1
+    i = 0
+    for k in range(len(proposals)):
+        if sol_bs[proposals[k]] == j:
+            slot[i] = k
+            i += 1
     for i in range(n_held):
         items[i] = held_here[i]
         prices[i] = held_pay[sol_client[held_here[i]]]
     for k in range(n_new):
         items[n_held + k] = proposals[slot[k]]
         prices[n_held + k] = pays[slot[k]]
-    values = np.empty(n)
     weights = np.empty((sol_weights.shape[0], n))
     for i in range(n):
         a = sol_presence[items[i]]
@@ -678,9 +693,6 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
         values[i] = prices[i] * share
         for r in range(sol_weights.shape[0]):
             weights[r, i] = sol_weights[r, items[i]]
-    before = np.empty(n_new, dtype=np.int64)
-    pair_a = np.empty(n_new, dtype=np.int64)
-    pair_b = np.empty(n_new, dtype=np.int64)
     n_pairs = 0
     for k in range(n_new):
         before[k] = held[sol_client[items[n_held + k]]]
@@ -715,7 +727,6 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
         if keep[i]:
             held[sol_client[items[i]]] = items[i]
             held_pay[sol_client[items[i]]] = prices[i]
-    rejected = np.empty(n, dtype=np.int64)
     n_rejected = 0
     for i in range(n_held):
         if not keep[i] and held[sol_client[held_here[i]]] == held_here[i]:
@@ -772,8 +783,11 @@ def _proposals_with_loops(state: MatchingState, sols: SolutionTable,
     penalty_client_ratio, penalty_bs_ratio = terms.penalty_client_ratio, terms.penalty_bs_ratio
     proposals = np.empty(len(held), dtype=np.int64)  # at most one per client
     n_proposals = 0
-    utility = np.empty(len(live))
-    eligible = np.empty(len(live), dtype=np.bool_)
+    most = 0  # solutions of one client, at most
+    for client in range(len(held)):
+        most = max(most, sols.client_start[client + 1] - sols.client_start[client])
+    utility = np.empty(most)  # by position among the client's live solutions
+    eligible = np.empty(most, dtype=np.bool_)
     for client in range(len(held)):
         holding = held[client]
         if holding >= 0 and state.revivable[client] == 0:
@@ -789,7 +803,7 @@ def _proposals_with_loops(state: MatchingState, sols: SolutionTable,
         best = -np.inf
         for e in range(first, kept):
             s = live[e]
-            eligible[e] = False
+            eligible[e - first] = False
             revived = (capped[s] and capped_version[s] != bs_version[sol_bs[s]]
                        and revivals[s] < max_revivals)
             if not ((alive[s] or revived) if holding < 0 else (revived and holding != s)):
@@ -802,14 +816,14 @@ def _proposals_with_loops(state: MatchingState, sols: SolutionTable,
                     state.held_rate[client], penalty_client_ratio,
                     penalty_bs_ratio) + SWITCH_GAIN:
                 continue
-            eligible[e] = _acceptable_at(sol_value[s], bids[s], sol_presence[s], v,
-                                         sol_threshold[s], sol_risk_limit[s],
-                                         penalty_client_ratio, penalty_bs_ratio, risk_on)
-            if eligible[e]:
-                utility[e] = u
+            eligible[e - first] = _acceptable_at(sol_value[s], bids[s], sol_presence[s], v,
+                                                 sol_threshold[s], sol_risk_limit[s],
+                                                 penalty_client_ratio, penalty_bs_ratio, risk_on)
+            if eligible[e - first]:
+                utility[e - first] = u
                 best = max(best, u)
         for e in range(first, kept):
-            if eligible[e] and utility[e] >= best - 1e-12:
+            if eligible[e - first] and utility[e - first] >= best - 1e-12:
                 proposals[n_proposals] = live[e]
                 n_proposals += 1
                 break
@@ -892,10 +906,12 @@ def _volunteer_rate_with_loops(j: int, state: MatchingState, sols: SolutionTable
     if n == 0:
         return 0.0
     clients = np.empty(n, dtype=np.int64)
-    presence = np.empty(n)
-    bandwidth = np.empty(n)
-    power = np.empty(n)
-    compensation = np.empty(n)
+    floats = np.zeros(5 * n)  # one buffer (``cut``)
+    presence, at = _cut_kernel(floats, 0, n)
+    bandwidth, at = _cut_kernel(floats, at, n)
+    power, at = _cut_kernel(floats, at, n)
+    compensation, at = _cut_kernel(floats, at, n)
+    volunteered, at = _cut_kernel(floats, at, n)  # per contract, Pr(volunteered)
     k = 0
     for c in range(len(held)):  # contracts by client, as the numpy twin takes them
         s = held[c]
@@ -916,7 +932,6 @@ def _volunteer_rate_with_loops(j: int, state: MatchingState, sols: SolutionTable
         expected_present += presence[k]
     if (total_b <= supply_bandwidth_hz and total_p <= supply_power_w) or expected_present <= 0:
         return 0.0
-    volunteered = np.zeros(n)  # per contract, Pr(volunteered)
     if n <= exact_max_contracts:
         rate = _expected_volunteers_kernel(presence, bandwidth, power, compensation,
                                            supply_bandwidth_hz, supply_power_w,
@@ -1051,6 +1066,7 @@ class Kernels:
 
 # compiled functions that compiled callers reach as globals (set by ``_compile``)
 _solve_kernel: Any = None
+_cut_kernel: Any = None
 _volunteer_kernel: Any = None
 _expected_volunteers_kernel: Any = None
 _volunteer_rate_kernel: Any = None
@@ -1093,11 +1109,13 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     global _utility_at, _acceptable_at, _solve_kernel, _volunteer_kernel, _volunteer_rate_kernel
     global _expected_volunteers_kernel, _must_choose_kernel, _answer_kernel, _proposals_kernel
     global _raise_kernel, _highest_acceptable_bid, _play_kernel, _count_revivals_kernel
+    global _cut_kernel
     # the scalar helpers are called by name from compiled code, so their names must hold the
     # compiled versions (``py_func``: the plain function, should this run again)
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
     _acceptable_at = jit(getattr(_acceptable_at, "py_func", _acceptable_at))
     _solve_kernel = solver
+    _cut_kernel = jit(cut)
     _volunteer_kernel = volunteers.cases
     _expected_volunteers_kernel = volunteers.expected
     _volunteer_rate_kernel = jit(_volunteer_rate_with_loops)

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from isac_market_env.mechanisms._jit import (
     compile_or_warn,
     compiled_loops_enabled,
+    cut,
     numba_jit,
     sequential_sums,
     stable_argsort,
@@ -31,6 +32,9 @@ from isac_market_env.mechanisms._jit import (
 
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
+# the exact E[v] first walks its participation cases with room for this many (most contract
+# sets have fewer that can overload the BS), and again with room for all when there are more
+FIRST_CASES = 64
 
 
 def select_volunteers(present: BoolArray, bandwidth_hz: FloatArray, power_w: FloatArray,
@@ -289,15 +293,22 @@ def _expected_volunteers_with_loops(presence_prob: Any, bandwidth_hz: Any, power
     # rule, which can move a sum of n <= 64 terms by ~1e-14 of itself, never by 1e-12
     safe_b = (supply_bandwidth_hz + 1e-9 * max(supply_bandwidth_hz, 1.0)) * (1.0 - 1e-12)
     safe_p = (supply_power_w + 1e-9 * max(supply_power_w, 1.0)) * (1.0 - 1e-12)
-    # count the cases first, then fill arrays of that size (arrays grown inside the walk would
-    # cost reference counting on every step of it)
-    n_left = _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p,
-                                  np.empty((0, n)), np.empty(0))
+    # fill arrays of a few cases while counting them, and walk again with arrays of the count
+    # only if they were too small (arrays grown inside the walk would cost reference counting
+    # on every step of it)
+    draws = np.empty((FIRST_CASES, n))
+    weights = np.empty(FIRST_CASES)
+    n_left = _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p, draws,
+                                  weights)
     if n_left == 0:
         return 0.0
-    draws = np.empty((n_left, n))
-    weights = np.empty(n_left)
-    _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p, draws, weights)
+    if n_left > FIRST_CASES:
+        draws = np.empty((n_left, n))
+        weights = np.empty(n_left)
+        _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p, draws,
+                             weights)
+    draws = draws[:n_left]
+    weights = weights[:n_left]
     marks = np.zeros((n_left, n), dtype=np.bool_)
     _, counts = _cases_kernel(presence_prob, bandwidth_hz, power_w, compensation,
                               supply_bandwidth_hz, supply_power_w, False, draws, marks)
@@ -318,22 +329,20 @@ def _overloadable_cases(presence_prob: Any, bandwidth_hz: Any, power_w: Any, saf
 
     Returns their number; fills ``draws`` (-1 present, 2 absent: below and above any presence)
     and ``weights`` (the case probabilities, multiplied left to right as in
-    ``_volunteer_cases_with_loops``) when they have room. A depth-first walk decides the
-    highest bit first, absent before present, and skips every subtree in which even all
-    undecided contracts present keep the demand within both limits (the caller's limits lie
-    far enough below the supplies that no rounding can put such a case over).
+    ``_volunteer_cases_with_loops``) for as many cases as they have room for. A depth-first
+    walk decides the highest bit first, absent before present, and skips every subtree in which
+    even all undecided contracts present keep the demand within both limits (the caller's
+    limits lie far enough below the supplies that no rounding can put such a case over).
     """
     n = len(presence_prob)
-    fill = len(weights) > 0
-    all_low_b = np.empty(n + 1)  # demand of contracts 0..k-1 when all are present
-    all_low_p = np.empty(n + 1)
-    all_low_b[0] = 0.0
-    all_low_p[0] = 0.0
+    floats = np.zeros(4 * (n + 1))  # one buffer (``cut``)
+    all_low_b, at = _cut_kernel(floats, 0, n + 1)  # demand of contracts 0..k-1, all present
+    all_low_p, at = _cut_kernel(floats, at, n + 1)
+    decided_b, at = _cut_kernel(floats, at, n + 1)  # of the present contracts n-d..n-1 at depth d
+    decided_p, at = _cut_kernel(floats, at, n + 1)
     for i in range(n):
         all_low_b[i + 1] = all_low_b[i] + bandwidth_hz[i]
         all_low_p[i + 1] = all_low_p[i] + power_w[i]
-    decided_b = np.zeros(n + 1)  # demand of the present contracts n-d..n-1 at depth d
-    decided_p = np.zeros(n + 1)
     visited = np.zeros(n + 1, dtype=np.int64)  # children of the node at depth d visited so far
     present = np.zeros(n, dtype=np.bool_)
     n_cases = 0
@@ -344,7 +353,7 @@ def _overloadable_cases(presence_prob: Any, bandwidth_hz: Any, power_w: Any, saf
                     and decided_p[d] + all_low_p[n - d] <= safe_p):
                 visited[d] = 2  # no case below can overload the BS
             elif d == n:
-                if fill:
+                if n_cases < len(weights):
                     weight = presence_prob[0] if present[0] else 1.0 - presence_prob[0]
                     for i in range(1, n):
                         weight *= presence_prob[i] if present[i] else 1.0 - presence_prob[i]
@@ -380,6 +389,7 @@ class VolunteerKernels:
 _cases_kernel: Any = None
 _overloadable_kernel: Any = None
 _argsort_kernel: Any = None
+_cut_kernel: Any = None
 _KERNEL: list[VolunteerKernels | None] = []
 
 
@@ -396,8 +406,9 @@ def compiled_volunteer_kernels() -> VolunteerKernels | None:
 
 
 def _compile(jit: Any) -> VolunteerKernels:
-    global _cases_kernel, _overloadable_kernel, _argsort_kernel
+    global _cases_kernel, _overloadable_kernel, _argsort_kernel, _cut_kernel
     _argsort_kernel = jit(stable_argsort)
+    _cut_kernel = jit(cut)
     cases = _cases_kernel = jit(_volunteer_cases_with_loops)
     _overloadable_kernel = jit(_overloadable_cases)
     expected = jit(_expected_volunteers_with_loops)
