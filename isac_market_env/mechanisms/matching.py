@@ -268,8 +268,8 @@ class AscendingMatching:
         # from ``client_start`` on (``live_count`` of them): those alive or capped with revivals
         # left (the others can never be proposed again: nothing revives ``alive``, only a
         # proposal is capped, revivals only grow); they drop the rest as they go
-        self.live = np.lexsort((~self.alive, p.sol_client)).astype(np.int64)  # alive first
-        self.live_count = np.bincount(p.sol_client[self.alive], minlength=p.n_clients)
+        self.live = np.arange(n_sol, dtype=np.int64)
+        self.live_count = np.diff(self.client_start)
         self.capped_version = np.full(n_sol, -1, dtype=np.int64)
         self.revivals = np.zeros(n_sol, dtype=np.int64)
         self.revivable = np.zeros(p.n_clients, dtype=np.int64)  # capped, revivals left
