@@ -131,6 +131,7 @@ def numpy_only(monkeypatch: pytest.MonkeyPatch) -> None:
     assert volunteers.compiled_volunteer_kernels() is None
     assert typed_knapsack.compiled_typed_search() is None
     assert typed_knapsack.compiled_general_search() is None
+    assert typed_knapsack.compiled_count_vectors() is None
 
 
 @pytest.fixture(scope="session")

@@ -347,6 +347,7 @@ def test_compilation_happens_before_any_timed_region(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(volunteers, "_KERNEL", [])
     monkeypatch.setattr(typed_knapsack, "_KERNEL", [])
     monkeypatch.setattr(typed_knapsack, "_GENERAL_KERNEL", [])
+    monkeypatch.setattr(typed_knapsack, "_COUNT_KERNEL", [])
     market = small_market()
     assert matching._KERNELS and matching._KERNELS[0] is not None
     volunteer_kernels = volunteers._KERNEL[0]
@@ -354,7 +355,8 @@ def test_compilation_happens_before_any_timed_region(monkeypatch: pytest.MonkeyP
     kernels = [matching._answer_kernel, matching._proposals_kernel, matching._raise_kernel,
                knapsack._KERNEL[0], volunteer_kernels.cases, volunteer_kernels.expected,
                volunteers._overloadable_kernel,
-               typed_knapsack._KERNEL[0], typed_knapsack._GENERAL_KERNEL[0]]
+               typed_knapsack._KERNEL[0], typed_knapsack._GENERAL_KERNEL[0],
+               typed_knapsack._COUNT_KERNEL[0]]
     compiled = [len(kernel.signatures) for kernel in kernels]
     rounds = matching.AscendingMatching(market.offline_problem(), market.volunteer_model())
     for _ in range(3):  # round by round, as Bidding-v0 plays them: the Python-level calls

@@ -200,12 +200,18 @@ def test_solve_knapsack_hands_hard_selections_to_the_typed_searches() -> None:
     assert result.solver == "milp"
 
 
-@pytest.mark.parametrize("block_rows", [1, 7, 1 << 16])
+@pytest.mark.parametrize("block_rows", [1, 7, 1 << 16, 0])
 def test_count_vectors_are_every_fitting_vector_in_order(block_rows: int,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The enumeration is every (k_t) within the capacity rows, in lexicographic order, whatever
-    the block of extensions built at once; past the cap it gives up (None)."""
-    monkeypatch.setattr(typed_knapsack, "COUNT_BLOCK_ROWS", block_rows)
+    the block of extensions built at once (numpy) or walked depth first (compiled, block 0);
+    past the cap it gives up (None)."""
+    if block_rows:
+        numpy_only(monkeypatch)
+        monkeypatch.setattr(typed_knapsack, "COUNT_BLOCK_ROWS", block_rows)
+    else:
+        pytest.importorskip("numba")
+        assert typed_knapsack.compiled_count_vectors() is not None
     rng = np.random.default_rng(7)
     for _ in range(40):
         n_types = int(rng.integers(1, 5))
@@ -215,6 +221,9 @@ def test_count_vectors_are_every_fitting_vector_in_order(block_rows: int,
         caps = rng.uniform(1.0, 12.0, 2)
         expected = np.array([k for k in itertools.product(*(range(s + 1) for s in sizes))
                              if np.all(np.asarray(k) @ levels <= caps)], dtype=np.int64)
+        got = typed_knapsack._count_vectors(sizes, levels, caps)
+        assert got is not None and np.array_equal(got, expected.reshape(got.shape))
+        monkeypatch.setattr(typed_knapsack, "MAX_COUNT_VECTORS", len(expected))  # just enough
         got = typed_knapsack._count_vectors(sizes, levels, caps)
         assert got is not None and np.array_equal(got, expected.reshape(got.shape))
         monkeypatch.setattr(typed_knapsack, "MAX_COUNT_VECTORS", len(expected) - 1)

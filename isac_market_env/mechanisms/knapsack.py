@@ -37,6 +37,7 @@ from isac_market_env.mechanisms._jit import (
 )
 from isac_market_env.mechanisms.typed_knapsack import (
     adjacency,
+    compiled_count_vectors,
     compiled_general_search,
     compiled_typed_search,
     solve_typed,
@@ -669,6 +670,7 @@ def load_compiled_solver() -> bool:
     """
     compiled_typed_search()
     compiled_general_search()
+    compiled_count_vectors()
     return compiled_solver() is not None
 
 

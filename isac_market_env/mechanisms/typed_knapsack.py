@@ -31,7 +31,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_with_example, compiled_loops_enabled
+from isac_market_env.mechanisms._jit import (
+    compile_with_example,
+    compiled_loops_enabled,
+    numba_jit,
+)
 
 # rows with at most this many distinct values (and fewer than the most varied row) define the
 # types
@@ -42,6 +46,9 @@ STRUCTURE_TOLERANCE = 1e-9
 MAX_COUNT_VECTORS = 200_000
 # extensions built at once while enumerating count vectors (rows of one block)
 COUNT_BLOCK_ROWS = 1 << 16
+# a type whose extensions of the vectors so far would pass this many per allowed vector
+# declines the instance before building them
+EXTENSIONS_PER_VECTOR = 20
 NODE_LIMIT = 200_000
 
 
@@ -191,7 +198,31 @@ def adjacency(n: int, edges: NDArray[np.intp]) -> tuple[NDArray[np.int64], NDArr
 
 def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
                    capacities: NDArray[np.float64]) -> NDArray[np.int64] | None:
-    """Every (k_t) with 0 <= k_t <= sizes[t] whose capacity rows fit, or None when too many.
+    """Every (k_t) with 0 <= k_t <= sizes[t] whose capacity rows fit (in lexicographic order),
+    or None when too many: compiled (``_count_vectors_with_loops``) with numba, else with
+    numpy (``_count_vectors_with_numpy``); the same vectors and the same refusals."""
+    kernel = compiled_count_vectors()
+    if kernel is None:
+        return _count_vectors_with_numpy(sizes, levels, capacities)
+    counts, found = kernel(np.asarray(sizes, dtype=np.int64),
+                           np.ascontiguousarray(levels, dtype=np.float64),
+                           np.asarray(capacities, dtype=np.float64), MAX_COUNT_VECTORS)
+    return counts if found else None
+
+
+def _clipped_size(size: int, levels: Any, capacities: Any) -> int:
+    """No more of a type than fit alone (the exact test follows): ``size`` or the count of
+    copies of ``levels`` that fit ``capacities`` on its tightest positive row, plus one."""
+    fit_alone = np.inf
+    for r in range(len(capacities)):
+        if levels[r] > 0:
+            fit_alone = min(fit_alone, capacities[r] / levels[r])
+    return min(size, int(fit_alone) + 1) if fit_alone < size else size
+
+
+def _count_vectors_with_numpy(sizes: NDArray[np.intp], levels: NDArray[np.float64],
+                              capacities: NDArray[np.float64]) -> NDArray[np.int64] | None:
+    """``_count_vectors`` with numpy.
 
     Built type by type: each vector so far is extended by every count of the next type (in that
     order) and kept if it fits. A kept vector is stored as its parent and its last count, and
@@ -204,11 +235,8 @@ def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
     parents: list[NDArray[np.intp]] = []
     last_counts: list[NDArray[np.int64]] = []
     for t, size in enumerate(sizes.tolist()):
-        positive = levels[t] > 0
-        fit_alone = np.min(capacities[positive] / levels[t][positive]) if positive.any() else np.inf
-        if np.isfinite(fit_alone):  # no more of this type than fit alone (the exact test follows)
-            size = min(size, int(fit_alone) + 1)
-        if len(used) * (size + 1) > 20 * MAX_COUNT_VECTORS:
+        size = _clipped_size(size, levels[t], capacities)
+        if len(used) * (size + 1) > EXTENSIONS_PER_VECTOR * MAX_COUNT_VECTORS:
             return None
         k = np.arange(size + 1)
         block = max(1, COUNT_BLOCK_ROWS // (size + 1))  # parents per block
@@ -235,6 +263,77 @@ def _count_vectors(sizes: NDArray[np.intp], levels: NDArray[np.float64],
         counts[:, t] = last_counts[t][row]
         row = parents[t][row]
     return counts
+
+
+def _count_vectors_with_loops(sizes: Any, levels: Any, capacities: Any, max_vectors: int
+                              ) -> tuple[Any, bool]:
+    """``_count_vectors_with_numpy`` as a depth-first walk, for numba (compiled only): returns
+    (the vectors, True), or (nothing, False) where the numpy version gives up.
+
+    The walk extends a fitting prefix by the counts 0, 1, ... of the next type (the same sums,
+    ``used + k * level``, as the numpy version's, so the same tests), which lists the vectors
+    in lexicographic order. Every fitting prefix completes with counts of 0, so the prefixes of
+    each length are never more than the vectors: the walk stops once these pass
+    ``max_vectors``, and the numpy version's other refusal (a type whose extensions would pass
+    ``EXTENSIONS_PER_VECTOR * max_vectors``) is checked on the prefix counts afterwards. A
+    second walk fills the vectors.
+    """
+    n_types = levels.shape[0]
+    clipped = np.empty(n_types, dtype=np.int64)
+    for t in range(n_types):
+        clipped[t] = _clipped_size(sizes[t], levels[t], capacities)
+    prefixes = np.zeros(n_types, dtype=np.int64)  # fitting prefixes of each length
+    n_vectors = _walk_count_vectors(clipped, levels, capacities, max_vectors, prefixes,
+                                    np.empty((0, n_types), dtype=np.int64))
+    if n_vectors > max_vectors:
+        return np.empty((0, n_types), dtype=np.int64), False
+    shorter = 1  # prefixes one type shorter (one empty prefix)
+    for t in range(n_types):
+        if shorter * (clipped[t] + 1) > EXTENSIONS_PER_VECTOR * max_vectors:
+            return np.empty((0, n_types), dtype=np.int64), False
+        shorter = prefixes[t]
+    counts = np.empty((n_vectors, n_types), dtype=np.int64)
+    _walk_count_vectors(clipped, levels, capacities, max_vectors, prefixes, counts)
+    return counts, True
+
+
+def _walk_count_vectors(clipped: Any, levels: Any, capacities: Any, max_vectors: int,
+                        prefixes: Any, counts: Any) -> int:
+    """The walk of ``_count_vectors_with_loops``: the number of fitting vectors (stopping past
+    ``max_vectors``), the fitting prefixes of each length added to ``prefixes``, and the
+    vectors written to ``counts`` when it has rows for them."""
+    n_types, m = levels.shape
+    if n_types == 0:
+        if len(counts):
+            counts[0, :] = 0
+        return 1
+    used = np.zeros((n_types + 1, m))  # row t: the use of the prefix of length t
+    k = np.zeros(n_types, dtype=np.int64)
+    n_vectors = 0
+    depth = 0
+    while True:
+        fits = k[depth] <= clipped[depth]
+        for r in range(m):
+            used[depth + 1, r] = used[depth, r] + k[depth] * levels[depth, r]
+            fits = fits and used[depth + 1, r] <= capacities[r]
+        if fits:
+            prefixes[depth] += 1
+            if depth < n_types - 1:
+                depth += 1
+                k[depth] = 0
+                continue
+            if n_vectors < len(counts):
+                counts[n_vectors, :] = k
+            n_vectors += 1
+            if n_vectors > max_vectors:
+                return n_vectors
+            k[depth] += 1
+            continue
+        # this count and every larger one pass a row (levels are not negative): back up
+        if depth == 0:
+            return n_vectors
+        depth -= 1
+        k[depth] += 1
 
 
 def _fill_bound(lo: NDArray[np.float64], hi: NDArray[np.float64], beta: NDArray[np.float64],
@@ -645,6 +744,7 @@ def _general_search(values: Any, presence: Any, starts: Any, scale: Any, risk_ca
 Search = Callable[..., tuple[int, bool]]
 _KERNEL: list[Search | None] = []  # the compiled ``_typed_search``
 _GENERAL_KERNEL: list[Search | None] = []  # the compiled ``_general_search``
+_COUNT_KERNEL: list[Callable[..., tuple[Any, bool]] | None] = []  # ``_count_vectors_with_loops``
 
 
 def compiled_typed_search() -> Search | None:
@@ -657,6 +757,22 @@ def compiled_typed_search() -> Search | None:
             np.ones(1), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.zeros(1),
             np.ones(1), 1e-6, 1e-9, 10, np.zeros(1, dtype=np.int8)), "typed knapsack search"))
     return _KERNEL[0]
+
+
+def compiled_count_vectors() -> Callable[..., tuple[Any, bool]] | None:
+    """The compiled ``_count_vectors_with_loops``, or None without numba."""
+    global _clipped_size, _walk_count_vectors
+    if not compiled_loops_enabled():
+        return None
+    if not _COUNT_KERNEL:
+        jit = numba_jit()
+        if jit is not None:  # its helpers are called by name: their names hold compiled ones
+            _clipped_size = jit(getattr(_clipped_size, "py_func", _clipped_size))
+            _walk_count_vectors = jit(getattr(_walk_count_vectors, "py_func",
+                                              _walk_count_vectors))
+        _COUNT_KERNEL.append(compile_with_example(_count_vectors_with_loops, (
+            np.ones(2, dtype=np.int64), np.ones((2, 1)), np.ones(1), 10), "count vectors"))
+    return _COUNT_KERNEL[0]
 
 
 def compiled_general_search() -> Search | None:
