@@ -231,8 +231,8 @@ class EpisodeDriver:
         if choice is not None and self.proposable()[choice]:
             sol = int(self._in_problem[choice])
             pay = m.bids[sol] if price is None else price
-            order = np.argsort(np.r_[others, sol], kind="stable")
-            m.play_round(np.r_[others, sol][order], np.r_[m.bids[others], pay][order])
+            at = int(np.searchsorted(others, sol))  # proposals go by client, hence by solution
+            m.play_round(np.insert(others, at, sol), np.insert(m.bids[others], at, pay))
         else:
             m.play_round(others)
 
