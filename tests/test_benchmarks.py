@@ -145,3 +145,22 @@ def test_bench_releases_compares_two_trees(tmp_path: Path) -> None:
     assert result["identical"] and len(result["current_digests"]) == 1
     assert 0.2 < result["speedup"] < 5
     assert "signing: current" in printed
+
+
+def test_profile_rounds_splits_every_cycle(tmp_path: Path) -> None:
+    """The instrumented rounds play the package's matchings (the script checks their results)
+    and split every counted cycle among the pieces."""
+    pytest.importorskip("numba")
+    out = tmp_path / "rounds.json"
+    for phase in ("signing", "online"):
+        printed = run_script("profile_rounds.py", "--n-mus", "20", "--seeds", "2", "--phase",
+                             phase, "--json", str(out), cwd=tmp_path)
+        row = json.loads(out.read_text())
+        share = row["share"]
+        assert sum(share[p] for p in ("proposals", "answers", "estimates", "raises")) == (
+            pytest.approx(1.0))
+        assert 0 < share["selection_search"] < share["selection"] < share["answers"]
+        assert 0 <= share["exact_expectation"] <= share["estimates"]
+        # online matchings publish no E[v]
+        assert (share["exact_expectation"] > 0) == (phase == "signing")
+        assert row["rounds"] > 0 and row["matchings"] >= 1 and "cycles per round" in printed
