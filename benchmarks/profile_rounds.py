@@ -13,7 +13,8 @@ source (the package changed) stops the script.
 
 Pieces: the rule proposals; the BSs' answers, of which the selection (its preamble in
 ``_solve_with_loops``, its set-up in ``_prepare_and_search`` and the branch and bound search);
-the E[v] estimates, of which the exact expectation; the raised bids.
+the E[v] estimates, of which the exact expectation; the raised bids. x86-64 only (elsewhere
+the cycle counter may not be readable from user space).
 
 Usage: python benchmarks/profile_rounds.py [--n-mus 50] [--seeds 12] [--phase signing|online]
        [--json OUT]
@@ -73,6 +74,9 @@ def instrumented(function: Callable[..., Any], module: Any, name: str,
 
 def build() -> Any:
     """The instrumented copy of ``_rounds_with_loops`` (and of what it calls)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        raise SystemExit("the cycle counter is read with x86-64's rdtsc; on "
+                         f"{platform.machine()} it may not be readable from user space")
     if not matching.load_compiled_matching():
         raise SystemExit("the compiled loops are off or numba is missing: nothing to profile")
     names: dict[str, Any] = {}
