@@ -318,11 +318,8 @@ class Market:
             idx = np.flatnonzero(present_c & (c.bs == j))
             if idx.size == 0:
                 continue
-            demand_b, demand_p = c.bandwidth_hz[idx].sum(), c.power_w[idx].sum()
-            pt.rdsl_b[j] = demand_b / sc.bs_bandwidth_hz[j]
-            pt.rdsl_p[j] = demand_p / sc.bs_power_w[j]
-            if demand_b <= sc.bs_bandwidth_hz[j] and demand_p <= sc.bs_power_w[j]:
-                continue  # within the supply, nobody volunteers (the rule's test has a margin)
+            pt.rdsl_b[j] = c.bandwidth_hz[idx].sum() / sc.bs_bandwidth_hz[j]
+            pt.rdsl_p[j] = c.power_w[idx].sum() / sc.bs_power_w[j]
             picked = select_volunteers(np.ones(idx.size, dtype=bool), c.bandwidth_hz[idx],
                                        c.power_w[idx], c.penalty_bs[idx],
                                        float(sc.bs_bandwidth_hz[j]), float(sc.bs_power_w[j]))

@@ -562,9 +562,12 @@ class AscendingMatching:
         return np.asarray((self.alive[sols] | self.revived(sols)) & self.fits[sols])
 
     def solutions_of(self, client: int) -> IntArray:
-        """The solutions of ``client`` (contiguous: solutions are sorted by client)."""
-        start, stop = np.searchsorted(self.problem.sol_client, [client, client + 1])
-        return np.arange(start, stop, dtype=np.int64)
+        """The solutions of ``client`` (contiguous: solutions are sorted by client); none for
+        a client outside the matching (-1: no client)."""
+        if not 0 <= client < self.problem.n_clients:
+            return np.zeros(0, dtype=np.int64)
+        return np.arange(self.client_start[client], self.client_start[client + 1],
+                         dtype=np.int64)
 
     def must_choose(self, client: int, sols: IntArray | None = None) -> bool:
         """``client`` is free and has a solution it may propose this round: the rounds at which

@@ -42,6 +42,11 @@ def select_volunteers(present: BoolArray, bandwidth_hz: FloatArray, power_w: Flo
                       supply_power_w: float) -> BoolArray:
     """Volunteer mask for one transaction at one BS (greedy rule above)."""
     present = np.asarray(present, dtype=bool)
+    if (np.sum(bandwidth_hz, where=present) <= supply_bandwidth_hz
+            and np.sum(power_w, where=present) <= supply_power_w):
+        # within both supplies nobody volunteers (the rule's own test, on sums added in
+        # another order, has a margin of 1e-9 of the supply)
+        return np.zeros(len(present), dtype=bool)
     kernels = compiled_volunteer_kernels()
     if kernels is None:
         return select_volunteers_batch(present[None, :], bandwidth_hz, power_w, compensation,
