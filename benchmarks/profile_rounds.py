@@ -123,9 +123,11 @@ def build() -> Any:
          f"    _raise_kernel(rejected, state, sols, terms)\n    acc[{RAISES}] += cycles() - t0\n"),
     ], names)
     return instrumented(matching._rounds_with_loops, matching, "rounds_p", [
-        ("        proposals = _proposals_kernel(state, sols, terms)\n",
-         "        t0 = cycles()\n        proposals = _proposals_kernel(state, sols, terms)\n"
+        ("                     else _proposals_kernel(state, sols, terms))\n",
+         "                     else _proposals_kernel(state, sols, terms))\n"
          f"        acc[{PROPOSALS}] += cycles() - t0\n"),
+        ("        proposals = (_threaded_proposals_kernel(",
+         "        t0 = cycles()\n        proposals = (_threaded_proposals_kernel("),
         ("_play_kernel(proposals, pays,", "play_p(acc, proposals, pays,"),
         ("        if status != PLAYED:",
          f"        acc[{ROUNDS}] += 1\n        if status != PLAYED:"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import warnings
@@ -15,6 +16,7 @@ from conftest import numpy_only, without_runtimes
 import isac_market_env as ime
 from isac_market_env.market.driver import EpisodeDriver
 from isac_market_env.market.variants import MECHANISMS
+from isac_market_env.mechanisms import _jit, matching
 from isac_market_env.mechanisms._highs import highs_solve
 
 
@@ -132,3 +134,63 @@ def test_concurrent_highs_calls_restore_stdout() -> None:
         t.join()
     after = os.fstat(1)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+def threaded_matching_or_skip(market: object, threads: int) -> matching.AscendingMatching:
+    m = matching.AscendingMatching(market.offline_problem(),  # type: ignore[attr-defined]
+                                   market.volunteer_model(), threads)  # type: ignore[attr-defined]
+    if m.threads != threads:
+        pytest.skip("numba's threads are not available here (numba missing, or its "
+                    "threading layer is not thread-safe)")
+    return m
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threaded_signing_proposals_are_the_serial_ones_round_by_round(threads: int) -> None:
+    """The signing's rule proposals on several threads (``workers`` > 1) are the serial
+    proposals, and leave the same state, in every round of a 60-MU signing; the signings end
+    with the same contracts, prices and E[v]."""
+    market = ime.make_market("frbank", n_mus=60, n_transactions=1, seed=4)
+    threaded = threaded_matching_or_skip(market, threads)
+    serial = matching.AscendingMatching(market.offline_problem(), market.volunteer_model())
+    kernels = matching.compiled_kernels()
+    assert kernels is not None
+    while not serial.finished:
+        mine = serial.state(serial._counters())
+        theirs = threaded.state(threaded._counters())
+        copy = matching.MatchingState(*(a.copy() for a in mine))
+        expected = kernels.proposals(mine, serial.solutions, serial.terms)
+        got = matching._threaded_proposals_kernel(copy, threaded.solutions, threaded.terms)
+        np.testing.assert_array_equal(got, expected)
+        for before, after in zip(copy, mine, strict=True):
+            np.testing.assert_array_equal(before, after)  # live segments compacted alike
+        serial.play_round(serial.rule_proposals())
+        threaded.play_round(threaded.rule_proposals())
+    assert serial.rounds > 100
+    ours, reference = threaded.run(), serial.result()
+    for field in ("client_solution", "client_payment", "final_bids", "bs_volunteer_rate"):
+        np.testing.assert_array_equal(getattr(ours, field), getattr(reference, field))
+    assert ours.rounds == reference.rounds
+
+
+def test_threads_stay_off_where_numba_threads_are_unsafe(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """numba's ``workqueue`` layer is not thread-safe, and GNU OpenMP's threads do not survive
+    ``fork``: a matching asked for threads then plays on one (the same rounds)."""
+    market = ime.make_market("frbank", n_mus=20, n_transactions=1, seed=0)
+    threaded_matching_or_skip(market, 2)  # numba's threads have started in this process
+    layer = dict(_jit._THREAD_LAYER)
+    for started_by, name, allowed in [(os.getpid(), "workqueue", False),
+                                      (os.getpid() + 1, "omp", False),
+                                      (os.getpid(), "omp", True),
+                                      (os.getpid() + 1, "tbb", True)]:
+        monkeypatch.setattr(_jit, "_THREAD_LAYER", {"pid": started_by, "layer": name})
+        assert _jit.threads_available() is allowed
+        m = matching.AscendingMatching(market.offline_problem(), market.volunteer_model(), 2)
+        assert m.threads == (2 if allowed else 1) and m.terms.threads == m.threads
+    monkeypatch.setattr(_jit, "_THREAD_LAYER", layer)
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # a worker forked from here
+        in_child = pool.apply(_jit.threads_available)
+    assert in_child is (layer["layer"] == "tbb")
+    with pytest.raises(ValueError, match="threads"):
+        matching.AscendingMatching(market.offline_problem(), None, 0)

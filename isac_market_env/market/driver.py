@@ -118,10 +118,11 @@ class EpisodeDriver:
     def run(self, workers: int = 1) -> EpisodeResult:
         """Play the rest of the episode by the rule and return its result.
 
-        With ``workers`` > 1 (no controlled client) the transactions' online steps run on that
+        With ``workers`` > 1 (no controlled client) the signing's rule proposals are made on
+        that many threads (``Market.sign``), and the transactions' online steps run on that
         many threads while this one prepares and completes them in order (the compiled
-        matching releases the GIL): the records are the serial run's, bit for bit, except
-        the wall-clock RT (each transaction's own time, as before). A mechanism whose
+        matching releases the GIL): the records are the serial run's, bit for bit, except the
+        wall-clock RT (each transaction's own time, as before). A mechanism whose
         transactions draw from one stream in order (``MechanismSpec.concurrent_transactions``:
         ``random``, ``cooperative``) runs them one after the other and warns
         (``SequentialTransactionsWarning``)."""
@@ -129,7 +130,7 @@ class EpisodeDriver:
         market = self.market
         if self.client is None:
             if market.signing is None:
-                market.sign()
+                market.sign(threads=workers)
             if workers > 1 and not market.done:
                 self._run_concurrently(workers)
             while not market.done:

@@ -210,8 +210,10 @@ class Market:
                               self.config.market.volunteer_exact_max_contracts,
                               self._volunteer_uniforms)
 
-    def sign(self, problem: MatchingProblem | None = None) -> SigningRecord:
-        """Run the offline signing phase (offRFW2M) and store the contracts."""
+    def sign(self, problem: MatchingProblem | None = None, threads: int = 1) -> SigningRecord:
+        """Run the offline signing phase (offRFW2M) and store the contracts; ``threads``: its
+        rounds' rule proposals on that many threads where numba can (the same contracts,
+        ``run_matching``)."""
         if self.signing is not None:
             raise RuntimeError("the signing phase of this episode has already run")
         if not self.spec.offline:
@@ -222,7 +224,7 @@ class Market:
             return self.signing
         problem = problem or self.offline_problem()
         volunteers = self.volunteer_model() if self.spec.overbooking else None
-        return self.record_signing(run_matching(problem, volunteers))
+        return self.record_signing(run_matching(problem, volunteers, threads))
 
     def record_signing(self, result: MatchingResult) -> SigningRecord:
         """Turn a finished offRFW2M result into the contract book and signing record."""

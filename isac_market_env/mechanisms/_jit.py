@@ -53,13 +53,13 @@ def compiled_cache_directory() -> Path | None:
     return directory if os.access(directory, os.W_OK | os.X_OK) else None
 
 
-def numba_jit() -> Callable[[Callable[..., Any]], Any] | None:
+def numba_jit(parallel: bool = False) -> Callable[[Callable[..., Any]], Any] | None:
     """``numba.njit`` with the package's options, or None when compilation is off or unavailable.
 
     Compiled code is cached in ``compiled_cache_directory()``, so only the first process pays
     for compilation (~27 s for every kernel of the market; loading them from the cache takes
     under a second). Without numba it warns (``PerformanceWarning``, once: Python shows a
-    warning once per place).
+    warning once per place). ``parallel``: compile numba's ``prange`` loops for its threads.
     """
     if not compiled_loops_enabled():
         return None
@@ -74,7 +74,8 @@ def numba_jit() -> Callable[[Callable[..., Any]], Any] | None:
         return None
     directory = compiled_cache_directory()
     if directory is None:
-        return cast(Callable[[Callable[..., Any]], Any], numba.njit(cache=False, nogil=True))
+        return cast(Callable[[Callable[..., Any]], Any],
+                    numba.njit(cache=False, nogil=True, parallel=_parallel_options(parallel)))
 
     def jit(function: Callable[..., Any]) -> Any:
         # numba binds a function's cache location when it is decorated, from its config's
@@ -83,11 +84,60 @@ def numba_jit() -> Callable[[Callable[..., Any]], Any] | None:
         saved = config.CACHE_DIR
         config.CACHE_DIR = str(directory)
         try:
-            return numba.njit(cache=True, nogil=True)(function)
+            return numba.njit(cache=True, nogil=True,
+                              parallel=_parallel_options(parallel))(function)
         finally:
             config.CACHE_DIR = saved
 
     return jit
+
+
+def _parallel_options(parallel: bool) -> Any:
+    """numba's ``parallel`` option: only the explicit ``prange`` loops, or nothing (numba
+    would otherwise run each array expression, such as ``np.zeros``, as a parallel loop of its
+    own: a thread wake-up each, slower than the expression on these small arrays)."""
+    if not parallel:
+        return False
+    return {"prange": True, "comprehension": False, "setitem": False, "reduction": False,
+            "numpy": False, "stencil": False, "fusion": False}
+
+
+def numba_prange() -> Any:
+    """numba's ``prange`` (for the threaded loops, which are only ever compiled)."""
+    import numba
+    return numba.prange
+
+
+prange: Any = range  # numba's ``prange`` once ``threads_available`` compiles the probe
+_THREAD_LAYER: dict[str, Any] = {}  # the process that started numba's threads, and their layer
+
+
+def threads_available() -> bool:
+    """Compiled loops may run on several threads here (``threads`` > 1 in the matching).
+
+    That needs numba's threads on a thread-safe layer, TBB or OpenMP: not numba's own
+    ``workqueue``, which is neither thread-safe nor quick to start (~75 us per parallel loop
+    here, ~2 us with OpenMP). GNU OpenMP's threads do not survive ``fork``, so a process forked
+    from one that started them (a process pool's worker) keeps its loops on one thread. The
+    first call starts numba's threads (a parallel probe, cached like the other loops)."""
+    if not _THREAD_LAYER:
+        jit = numba_jit(parallel=True)
+        if jit is None:
+            return False
+        import numba
+        global prange
+        prange = numba.prange
+        jit(_thread_probe)(np.zeros(2))
+        _THREAD_LAYER.update(pid=os.getpid(), layer=numba.threading_layer())
+    layer = _THREAD_LAYER["layer"]
+    return compiled_loops_enabled() and (
+        layer == "tbb" or (layer == "omp" and _THREAD_LAYER["pid"] == os.getpid()))
+
+
+def _thread_probe(x: Any) -> None:
+    """A parallel loop that starts numba's threads (``threads_available``)."""
+    for i in prange(len(x)):
+        x[i] += 1.0
 
 
 def compile_or_warn(build: Callable[[], T], what: str) -> T | None:

@@ -44,7 +44,14 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from isac_market_env.mechanisms._jit import compile_or_warn, compiled_loops_enabled, cut, numba_jit
+from isac_market_env.mechanisms._jit import (
+    compile_or_warn,
+    compiled_loops_enabled,
+    cut,
+    numba_jit,
+    numba_prange,
+    threads_available,
+)
 from isac_market_env.mechanisms.knapsack import (
     DEFAULT_NODE_LIMIT,
     SEARCHED,
@@ -65,6 +72,7 @@ from isac_market_env.model.utilities import (
     client_expected_utility,
     client_risk,
 )
+from isac_market_env.validation import check_integer
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -117,6 +125,7 @@ class MatchingTerms(NamedTuple):
     estimate: bool
     exact_max_contracts: int
     per_client_rate: bool
+    threads: int = 1  # > 1: the rule proposals on that many threads
 
 
 class MatchingState(NamedTuple):
@@ -244,11 +253,15 @@ class AscendingMatching:
     """
 
     def __init__(self, problem: MatchingProblem,
-                 volunteers: VolunteerModel | None = None) -> None:
+                 volunteers: VolunteerModel | None = None, threads: int = 1) -> None:
         p = self.problem = problem
         self.volunteers = volunteers
         load_compiled_matching()  # compile before the clock starts (no-op after the first call)
         self.compiled = compiled_kernels() is not None  # chosen once, for the whole matching
+        # the compiled rule rounds' proposals on ``threads`` threads where numba can run them
+        # (``threads_available``); the same rounds either way
+        threads = check_integer("threads", threads, 1)
+        self.threads = threads if threads > 1 and self.compiled and threads_available() else 1
         self.started = time.perf_counter()
         self.elapsed_s = 0.0
         self.bids = p.sol_start_bid.astype(np.float64).copy()
@@ -305,7 +318,7 @@ class AscendingMatching:
                                    float(p.penalty_client_ratio), float(p.penalty_bs_ratio),
                                    self.risk_on, int(p.knapsack_node_limit), v is not None,
                                    0 if v is None else int(v.exact_max_contracts),
-                                   bool(p.volunteer_rate_per_client))
+                                   bool(p.volunteer_rate_per_client), self.threads)
 
     @property
     def kernels(self) -> Kernels | None:
@@ -624,13 +637,14 @@ class AscendingMatching:
                               np.where(matched, self.held_rate, 0.0))
 
 
-def run_matching(problem: MatchingProblem,
-                 volunteers: VolunteerModel | None = None) -> MatchingResult:
+def run_matching(problem: MatchingProblem, volunteers: VolunteerModel | None = None,
+                 threads: int = 1) -> MatchingResult:
     """Run the ascending-price deferred acceptance to convergence (or ``max_rounds``); BSs
-    publish E[v] with ``volunteers`` (offline with overbooking), else E[v] = 0."""
+    publish E[v] with ``volunteers`` (offline with overbooking), else E[v] = 0. ``threads``:
+    the rule rounds' proposals on that many threads, where numba can (the same result)."""
     if len(problem.sol_client) == 0:
         return empty_result(problem)
-    return AscendingMatching(problem, volunteers).run()
+    return AscendingMatching(problem, volunteers, threads).run()
 
 
 def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
@@ -768,13 +782,54 @@ def _acceptable_at(value: float, pay: float, presence: float, volunteer: float, 
 
 def _proposals_with_loops(state: MatchingState, sols: SolutionTable,
                           terms: MatchingTerms) -> Any:
-    """``candidates`` + ``_rule_proposals`` of ``AscendingMatching`` in loops, for numba.
+    """``candidates`` + ``_rule_proposals`` of ``AscendingMatching`` in loops, for numba
+    (compiled only): every client's ``_propose``, in client order."""
+    proposals = np.empty(len(state.held), dtype=np.int64)  # at most one per client
+    return proposals[:_propose(0, len(proposals), proposals, state, sols, terms)]
 
-    Compiled only; the same eligibility tests, utilities and risks with the same floating-point
-    operations, so the same proposals. Visits each client's ``live`` solutions (ascending),
-    dropping those that can never be proposed again, and skips a held client none of whose
-    solutions is ``revivable`` (it proposes only a revived solution; most held clients have
-    none).
+
+def _proposals_on_threads(state: MatchingState, sols: SolutionTable, terms: MatchingTerms
+                          ) -> Any:
+    """``_proposals_with_loops`` on ``terms.threads`` threads (numba's ``prange``, compiled
+    only), each taking a run of consecutive clients with about as many live solutions as the
+    others: a client's proposal reads the round's state and writes only its own ``live``
+    segment, so the proposals are the same, in the same order."""
+    n_clients, threads = len(state.held), terms.threads
+    total = 0
+    for client in range(n_clients):
+        total += state.live_count[client]
+    bounds = np.full(threads + 1, n_clients, dtype=np.int64)  # thread t: bounds[t]..[t + 1]
+    bounds[0] = 0
+    t, seen = 1, 0
+    for client in range(n_clients):
+        while t < threads and seen >= t * total / threads:
+            bounds[t] = client
+            t += 1
+        seen += state.live_count[client]
+    proposals = np.empty(n_clients, dtype=np.int64)
+    counts = np.empty(threads, dtype=np.int64)
+    for thread in prange(threads):
+        counts[thread] = _propose(bounds[thread], bounds[thread + 1], proposals, state, sols,
+                                  terms)
+    n_proposals = counts[0]
+    for thread in range(1, threads):  # each thread's proposals start at its first client
+        for i in range(counts[thread]):
+            proposals[n_proposals + i] = proposals[bounds[thread] + i]
+        n_proposals += counts[thread]
+    return proposals[:n_proposals]
+
+
+def _propose(first_client: int, stop_client: int, proposals: Any, state: MatchingState,
+             sols: SolutionTable, terms: MatchingTerms) -> int:
+    """The solutions clients ``first_client`` to ``stop_client`` - 1 propose this round by the
+    rule, in client order, written into ``proposals`` from position ``first_client`` on;
+    returns how many (compiled only).
+
+    The same eligibility tests, utilities and risks as ``AscendingMatching``'s numpy rule with
+    the same floating-point operations, so the same proposals. Visits each client's ``live``
+    solutions (ascending), dropping those that can never be proposed again, and skips a held
+    client none of whose solutions is ``revivable`` (it proposes only a revived solution; most
+    held clients have none).
     """
     live, live_count, capped, capped_version, bs_version = (
         state.live, state.live_count, state.capped, state.capped_version, state.bs_version)
@@ -784,14 +839,13 @@ def _proposals_with_loops(state: MatchingState, sols: SolutionTable,
     sol_bs, sol_value, sol_presence = sols.bs, sols.value, sols.presence
     sol_threshold, sol_risk_limit = sols.threshold, sols.risk_limit
     penalty_client_ratio, penalty_bs_ratio = terms.penalty_client_ratio, terms.penalty_bs_ratio
-    proposals = np.empty(len(held), dtype=np.int64)  # at most one per client
-    n_proposals = 0
     most = 0  # solutions of one client, at most
     for client in range(len(held)):
         most = max(most, sols.client_start[client + 1] - sols.client_start[client])
     utility = np.empty(most)  # by position among the client's live solutions
     eligible = np.empty(most, dtype=np.bool_)
-    for client in range(len(held)):
+    n_proposals = 0
+    for client in range(first_client, stop_client):
         holding = held[client]
         if holding >= 0 and state.revivable[client] == 0:
             continue
@@ -827,10 +881,10 @@ def _proposals_with_loops(state: MatchingState, sols: SolutionTable,
                 best = max(best, u)
         for e in range(first, kept):
             if eligible[e - first] and utility[e - first] >= best - 1e-12:
-                proposals[n_proposals] = live[e]
+                proposals[first_client + n_proposals] = live[e]
                 n_proposals += 1
                 break
-    return proposals[:n_proposals]
+    return n_proposals
 
 
 def _count_revivals(proposals: Any, state: MatchingState, sols: SolutionTable,
@@ -1043,7 +1097,8 @@ def _rounds_with_loops(state: MatchingState, sols: SolutionTable, bss: BSTable,
     while True:
         if stop_start >= 0 and _must_choose_kernel(stop_start, stop_stop, state, sols, terms):
             return STOPPED, np.empty(0, dtype=np.int64), 0, np.empty(0, dtype=np.int64)
-        proposals = _proposals_kernel(state, sols, terms)
+        proposals = (_threaded_proposals_kernel(state, sols, terms) if terms.threads > 1
+                     else _proposals_kernel(state, sols, terms))
         if len(proposals) == 0:
             return CONVERGED, proposals, 0, np.empty(0, dtype=np.int64)
         pays = np.empty(len(proposals))
@@ -1076,6 +1131,8 @@ _volunteer_rate_kernel: Any = None
 _must_choose_kernel: Any = None
 _answer_kernel: Any = None
 _proposals_kernel: Any = None
+_threaded_proposals_kernel: Any = None
+prange: Any = range  # numba's ``prange`` once compiling (the threaded loops run compiled only)
 _raise_kernel: Any = None
 _count_revivals_kernel: Any = None
 _play_kernel: Any = None
@@ -1112,7 +1169,8 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     global _utility_at, _acceptable_at, _solve_kernel, _volunteer_kernel, _volunteer_rate_kernel
     global _expected_volunteers_kernel, _must_choose_kernel, _answer_kernel, _proposals_kernel
     global _raise_kernel, _highest_acceptable_bid, _play_kernel, _count_revivals_kernel
-    global _cut_kernel
+    global _cut_kernel, _propose, prange
+    global _threaded_proposals_kernel
     # the scalar helpers are called by name from compiled code, so their names must hold the
     # compiled versions (``py_func``: the plain function, should this run again)
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
@@ -1124,7 +1182,11 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     _volunteer_rate_kernel = jit(_volunteer_rate_with_loops)
     _must_choose_kernel = jit(_must_choose_with_loops)
     _answer_kernel = jit(_answer_with_loops)
+    _propose = jit(getattr(_propose, "py_func", _propose))
     _proposals_kernel = jit(_proposals_with_loops)
+    # its threaded twin (numba's prange), for matchings where ``threads_available``
+    prange = numba_prange()
+    _threaded_proposals_kernel = (numba_jit(parallel=True) or jit)(_proposals_on_threads)
     _highest_acceptable_bid = jit(getattr(_highest_acceptable_bid, "py_func",
                                           _highest_acceptable_bid))
     _raise_kernel = jit(_raise_with_loops)
