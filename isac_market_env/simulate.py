@@ -87,8 +87,9 @@ def simulate(mechanism: str | MechanismSpec = "frbank", scenario: str = "paper-s
     participation draws for every mechanism, and bit-for-bit the same result (except wall-clock RT,
     and a selection that stops at its MILP time limit: ``IsccConfig.selection_time_limit_s``).
 
-    ``workers`` > 1 plays the transactions' online steps on that many threads, with the same
-    records (``EpisodeDriver.run``); the ``random`` and ``cooperative`` trades and the ISCC
+    ``workers`` > 1 plays the transactions' online steps, and makes the signing's rule
+    proposals, on that many threads, with the same records (``EpisodeDriver.run``); the
+    ``random`` and ``cooperative`` trades and the ISCC
     market (its world moves from round to round) run one after the other and warn.
     """
     _check_overrides("simulate", overrides)
