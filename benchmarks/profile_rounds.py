@@ -17,7 +17,7 @@ the E[v] estimates, of which the exact expectation; the raised bids. x86-64 only
 the cycle counter may not be readable from user space).
 
 Usage: python benchmarks/profile_rounds.py [--n-mus 50] [--seeds 12] [--phase signing|online]
-       [--json OUT]
+       [--eua-dir ../shared/data/eua] [--json OUT]
 """
 
 from __future__ import annotations
@@ -153,11 +153,15 @@ def run(rounds_p: Any, problem: Any, volunteers: Any, acc: Any) -> tuple[float, 
     return time.perf_counter() - started, m.result()
 
 
-def matchings(phase: str, n_mus: int, seeds: int) -> list[tuple[Any, Any]]:
-    """The (problem, volunteer model) of every matching to profile."""
+def matchings(phase: str, n_mus: int, seeds: int, eua_dir: str | None = None
+              ) -> list[tuple[Any, Any]]:
+    """The (problem, volunteer model) of every matching to profile (``eua_dir``: the EUA
+    Melbourne market's instead of ``n_mus`` synthetic MUs)."""
     out: list[tuple[Any, Any]] = []
     for seed in range(seeds):
-        market = ime.make_market("frbank", n_mus=n_mus, n_transactions=10, seed=seed)
+        market = (ime.make_market("frbank", "eua-melbourne", n_transactions=10, seed=seed,
+                                  eua_directory=eua_dir) if eua_dir else
+                  ime.make_market("frbank", n_mus=n_mus, n_transactions=10, seed=seed))
         if phase == "signing":
             out.append((market.offline_problem(), market.volunteer_model()))
             continue
@@ -175,10 +179,12 @@ def main() -> None:
     parser.add_argument("--n-mus", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=12)
     parser.add_argument("--phase", choices=("signing", "online"), default="signing")
+    parser.add_argument("--eua-dir", default=None,
+                        help="profile the EUA Melbourne market (its data directory) instead")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     rounds_p = build()
-    problems = matchings(args.phase, args.n_mus, args.seeds)
+    problems = matchings(args.phase, args.n_mus, args.seeds, args.eua_dir)
     if not problems:
         raise SystemExit(f"no {args.phase} matching to profile: try more MUs or seeds")
     acc = np.zeros(len(PIECES) + 5, dtype=np.int64)
@@ -199,7 +205,8 @@ def main() -> None:
     share["selection_set_up"] = (share["selection"] - share["selection_preamble"]
                                  - share["selection_search"])
     rounds = int(acc[ROUNDS])
-    row = {"phase": args.phase, "n_mus": args.n_mus, "seeds": args.seeds,
+    row = {"phase": args.phase, "market": "eua-melbourne" if args.eua_dir else "synthetic",
+           "n_mus": args.n_mus, "seeds": args.seeds,
            "matchings": len(problems), "seconds": seconds, "rounds": rounds,
            "cycles_per_round": total / max(rounds, 1), "share": share,
            "selections": int(acc[SELECTIONS]),
@@ -208,7 +215,8 @@ def main() -> None:
            "nodes_per_search": float(acc[NODES] / max(acc[SEARCHES], 1)),
            "machine": platform.processor() or platform.machine(),
            "date": time.strftime("%Y-%m-%d")}
-    print(f"{args.phase}, {args.n_mus} MUs, {len(problems)} matchings: {rounds} rounds in "
+    market = "EUA" if args.eua_dir else f"{args.n_mus} MUs"
+    print(f"{args.phase}, {market}, {len(problems)} matchings: {rounds} rounds in "
           f"{seconds:.3f} s, {row['cycles_per_round']:.0f} cycles per round")
     for piece in ("proposals", "answers", "selection", "selection_preamble",
                   "selection_set_up", "selection_search", "estimates", "exact_expectation",
