@@ -15,6 +15,7 @@ from conftest import numpy_only, without_runtimes
 
 import isac_market_env as ime
 from isac_market_env.market.driver import EpisodeDriver
+from isac_market_env.market.market import Market
 from isac_market_env.market.variants import MECHANISMS
 from isac_market_env.mechanisms import _jit, matching
 from isac_market_env.mechanisms._highs import highs_solve
@@ -136,9 +137,8 @@ def test_concurrent_highs_calls_restore_stdout() -> None:
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
 
 
-def threaded_matching_or_skip(market: object, threads: int) -> matching.AscendingMatching:
-    m = matching.AscendingMatching(market.offline_problem(),  # type: ignore[attr-defined]
-                                   market.volunteer_model(), threads)  # type: ignore[attr-defined]
+def threaded_matching_or_skip(market: Market, threads: int) -> matching.AscendingMatching:
+    m = matching.AscendingMatching(market.offline_problem(), market.volunteer_model(), threads)
     if m.threads != threads:
         pytest.skip("numba's threads are not available here (numba missing, or its "
                     "threading layer is not thread-safe)")
