@@ -92,6 +92,18 @@ def numba_jit(parallel: bool = False) -> Callable[[Callable[..., Any]], Any] | N
     return jit
 
 
+_SHARED_KERNELS: dict[str, Any] = {}  # the helpers below, compiled once for every module
+
+
+def shared_kernel(function: Callable[..., Any], jit: Callable[[Callable[..., Any]], Any]
+                  ) -> Any:
+    """``function``, a helper of this module that several modules' compiled loops call by name
+    (``cut``, ``stable_argsort``), compiled once per process with ``jit`` (``numba_jit()``)."""
+    if function.__name__ not in _SHARED_KERNELS:
+        _SHARED_KERNELS[function.__name__] = jit(function)
+    return _SHARED_KERNELS[function.__name__]
+
+
 def _parallel_options(parallel: bool) -> Any:
     """numba's ``parallel`` option: only the explicit ``prange`` loops, or nothing (numba
     would otherwise run each array expression, such as ``np.zeros``, as a parallel loop of its

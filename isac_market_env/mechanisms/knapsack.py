@@ -33,6 +33,7 @@ from isac_market_env.mechanisms._jit import (
     cut,
     numba_jit,
     sequential_sums,
+    shared_kernel,
     stable_argsort,
 )
 from isac_market_env.mechanisms.typed_knapsack import (
@@ -691,8 +692,8 @@ def _compile() -> Callable[..., tuple[Any, int, int]] | None:
     def build() -> Callable[..., tuple[Any, int, int]]:
         global _search_kernel, _cut_kernel, _argsort_kernel, _prepare_kernel
         _search_kernel = jit(_search)
-        _cut_kernel = jit(cut)
-        _argsort_kernel = jit(stable_argsort)
+        _cut_kernel = shared_kernel(cut, jit)
+        _argsort_kernel = shared_kernel(stable_argsort, jit)
         _prepare_kernel = jit(_prepare_and_search)
         kernel = jit(_solve_with_loops)
         no_pairs = np.zeros(0, dtype=np.int64)  # compile for the argument types of the calls

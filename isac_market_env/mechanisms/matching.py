@@ -50,6 +50,7 @@ from isac_market_env.mechanisms._jit import (
     cut,
     numba_jit,
     numba_prange,
+    shared_kernel,
     threads_available,
 )
 from isac_market_env.mechanisms.knapsack import (
@@ -1176,7 +1177,7 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
     _acceptable_at = jit(getattr(_acceptable_at, "py_func", _acceptable_at))
     _solve_kernel = solver
-    _cut_kernel = jit(cut)
+    _cut_kernel = shared_kernel(cut, jit)
     _volunteer_kernel = volunteers.cases
     _expected_volunteers_kernel = volunteers.expected
     _volunteer_rate_kernel = jit(_volunteer_rate_with_loops)

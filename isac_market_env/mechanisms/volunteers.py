@@ -27,6 +27,7 @@ from isac_market_env.mechanisms._jit import (
     cut,
     numba_jit,
     sequential_sums,
+    shared_kernel,
     stable_argsort,
 )
 
@@ -412,8 +413,8 @@ def compiled_volunteer_kernels() -> VolunteerKernels | None:
 
 def _compile(jit: Any) -> VolunteerKernels:
     global _cases_kernel, _overloadable_kernel, _argsort_kernel, _cut_kernel
-    _argsort_kernel = jit(stable_argsort)
-    _cut_kernel = jit(cut)
+    _argsort_kernel = shared_kernel(stable_argsort, jit)
+    _cut_kernel = shared_kernel(cut, jit)
     cases = _cases_kernel = jit(_volunteer_cases_with_loops)
     _overloadable_kernel = jit(_overloadable_cases)
     expected = jit(_expected_volunteers_with_loops)
