@@ -393,7 +393,10 @@ class IsccConfig:
                      "max_active_clients"):
             _number(self, name, 1, 10**6, integer=True)
         _number(self, "workload_levels", 1, 1000, integer=True)
-        for name in ("area_side_m", "round_time_s", "carrier_ghz", "server_bandwidth_mhz",
+        # a radio carrier, 1 kHz to 1 PHz (the radar equation squares its wavelength: a carrier
+        # of 1e-300 GHz overflows it)
+        _number(self, "carrier_ghz", 1e-6, 1e6)
+        for name in ("area_side_m", "round_time_s", "server_bandwidth_mhz",
                      "client_bandwidth_mhz", "client_computing_cycles_per_s",
                      "server_computing_cycles_per_s", "cycles_per_sample", "global_model_mbit",
                      "local_model_mbit", "visual_radius_m", "camera_fps", "target_sample_ratio",

@@ -248,6 +248,10 @@ def test_bad_iscc_input_is_refused_clearly() -> None:
         IsccConfig(n_clients=2.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="participation_range"):
         IsccConfig(participation_range=(0.5, 1.5))
+    for carrier_ghz in (1e-300, 1e7):  # the radar equation squares the wavelength
+        with pytest.raises(ValueError, match="carrier_ghz"):
+            ime.simulate("iscc-greedy", "iscc-perception", n_mus=8, n_transactions=1,
+                         scenario_overrides={"carrier_ghz": carrier_ghz})
     with pytest.raises(ValueError, match="make_iscc_market"):
         ime.make_market("iscc")
     with pytest.raises(ValueError, match="unknown ISCC mechanism"):
