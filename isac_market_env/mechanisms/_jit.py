@@ -60,6 +60,9 @@ def numba_jit(parallel: bool = False) -> Callable[[Callable[..., Any]], Any] | N
     for compilation (~27 s for every kernel of the market; loading them from the cache takes
     under a second). Without numba it warns (``PerformanceWarning``, once: Python shows a
     warning once per place). ``parallel``: compile numba's ``prange`` loops for its threads.
+    numba's ``numpy`` error model: a division by zero would give inf or nan instead of raising,
+    so no division carries a zero check (the loops never divide by zero; their numpy twins and
+    the tests give the same results).
     """
     if not compiled_loops_enabled():
         return None
@@ -75,7 +78,8 @@ def numba_jit(parallel: bool = False) -> Callable[[Callable[..., Any]], Any] | N
     directory = compiled_cache_directory()
     if directory is None:
         return cast(Callable[[Callable[..., Any]], Any],
-                    numba.njit(cache=False, nogil=True, parallel=_parallel_options(parallel)))
+                    numba.njit(cache=False, nogil=True, error_model="numpy",
+                               parallel=_parallel_options(parallel)))
 
     def jit(function: Callable[..., Any]) -> Any:
         # numba binds a function's cache location when it is decorated, from its config's
@@ -84,7 +88,7 @@ def numba_jit(parallel: bool = False) -> Callable[[Callable[..., Any]], Any] | N
         saved = config.CACHE_DIR
         config.CACHE_DIR = str(directory)
         try:
-            return numba.njit(cache=True, nogil=True,
+            return numba.njit(cache=True, nogil=True, error_model="numpy",
                               parallel=_parallel_options(parallel))(function)
         finally:
             config.CACHE_DIR = saved

@@ -232,18 +232,16 @@ def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: 
     n_cases = 2**n if exact else uniforms.shape[0]
     tol_b = 1e-9 * max(supply_bandwidth_hz, 1.0)
     tol_p = 1e-9 * max(supply_power_w, 1.0)
-    # the greedy order for an overload of bandwidth only, power only, both
-    orders = np.empty((3, n), dtype=np.int64)
-    score = np.empty(n)
-    for k in range(3):
-        for i in range(n):
-            size = ((bandwidth_hz[i] / supply_bandwidth_hz if k != 1 else 0.0)
-                    + (power_w[i] / supply_power_w if k != 0 else 0.0))
-            score[i] = compensation[i] / max(size, 1e-300)
-        _argsort_kernel(score, orders[k])
-    weights = np.empty(n_cases)
-    counts = np.zeros(n_cases, dtype=np.int64)
-    present = np.empty(n, dtype=np.bool_)
+    floats = np.empty(n_cases + n)  # the arrays cut from one buffer per type (``cut``)
+    weights, at = _cut_kernel(floats, 0, n_cases)
+    score, at = _cut_kernel(floats, at, n)
+    ints = np.zeros(n_cases + 4 * n + 3, dtype=np.int64)
+    counts, at = _cut_kernel(ints, 0, n_cases)
+    # the greedy order (n each) for an overload of bandwidth only, power only, both: each
+    # sorted when a case first needs it
+    orders, at = _cut_kernel(ints, at, 3 * n)
+    present, at = _cut_kernel(ints, at, n)  # 1: present in the case
+    sorted_, at = _cut_kernel(ints, at, 3)
     marks = len(volunteers) > 0
     for c in range(n_cases):
         for i in range(n):
@@ -264,11 +262,18 @@ def _volunteer_cases_with_loops(presence_prob: Any, bandwidth_hz: Any, power_w: 
         over_p = demand_p > supply_power_w + tol_p
         if not (over_b or over_p):
             continue
-        order = orders[0 if not over_p else (1 if not over_b else 2)]
+        k = 0 if not over_p else (1 if not over_b else 2)
+        if not sorted_[k]:
+            for i in range(n):
+                size = ((bandwidth_hz[i] / supply_bandwidth_hz if k != 1 else 0.0)
+                        + (power_w[i] / supply_power_w if k != 0 else 0.0))
+                score[i] = compensation[i] / max(size, 1e-300)
+            _argsort_kernel(score, orders[k * n:(k + 1) * n])
+            sorted_[k] = 1
         freed_b = 0.0
         freed_p = 0.0
         for position in range(n):
-            i = order[position]
+            i = orders[k * n + position]
             if present[i]:
                 freed_b += bandwidth_hz[i]
                 freed_p += power_w[i]
@@ -302,8 +307,9 @@ def _expected_volunteers_with_loops(presence_prob: Any, bandwidth_hz: Any, power
     # fill arrays of a few cases while counting them, and walk again with arrays of the count
     # only if they were too small (arrays grown inside the walk would cost reference counting
     # on every step of it)
-    draws = np.empty((FIRST_CASES, n))
-    weights = np.empty(FIRST_CASES)
+    first = np.empty(FIRST_CASES * (n + 1))  # one buffer for both
+    draws = first[:FIRST_CASES * n].reshape((FIRST_CASES, n))
+    weights = first[FIRST_CASES * n:]
     n_left = _overloadable_kernel(presence_prob, bandwidth_hz, power_w, safe_b, safe_p, draws,
                                   weights)
     if n_left == 0:
@@ -349,8 +355,9 @@ def _overloadable_cases(presence_prob: Any, bandwidth_hz: Any, power_w: Any, saf
     for i in range(n):
         all_low_b[i + 1] = all_low_b[i] + bandwidth_hz[i]
         all_low_p[i + 1] = all_low_p[i] + power_w[i]
-    visited = np.zeros(n + 1, dtype=np.int64)  # children of the node at depth d visited so far
-    present = np.zeros(n, dtype=np.bool_)
+    ints = np.zeros(2 * n + 1, dtype=np.int64)
+    visited, at = _cut_kernel(ints, 0, n + 1)  # children of the node at depth d visited so far
+    present, at = _cut_kernel(ints, at, n)  # 1: contract present
     n_cases = 0
     d = 0
     while True:
