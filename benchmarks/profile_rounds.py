@@ -69,7 +69,7 @@ def instrumented(function: Callable[..., Any], module: Any, name: str,
         source = source.replace(marker, replacement)
     scope = {**vars(module), **names, "cycles": cycles}
     exec(compile(source, f"<instrumented {function.__name__}>", "exec"), scope)
-    return numba.njit(scope[name])
+    return numba.njit(error_model="numpy")(scope[name])  # as the package compiles
 
 
 def build() -> Any:
@@ -96,11 +96,12 @@ def build() -> Any:
          "    chosen, nodes, finished = prepare_p(acc, "),
     ], names)
     names["answer_p"] = instrumented(matching._answer_with_loops, matching, "answer_p", [
-        ("    keep, _, outcome = _solve_kernel(",
-         "    t0 = cycles()\n    keep, _, outcome = solve_p(acc, "),
-        ("    if outcome == TOO_HARD:\n        return outcome",
-         f"    acc[{SELECTION}] += cycles() - t0\n    acc[{SELECTIONS}] += 1\n"
-         f"    acc[{ITEMS}] += n\n    if outcome == TOO_HARD:\n        return outcome"),
+        ("        keep, _, outcome = _solve_kernel(",
+         "        t0 = cycles()\n        keep, _, outcome = solve_p(acc, "),
+        ("pair_b[:n_pairs], start, True, node_limit)\n",
+         "pair_b[:n_pairs], start, True, node_limit)\n"
+         f"        acc[{SELECTION}] += cycles() - t0\n        acc[{SELECTIONS}] += 1\n"
+         f"        acc[{ITEMS}] += n\n"),
     ], names)
     names["estimate_p"] = instrumented(matching._volunteer_rate_with_loops, matching,
                                        "estimate_p", [
@@ -111,11 +112,11 @@ def build() -> Any:
          f"        acc[{EXACT}] += cycles() - t0\n"),
     ], names)
     names["play_p"] = instrumented(matching._play_with_loops, matching, "play_p", [
-        ("        outcome, rej, n_displaced = _answer_kernel(j, ",
-         "        t0 = cycles()\n        outcome, rej, n_displaced = answer_p(acc, j, "),
-        ("        if outcome == TOO_HARD:\n            return INTERRUPTED",
-         f"        acc[{ANSWERS}] += cycles() - t0\n"
-         "        if outcome == TOO_HARD:\n            return INTERRUPTED"),
+        ("            outcome, rej, n_displaced = _answer_kernel(j, ",
+         "            t0 = cycles()\n            outcome, rej, n_displaced = answer_p(acc, j, "),
+        ("            if outcome == TOO_HARD:\n                return INTERRUPTED",
+         f"            acc[{ANSWERS}] += cycles() - t0\n"
+         "            if outcome == TOO_HARD:\n                return INTERRUPTED"),
         ("    if terms.estimate:\n", "    t0 = cycles()\n    if terms.estimate:\n"),
         ("_volunteer_rate_kernel(j, state,", "estimate_p(acc, j, state,"),
         ("    _raise_kernel(rejected, state, sols, terms)\n",

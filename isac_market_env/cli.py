@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     compare.add_argument("--episode-workers", type=int, default=1,
                          help="threads for each episode's transactions and its signing's "
-                              "proposals (simulate's workers; "
+                              "proposals and selections (simulate's workers; "
                               "the same rows but for the wall-clock RT; random, cooperative "
                               "and the ISCC market run theirs one after the other): for a few "
                               "long episodes, e.g. --workers 1 --episode-workers 2")

@@ -88,9 +88,9 @@ def simulate(mechanism: str | MechanismSpec = "frbank", scenario: str = "paper-s
     and a selection that stops at its MILP time limit: ``IsccConfig.selection_time_limit_s``).
 
     ``workers`` > 1 plays the transactions' online steps, and makes the signing's rule
-    proposals, on that many threads, with the same records (``EpisodeDriver.run``); the
-    ``random`` and ``cooperative`` trades and the ISCC
-    market (its world moves from round to round) run one after the other and warn.
+    proposals and the BSs' selections, on that many threads, with the same records
+    (``EpisodeDriver.run``); the ``random`` and ``cooperative`` trades and the ISCC market (its
+    world moves from round to round) run one after the other and warn.
     """
     _check_overrides("simulate", overrides)
     workers = check_integer("workers", workers, 1)

@@ -171,6 +171,34 @@ def test_threaded_signing_proposals_are_the_serial_ones_round_by_round(threads: 
     assert ours.rounds == reference.rounds
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threaded_signing_answers_are_the_serial_ones_round_by_round(threads: int) -> None:
+    """With threads the BSs' selections are made at once from the round's state, then the BSs
+    answer in order; a BS that a client it held left for an earlier BS this round selects
+    again. Every round of a 60-MU signing leaves the serial state, re-selections included."""
+    market = ime.make_market("frbank", n_mus=60, n_transactions=1, seed=4)
+    threaded = threaded_matching_or_skip(market, threads)
+    serial = matching.AscendingMatching(market.offline_problem(), market.volunteer_model())
+    sol_bs, sol_client = serial.problem.sol_bs, serial.problem.sol_client
+    selected_again = 0  # answering BSs that a held client left for an earlier BS
+    while not serial.finished:
+        proposals = serial.rule_proposals()
+        np.testing.assert_array_equal(threaded.rule_proposals(), proposals)
+        held_before = serial.held.copy()
+        serial.play_round(proposals)
+        threaded.play_round(proposals)
+        for mine, theirs in zip(serial.state(serial._counters()),
+                                threaded.state(threaded._counters()), strict=True):
+            np.testing.assert_array_equal(theirs, mine)
+        answering = set(sol_bs[proposals].tolist())
+        for s in proposals[held_before[sol_client[proposals]] >= 0]:
+            left = sol_bs[held_before[sol_client[s]]]
+            selected_again += (serial.held[sol_client[s]] == s and sol_bs[s] < left
+                               and left in answering)
+    assert threaded.finished and threaded.rounds == serial.rounds > 100
+    assert selected_again > 0
+
+
 def test_threads_stay_off_where_numba_threads_are_unsafe(monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:
     """numba's ``workqueue`` layer is not thread-safe, and GNU OpenMP's threads do not survive

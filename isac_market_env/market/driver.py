@@ -118,14 +118,14 @@ class EpisodeDriver:
     def run(self, workers: int = 1) -> EpisodeResult:
         """Play the rest of the episode by the rule and return its result.
 
-        With ``workers`` > 1 (no controlled client) the signing's rule proposals are made on
-        that many threads (``Market.sign``), and the transactions' online steps run on that
-        many threads while this one prepares and completes them in order (the compiled
-        matching releases the GIL): the records are the serial run's, bit for bit, except the
-        wall-clock RT (each transaction's own time, as before). A mechanism whose
-        transactions draw from one stream in order (``MechanismSpec.concurrent_transactions``:
-        ``random``, ``cooperative``) runs them one after the other and warns
-        (``SequentialTransactionsWarning``)."""
+        With ``workers`` > 1 (no controlled client) the signing's rule proposals and the BSs'
+        selections are made on that many threads (``Market.sign``), and the transactions'
+        online steps run on that many threads while this one prepares and completes them in
+        order (the compiled matching releases the GIL): the records are the serial run's, bit
+        for bit, except the wall-clock RT (each transaction's own time, as before). A
+        mechanism whose transactions draw from one stream in order
+        (``MechanismSpec.concurrent_transactions``: ``random``, ``cooperative``) runs them one
+        after the other and warns (``SequentialTransactionsWarning``)."""
         workers = check_integer("workers", workers, 1)
         market = self.market
         if self.client is None:

@@ -212,8 +212,8 @@ class Market:
 
     def sign(self, problem: MatchingProblem | None = None, threads: int = 1) -> SigningRecord:
         """Run the offline signing phase (offRFW2M) and store the contracts; ``threads``: its
-        rounds' rule proposals on that many threads where numba can (the same contracts,
-        ``run_matching``)."""
+        rounds' rule proposals and the BSs' selections on that many threads where numba can
+        (the same contracts, ``run_matching``)."""
         if self.signing is not None:
             raise RuntimeError("the signing phase of this episode has already run")
         if not self.spec.offline:

@@ -126,7 +126,7 @@ class MatchingTerms(NamedTuple):
     estimate: bool
     exact_max_contracts: int
     per_client_rate: bool
-    threads: int = 1  # > 1: the rule proposals on that many threads
+    threads: int = 1  # > 1: the rule proposals and the BSs' selections on that many threads
 
 
 class MatchingState(NamedTuple):
@@ -259,8 +259,8 @@ class AscendingMatching:
         self.volunteers = volunteers
         load_compiled_matching()  # compile before the clock starts (no-op after the first call)
         self.compiled = compiled_kernels() is not None  # chosen once, for the whole matching
-        # the compiled rule rounds' proposals on ``threads`` threads where numba can run them
-        # (``threads_available``); the same rounds either way
+        # the compiled rule rounds' proposals and selections on ``threads`` threads where numba
+        # can run them (``threads_available``); the same rounds either way
         threads = check_integer("threads", threads, 1)
         self.threads = threads if threads > 1 and self.compiled and threads_available() else 1
         self.started = time.perf_counter()
@@ -475,7 +475,7 @@ class AscendingMatching:
             if kernels is not None and not searched:
                 outcome, rej, n_displaced = kernels.answer(
                     j, proposals, pays, at_rule_price, state, self.solutions, self.bs_table,
-                    self.terms)
+                    self.terms, ANSWER, _NO_SELECTION)
                 searched = outcome == TOO_HARD
             if outcome == TOO_HARD:  # no numba, or an instance for HiGHS
                 # the same search would run out of nodes again: a limit of 0 goes straight on to
@@ -642,20 +642,29 @@ def run_matching(problem: MatchingProblem, volunteers: VolunteerModel | None = N
                  threads: int = 1) -> MatchingResult:
     """Run the ascending-price deferred acceptance to convergence (or ``max_rounds``); BSs
     publish E[v] with ``volunteers`` (offline with overbooking), else E[v] = 0. ``threads``:
-    the rule rounds' proposals on that many threads, where numba can (the same result)."""
+    the rule rounds' proposals and the BSs' selections on that many threads, where numba can
+    (the same result)."""
     if len(problem.sol_client) == 0:
         return empty_result(problem)
     return AscendingMatching(problem, volunteers, threads).run()
 
 
+# what ``_answer_with_loops`` does: answer; only select (on a thread); answer with that selection
+ANSWER, SELECT, COMMIT = 0, 1, 2
+_NO_SELECTION = np.zeros(0, dtype=np.int64)
+
+
 def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
                        state: MatchingState, sols: SolutionTable, bss: BSTable,
-                       terms: MatchingTerms) -> tuple[int, Any, int]:
+                       terms: MatchingTerms, mode: int, selection: Any) -> tuple[int, Any, int]:
     """``AscendingMatching._answer_with_numpy`` in loops, for numba (compiled only).
 
     Returns its (outcome, rejected, displacements); an instance the branch and bound leaves to
     the typed search or HiGHS returns ``TOO_HARD`` before changing anything, and the numpy twin
-    takes over.
+    takes over. ``mode`` ``ANSWER`` (``selection`` unused); ``SELECT``: only the selection,
+    written into ``selection`` (the kept flags of the BS's items, then the outcome), nothing
+    else written (``_answers_on_threads`` runs it on threads); ``COMMIT``: the answer with
+    that selection instead of a new one.
     """
     held, held_pay, bs_version = state.held, state.held_pay, state.bs_version
     sol_bs, sol_client, sol_presence, sol_weights = (sols.bs, sols.client, sols.presence,
@@ -701,8 +710,8 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
     for k in range(n_new):
         items[n_held + k] = proposals[slot[k]]
         prices[n_held + k] = pays[slot[k]]
-    weights = np.empty((sol_weights.shape[0], n))
-    for i in range(n):
+    weights = np.empty((sol_weights.shape[0], n if mode != COMMIT else 0))
+    for i in range(n if mode != COMMIT else 0):
         a = sol_presence[items[i]]
         # a held contract's own E[v], the BS's for a new proposal (``_answer_with_numpy``)
         rate = held_rate[sol_client[items[i]]] if i < n_held else volunteer_rate
@@ -720,10 +729,21 @@ def _answer_with_loops(j: int, proposals: Any, pays: Any, at_rule_price: Any,
                     pair_a[n_pairs] = i
             pair_b[n_pairs] = n_held + k
             n_pairs += 1
-    start = np.zeros(n, dtype=np.int8)
-    start[:n_held] = 1
-    keep, _, outcome = _solve_kernel(values, weights, caps, pair_a[:n_pairs], pair_b[:n_pairs],
-                                     start, True, node_limit)
+    if mode == COMMIT:
+        keep = np.empty(n, dtype=np.int8)
+        for i in range(n):
+            keep[i] = selection[i]
+        outcome = selection[n]
+    else:
+        start = np.zeros(n, dtype=np.int8)
+        start[:n_held] = 1
+        keep, _, outcome = _solve_kernel(values, weights, caps, pair_a[:n_pairs],
+                                         pair_b[:n_pairs], start, True, node_limit)
+        if mode == SELECT:
+            for i in range(n):
+                selection[i] = keep[i]
+            selection[n] = outcome
+            return outcome, rejected[:0], 0
     if outcome == TOO_HARD:
         return outcome, np.empty(0, dtype=np.int64), 0
     changed = False
@@ -1057,21 +1077,28 @@ def _play_with_loops(proposals: Any, pays: Any, at_rule_price: Any, state: Match
     _count_revivals_kernel(proposals, state, sols, terms)
     # every held and every proposed solution is rejected at most once
     rejected = np.empty(len(state.held) + len(proposals), dtype=np.int64)
-    n_rejected = 0
-    position = 0  # among the answering BSs, in increasing order
-    for j in range(len(bs_version)):
-        if not proposed_to[j]:
-            continue
-        outcome, rej, n_displaced = _answer_kernel(j, proposals, pays, at_rule_price, state,
-                                                   sols, bss, terms)
-        if outcome == TOO_HARD:
+    if terms.threads > 1:
+        position, n_rejected = _threaded_answers_kernel(proposals, pays, at_rule_price,
+                                                        proposed_to, state, sols, bss, terms,
+                                                        rejected)
+        if position >= 0:
             return INTERRUPTED, position, rejected[:n_rejected]
-        counters[2] += n_displaced
-        if outcome == SEARCHED:
-            counters[3] += 1
-        rejected[n_rejected:n_rejected + len(rej)] = rej
-        n_rejected += len(rej)
-        position += 1
+    else:
+        n_rejected = 0
+        position = 0  # among the answering BSs, in increasing order
+        for j in range(len(bs_version)):
+            if not proposed_to[j]:
+                continue
+            outcome, rej, n_displaced = _answer_kernel(j, proposals, pays, at_rule_price, state,
+                                                       sols, bss, terms, ANSWER, proposals[:0])
+            if outcome == TOO_HARD:
+                return INTERRUPTED, position, rejected[:n_rejected]
+            counters[2] += n_displaced
+            if outcome == SEARCHED:
+                counters[3] += 1
+            rejected[n_rejected:n_rejected + len(rej)] = rej
+            n_rejected += len(rej)
+            position += 1
     rejected = rejected[:n_rejected]
     if terms.estimate:
         for j in range(len(bs_version)):
@@ -1080,6 +1107,65 @@ def _play_with_loops(proposals: Any, pays: Any, at_rule_price: Any, state: Match
                 state.volunteer_rate[j] = _volunteer_rate_kernel(j, state, sols, bss, terms)
     _raise_kernel(rejected, state, sols, terms)
     return (ROUND_LIMIT if counters[0] >= terms.max_rounds else PLAYED), 0, rejected
+
+
+def _answers_on_threads(proposals: Any, pays: Any, at_rule_price: Any, proposed_to: Any,
+                        state: MatchingState, sols: SolutionTable, bss: BSTable,
+                        terms: MatchingTerms, rejected: Any) -> tuple[int, int]:
+    """Step 2 of ``_play_with_loops`` with the BSs' selections made on ``terms.threads``
+    threads (numba's ``prange``, compiled only), all from the round's state, which they only
+    read (``_answer_with_loops``'s ``SELECT``); then the BSs answer in increasing order with
+    them (``COMMIT``). The largest selections go first, each to the thread with the fewest
+    items so far.
+
+    A BS's selection depends on the round's state only through the contracts it holds (and
+    their prices and E[v]), and an earlier BS's answer changes those only by taking a client
+    it holds, which moves the BS's version: so an answer with a selection made on a thread is
+    the serial answer, and a BS whose version moved before its turn selects again.
+
+    Writes the rejected solutions into ``rejected`` and returns (-1, how many), or, when a
+    BS's selection needs the typed search or HiGHS, (its position among the answering BSs,
+    how many were rejected before it).
+    """
+    held, sol_bs, bs_version, threads = state.held, sols.bs, state.bs_version, terms.threads
+    answering = np.flatnonzero(proposed_to)  # in increasing order
+    offsets = np.zeros(len(answering) + 1, dtype=np.int64)  # BS b's selection: its items, outcome
+    size = np.zeros(len(bs_version), dtype=np.int64)  # items per BS: held and proposed
+    for c in range(len(held)):
+        if held[c] >= 0:
+            size[sol_bs[held[c]]] += 1
+    for k in range(len(proposals)):
+        size[sol_bs[proposals[k]]] += 1
+    largest_first = np.empty(len(answering), dtype=np.int64)  # a sort key
+    for b in range(len(answering)):
+        offsets[b + 1] = offsets[b] + size[answering[b]] + 1
+        largest_first[b] = -size[answering[b]]
+    thread_of = np.empty(len(answering), dtype=np.int64)
+    load = np.zeros(threads, dtype=np.int64)
+    for b in np.argsort(largest_first, kind="mergesort"):
+        thread_of[b] = np.argmin(load)
+        load[thread_of[b]] += size[answering[b]]
+    selections = np.empty(offsets[len(answering)], dtype=np.int64)
+    for thread in prange(threads):
+        for b in range(len(answering)):
+            if thread_of[b] == thread:
+                _answer_kernel(answering[b], proposals, pays, at_rule_price, state, sols, bss,
+                               terms, SELECT, selections[offsets[b]:offsets[b + 1]])
+    versions = bs_version.copy()
+    counters, n_rejected = state.counters, 0
+    for b in range(len(answering)):
+        j = answering[b]
+        outcome, rej, n_displaced = _answer_kernel(
+            j, proposals, pays, at_rule_price, state, sols, bss, terms,
+            COMMIT if bs_version[j] == versions[j] else ANSWER, selections[offsets[b]:])
+        if outcome == TOO_HARD:
+            return b, n_rejected
+        counters[2] += n_displaced
+        if outcome == SEARCHED:
+            counters[3] += 1
+        rejected[n_rejected:n_rejected + len(rej)] = rej
+        n_rejected += len(rej)
+    return -1, n_rejected
 
 
 def _rounds_with_loops(state: MatchingState, sols: SolutionTable, bss: BSTable,
@@ -1133,6 +1219,7 @@ _must_choose_kernel: Any = None
 _answer_kernel: Any = None
 _proposals_kernel: Any = None
 _threaded_proposals_kernel: Any = None
+_threaded_answers_kernel: Any = None
 prange: Any = range  # numba's ``prange`` once compiling (the threaded loops run compiled only)
 _raise_kernel: Any = None
 _count_revivals_kernel: Any = None
@@ -1171,7 +1258,7 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     global _expected_volunteers_kernel, _must_choose_kernel, _answer_kernel, _proposals_kernel
     global _raise_kernel, _highest_acceptable_bid, _play_kernel, _count_revivals_kernel
     global _cut_kernel, _propose, prange
-    global _threaded_proposals_kernel
+    global _threaded_proposals_kernel, _threaded_answers_kernel
     # the scalar helpers are called by name from compiled code, so their names must hold the
     # compiled versions (``py_func``: the plain function, should this run again)
     _utility_at = jit(getattr(_utility_at, "py_func", _utility_at))
@@ -1188,6 +1275,7 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
     # its threaded twin (numba's prange), for matchings where ``threads_available``
     prange = numba_prange()
     _threaded_proposals_kernel = (numba_jit(parallel=True) or jit)(_proposals_on_threads)
+    _threaded_answers_kernel = (numba_jit(parallel=True) or jit)(_answers_on_threads)
     _highest_acceptable_bid = jit(getattr(_highest_acceptable_bid, "py_func",
                                           _highest_acceptable_bid))
     _raise_kernel = jit(_raise_with_loops)
@@ -1210,7 +1298,7 @@ def _compile(jit: Any, solver: Any, volunteers: VolunteerKernels) -> Kernels:
 
     rounds(state(), sols, bss, terms, 0, 1)
     _proposals_kernel(state(), sols, terms)
-    _answer_kernel(0, one.copy(), unit / 2, ~no, state(), sols, bss, terms)
+    _answer_kernel(0, one.copy(), unit / 2, ~no, state(), sols, bss, terms, ANSWER, one[:0])
     _raise_kernel(one.copy(), state(), sols, terms)
     _play_kernel(one.copy(), unit / 2, ~no, state(), sols, bss, terms)
     return Kernels(_answer_kernel, _proposals_kernel, _raise_kernel, _play_kernel, rounds)
