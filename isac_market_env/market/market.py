@@ -320,8 +320,11 @@ class Market:
             idx = np.flatnonzero(present_c & (c.bs == j))
             if idx.size == 0:
                 continue
-            pt.rdsl_b[j] = c.bandwidth_hz[idx].sum() / sc.bs_bandwidth_hz[j]
-            pt.rdsl_p[j] = c.power_w[idx].sum() / sc.bs_power_w[j]
+            demand_b, demand_p = c.bandwidth_hz[idx].sum(), c.power_w[idx].sum()
+            pt.rdsl_b[j] = demand_b / sc.bs_bandwidth_hz[j]
+            pt.rdsl_p[j] = demand_p / sc.bs_power_w[j]
+            if demand_b <= sc.bs_bandwidth_hz[j] and demand_p <= sc.bs_power_w[j]:
+                continue  # nobody volunteers (``select_volunteers``' own first test)
             picked = select_volunteers(np.ones(idx.size, dtype=bool), c.bandwidth_hz[idx],
                                        c.power_w[idx], c.penalty_bs[idx],
                                        float(sc.bs_bandwidth_hz[j]), float(sc.bs_power_w[j]))
@@ -477,7 +480,7 @@ class Market:
             alloc_bandwidth_hz=np.concatenate([c.bandwidth_hz[served], online.bandwidth_hz]),
             alloc_power_w=np.concatenate([c.power_w[served], online.power_w]),
             alloc_pay=alloc_pay, alloc_value=alloc_value,
-            alloc_online=np.r_[np.zeros(len(served), bool), np.ones(len(online.clients), bool)],
+            alloc_online=np.arange(len(alloc_client)) >= len(served),
             contract_absent=pt.absent.astype(np.int64),
             contract_volunteered=pt.volunteered.astype(np.int64),
             contract_breached=pt.breached.astype(np.int64),
