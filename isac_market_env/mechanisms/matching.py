@@ -263,7 +263,6 @@ class AscendingMatching:
         # can run them (``threads_available``); the same rounds either way
         threads = check_integer("threads", threads, 1)
         self.threads = threads if threads > 1 and self.compiled and threads_available() else 1
-        self.started = time.perf_counter()
         self.elapsed_s = 0.0
         self.bids = p.sol_start_bid.astype(np.float64).copy()
         self.step = p.bid_steps()
