@@ -111,16 +111,131 @@ def test_incumbent_does_not_change_the_optimum() -> None:
 
 @pytest.mark.usefixtures("backend")
 def test_instances_deeper_than_the_search_go_to_highs() -> None:
-    """A BS facing more proposals than ``MAX_SEARCH_DEPTH`` (markets of 2,000 MUs) goes to HiGHS."""
+    """A BS facing more proposals than ``MAX_SEARCH_DEPTH`` (markets of 2,000 MUs) gets HiGHS's
+    selection: from HiGHS, or compiled, proven to be the one HiGHS returns."""
     rng = np.random.default_rng(3)
     n = MAX_SEARCH_DEPTH + 200
     weights = rng.uniform(1.0, 10.0, (2, n))
     values = rng.uniform(0.0, 10.0, n)
     caps = 0.1 * weights.sum(axis=1)
     result = solve_knapsack(values, weights, caps)
-    assert result.solver == "milp"
-    assert np.all(weights[:, result.selected].sum(axis=1) <= caps + 1e-6)
+    assert result.solver in ("milp", "proven-milp")
+    assert result.nodes == 0  # the search itself never started
+    slack = caps + knapsack.CAPACITY_TOLERANCE * np.maximum(1.0, caps)
+    highs = knapsack._milp(values, weights, slack)
+    assert np.array_equal(np.flatnonzero(result.selected), highs)
     assert result.value == pytest.approx(exact_optimum(values, weights, caps), rel=1e-6)
+
+
+def highs_window(values: np.ndarray, weights: np.ndarray, caps: np.ndarray, pairs: np.ndarray,
+                 optimum: float) -> list[int]:
+    """By brute force, every selection (bit mask) that ``_prove_highs_selection`` counts as one
+    HiGHS may return: feasible for the widened capacities, no conflict, worth at least the
+    floor below ``optimum``."""
+    margin = knapsack.HIGHS_MARGIN
+    wide = caps + margin * (1.0 + np.abs(caps) + weights.sum(axis=1))
+    floor = optimum - margin * (max(1.0, abs(optimum)) + values.sum())
+    n = len(values)
+    masks = np.arange(2 ** n)
+    chosen = (masks[:, None] >> np.arange(n)) & 1
+    fits = np.all(chosen @ weights.T <= wide, axis=1)
+    for a, b in pairs:
+        fits &= ~((chosen[:, a] == 1) & (chosen[:, b] == 1))
+    return masks[fits & (chosen @ values >= floor)].tolist()
+
+
+def proof_instance(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A candidate set as ``_milp`` gets it (positive values, each item fits alone), often with
+    ties or near-ties, so that both outcomes of the proof occur."""
+    n = int(rng.integers(2, 13))
+    m = int(rng.integers(1, 4))
+    weights = rng.uniform(0.5, 10.0, (m, n))
+    values = rng.uniform(0.5, 10.0, n)
+    if rng.random() < 0.5:  # copies of items, exact or within a hair of the margin
+        copies = rng.integers(0, n, size=n // 3)
+        targets = rng.integers(0, n, size=n // 3)
+        weights[:, targets] = weights[:, copies]
+        scale = rng.choice([1.0, 1.0 + 1e-7, 1.0 + 1e-3], size=len(copies))
+        values[targets] = values[copies] * scale
+    caps = np.maximum(rng.uniform(0.2, 0.6) * weights.sum(axis=1), weights.max(axis=1))
+    n_pairs = int(rng.integers(0, 3))
+    pairs = np.array([rng.choice(n, 2, replace=False) for _ in range(n_pairs)],
+                     dtype=np.int64).reshape(-1, 2)
+    return values, weights, caps, pairs
+
+
+def test_a_proven_selection_is_the_only_one_highs_may_return() -> None:
+    """``_prove_highs_selection`` against brute force: when it says proven, its selection is the
+    only one in HiGHS's window; when it declines (within its node budget), there is another."""
+    pytest.importorskip("numba")
+    assert knapsack.load_compiled_solver()
+    rng = np.random.default_rng(11)
+    outcomes = {True: 0, False: 0}
+    for _ in range(400):
+        values, weights, caps, pairs = proof_instance(rng)
+        chosen, nodes, proven = knapsack._proof_kernel(
+            values, weights, caps, np.ascontiguousarray(pairs[:, 0]),
+            np.ascontiguousarray(pairs[:, 1]), knapsack.PROOF_NODE_LIMIT)
+        assert nodes <= knapsack.PROOF_NODE_LIMIT
+        mask = sum(1 << int(i) for i in np.flatnonzero(chosen))
+        window = highs_window(values, weights, caps, pairs, float(values[chosen == 1].sum()))
+        assert mask in window
+        if proven:
+            assert window == [mask]
+        else:
+            assert len(window) > 1
+        outcomes[bool(proven)] += 1
+    assert min(outcomes.values()) > 30  # both outcomes were tested
+
+
+def test_the_proof_declines_ties_and_takes_clear_winners() -> None:
+    """Two equal items of which only one fits: HiGHS may return either, so no proof; the
+    same within the margin; a winner by 0.1 % is proven, and it is HiGHS's selection."""
+    pytest.importorskip("numba")
+    assert knapsack.load_compiled_solver()
+    weights, caps, no_pairs = np.array([[4.0, 4.0, 3.0]]), np.array([5.0]), np.zeros((0, 2),
+                                                                                    np.int64)
+    for second, expected in [(5.0, None), (5.0 * (1 + 1e-7), None), (5.0 * (1 + 1e-3), [1])]:
+        values = np.array([5.0, second, 3.0])
+        proven = knapsack._highs_selection(values, weights, caps, no_pairs)
+        if expected is None:
+            assert proven is None
+        else:
+            assert proven is not None and proven.tolist() == expected
+            assert np.array_equal(proven, knapsack._milp(values, weights, caps))
+
+
+def test_proven_selections_of_a_signing_are_highs_selections(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every selection of the 100-MU signings of seeds 0 and 4 that goes past the branch and
+    bound (one each; the proof takes both) is the selection HiGHS returns for it, and the
+    contracts are those of a signing in which HiGHS answers them all."""
+    pytest.importorskip("numba")
+    import isac_market_env as ime
+
+    real_proof = knapsack._highs_selection
+    proven: list[bool] = []
+
+    def checked(values: np.ndarray, weights: np.ndarray, caps: np.ndarray,
+                pairs: np.ndarray) -> np.ndarray | None:
+        chosen = real_proof(values, weights, caps, pairs)
+        proven.append(chosen is not None)
+        if chosen is not None:
+            assert np.array_equal(chosen, knapsack._milp(values, weights, caps, pairs))
+        return chosen
+
+    def contracts() -> list[bytes]:
+        out = []
+        for seed in (0, 4):
+            signing = ime.make_market("frbank", n_mus=100, n_transactions=1, seed=seed).sign()
+            out += [signing.contracts.solution.tobytes(), signing.contracts.pay.tobytes()]
+        return out
+
+    monkeypatch.setattr(knapsack, "_highs_selection", checked)
+    with_proofs = contracts()
+    assert proven == [True, True]
+    monkeypatch.setattr(knapsack, "_highs_selection", lambda *args: None)
+    assert contracts() == with_proofs
 
 
 def market_instances(rng: np.random.Generator, count: int

@@ -56,8 +56,9 @@ class ContractBook:
 
 @dataclass(frozen=True, eq=False)
 class SigningRecord:
-    """Outcome of the offline signing phase (``milp_calls``: BS selections HiGHS solved, see
-    ``MarketConfig.knapsack_node_limit``; ``contract_volunteer_rate``: each contract's E[v] as
+    """Outcome of the offline signing phase (``milp_calls``: BS selections past the search
+    budget that got HiGHS's selection, see ``MarketConfig.knapsack_node_limit`` and
+    ``MatchingResult``; ``contract_volunteer_rate``: each contract's E[v] as
     signed, its own or its BS's, see ``MarketConfig.volunteer_rate_per_client``)."""
 
     contracts: ContractBook

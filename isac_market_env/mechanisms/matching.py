@@ -55,6 +55,7 @@ from isac_market_env.mechanisms._jit import (
 )
 from isac_market_env.mechanisms.knapsack import (
     DEFAULT_NODE_LIMIT,
+    PROVEN,
     SEARCHED,
     SOLVERS,
     TOO_HARD,
@@ -201,7 +202,10 @@ class MatchingResult:
 
     ``knapsack_calls`` counts the BS selections that needed a solver (branch and bound, the typed
     search or HiGHS; trivial and all-fit ones are not counted), ``milp_calls`` those of them
-    HiGHS solved. ``client_volunteer_rate``: each matched client's E[v] at its BS (0 unmatched).
+    that got HiGHS's selection: from HiGHS, or (compiled) from a proof that it is the only one
+    HiGHS may return (``knapsack._prove_highs_selection``), so that the count is the same with
+    and without numba. ``client_volunteer_rate``: each matched client's E[v] at its BS (0
+    unmatched).
     """
 
     client_solution: IntArray
@@ -481,8 +485,8 @@ class AscendingMatching:
                 # the typed search or HiGHS
                 outcome, rej, n_displaced = self._answer_with_numpy(
                     j, proposals, pays, at_rule_price, 0 if searched else p.knapsack_node_limit)
-            self.knapsack_calls += outcome in (SEARCHED, TOO_HARD, TYPED)
-            self.milp_calls += outcome == TOO_HARD
+            self.knapsack_calls += outcome in (SEARCHED, TOO_HARD, TYPED, PROVEN)
+            self.milp_calls += outcome in (TOO_HARD, PROVEN)
             self.n_displacements += n_displaced
             rejected.append(rej)
         self._publish_volunteer_rates()
