@@ -7,7 +7,8 @@
   against log BSs (per MU count)
 * ``--hard``: every BS selection of one signing (default: the 1,000-MU, 5-BS market) that the
   compiled branch and bound leaves to the typed searches or HiGHS: its candidates, types,
-  count vectors, why a typed search declined it, and how long each solver took
+  count vectors, why a typed search declined it, whether the proof of HiGHS's selection took
+  it, and how long each solver took
 
 Usage: python benchmarks/bench_scaling.py [--quick] [--json OUT] [--plot PNG] [--hard]
 A cell is skipped (and the larger MU counts of its row with it) once one takes longer than
@@ -134,27 +135,42 @@ def hard_instances(n_mus: int, n_bss: int, seed: int) -> dict[str, Any]:
         records.append(row)
         return answer
 
+    def watched_proof(values: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        chosen = proof(values, *args)
+        records[-1]["proof_ms"] = round((time.perf_counter() - start) * 1e3, 1)
+        records[-1]["proven"] = chosen is not None
+        return chosen
+
     def watched_milp(values: Any, *args: Any) -> Any:
         start = time.perf_counter()
         chosen = milp(values, *args)
         records[-1]["highs_ms"] = round((time.perf_counter() - start) * 1e3, 1)
         return chosen
 
+    proof = knapsack._highs_selection
     knapsack.solve_typed, knapsack._milp = watched_typed, watched_milp  # type: ignore[assignment]
+    knapsack._highs_selection = watched_proof  # type: ignore[assignment]
     try:
         out = cell(n_mus, n_bss, seed, 1)
     finally:
         knapsack.solve_typed, knapsack._milp = typed_solve, milp
+        knapsack._highs_selection = proof
     out["selections"] = records
     typed_ms = sum(r["typed_ms"] for r in records)
+    proof_ms = sum(r.get("proof_ms", 0.0) for r in records)
     highs_ms = sum(r.get("highs_ms", 0.0) for r in records)
+    proven = sum(r.get("proven", False) for r in records)
     print(f"{n_mus} MUs, {n_bss} BSs, seed {seed}: signing {out['signing_ms']:.0f} ms, "
           f"{len(records)} selections past the branch and bound: typed searches "
-          f"{typed_ms:.0f} ms, HiGHS {highs_ms:.0f} ms on {out['milp_calls']}")
+          f"{typed_ms:.0f} ms; {out['milp_calls']} got HiGHS's selection, {proven} of them "
+          f"proven (proofs {proof_ms:.0f} ms, failed ones included), HiGHS {highs_ms:.0f} ms "
+          f"on the rest")
     for reason in sorted({r.get("declined", "") for r in records} - {""}):
         mine = [r for r in records if r.get("declined") == reason]
         print(f"  declined ({reason}): {len(mine)}; candidates "
               f"{min(r['candidates'] for r in mine)}-{max(r['candidates'] for r in mine)}, "
+              f"proven {sum(r.get('proven', False) for r in mine)}, "
               f"HiGHS {sum(r.get('highs_ms', 0.0) for r in mine):.0f} ms")
     return out
 
