@@ -1,8 +1,10 @@
 """How FRBank's episode scales: signing and transaction time and rounds over MUs x BSs.
 
 * the grid: paper-synthetic (same area, BSs placed and sized by the preset), seed 0 by
-  default, every pair of ``--mus`` and ``--bss``: signing ms, signing rounds, HiGHS calls, and
-  the median ms and mean online rounds of ``--transactions`` practical transactions
+  default, every pair of ``--mus`` and ``--bss``: signing ms, signing rounds, the selections
+  that got HiGHS's selection (``milp_calls``: from HiGHS or from the proof that it is the only
+  one HiGHS may return), and the median ms and mean online rounds of ``--transactions``
+  practical transactions
 * fitted exponents: the least-squares slope of log time against log MUs (per BS count) and
   against log BSs (per MU count)
 * ``--hard``: every BS selection of one signing (default: the 1,000-MU, 5-BS market) that the
@@ -207,7 +209,7 @@ def main() -> None:
                 row = cell(n, b, seed, args.transactions)
                 rows.append(row)
                 print(f"{n:5d} MUs {b:3d} BSs seed {seed}: signing {row['signing_ms']:9.0f} ms "
-                      f"({row['signing_rounds']} rounds, HiGHS {row['milp_calls']}), "
+                      f"({row['signing_rounds']} rounds, HiGHS's selection {row['milp_calls']}), "
                       f"transaction {row['transaction_ms_median']:7.1f} ms "
                       f"({row['online_rounds_mean']} rounds)", flush=True)
                 out["grid"] = rows

@@ -65,10 +65,10 @@ DEFAULT_NODE_LIMIT = 30_000
 # how an instance was solved (the ``outcome`` of the solvers below)
 TRIVIAL, ALL_FIT, SEARCHED, TOO_HARD, TYPED, PROVEN = 0, 1, 2, 3, 4, 5
 SOLVERS = ("trivial", "all-fit", "branch-and-bound", "milp", "typed-search", "proven-milp")
-# HiGHS's tolerances, ten times over (its gap, row and integrality tolerances are 1e-6): the
+# HiGHS's tolerances, five times over (its gap, row and integrality tolerances are 1e-6): the
 # selection HiGHS returns (its solution rounded at 0.5) uses at most c + HIGHS_MARGIN * (1 + |c|
 # + the row's total weight) of a row of capacity c, and is worth at least V - HIGHS_MARGIN *
-# (max(1, V) + the candidates' total value), V the optimum (``_highs_selection``)
+# (max(1, V) + the candidates' total value), V the optimum (``_prove_highs_selection``)
 HIGHS_MARGIN = 5e-6
 # search nodes that proof may take before the instance goes to HiGHS itself
 PROOF_NODE_LIMIT = 300_000
