@@ -205,14 +205,9 @@ def test_the_proof_declines_ties_and_takes_clear_winners() -> None:
             assert np.array_equal(proven, knapsack._milp(values, weights, caps))
 
 
-def test_proven_selections_of_a_signing_are_highs_selections(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every selection of the 100-MU signings of seeds 0 and 4 that goes past the branch and
-    bound (one each; the proof takes both) is the selection HiGHS returns for it, and the
-    contracts are those of a signing in which HiGHS answers them all."""
-    pytest.importorskip("numba")
-    import isac_market_env as ime
-
+def check_proofs_against_highs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """From now on every proof of HiGHS's selection is checked against HiGHS itself; returns
+    the list to which each proof appends whether it succeeded."""
     real_proof = knapsack._highs_selection
     proven: list[bool] = []
 
@@ -224,6 +219,18 @@ def test_proven_selections_of_a_signing_are_highs_selections(
             assert np.array_equal(chosen, knapsack._milp(values, weights, caps, pairs))
         return chosen
 
+    monkeypatch.setattr(knapsack, "_highs_selection", checked)
+    return proven
+
+
+def test_proven_selections_of_a_signing_are_highs_selections(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every selection of the 100-MU signings of seeds 0 and 4 that goes past the branch and
+    bound (one each; the proof takes both) is the selection HiGHS returns for it, and the
+    contracts are those of a signing in which HiGHS answers them all."""
+    pytest.importorskip("numba")
+    import isac_market_env as ime
+
     def contracts() -> list[bytes]:
         out = []
         for seed in (0, 4):
@@ -231,7 +238,7 @@ def test_proven_selections_of_a_signing_are_highs_selections(
             out += [signing.contracts.solution.tobytes(), signing.contracts.pay.tobytes()]
         return out
 
-    monkeypatch.setattr(knapsack, "_highs_selection", checked)
+    proven = check_proofs_against_highs(monkeypatch)
     with_proofs = contracts()
     assert proven == [True, True]
     monkeypatch.setattr(knapsack, "_highs_selection", lambda *args: None)

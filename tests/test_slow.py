@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import small_market
-from test_knapsack import exact_optimum, random_instance
+from test_knapsack import check_proofs_against_highs, exact_optimum, random_instance
 from test_market import MARKET_MECHANISMS, check_episode
 
 import isac_market_env as ime
-from isac_market_env.mechanisms import knapsack
 from isac_market_env.mechanisms.knapsack import solve_knapsack
 from isac_market_env.mechanisms.matching import run_matching
 from isac_market_env.metrics.stability import find_blocking_pairs
@@ -83,18 +82,7 @@ def test_proven_selections_are_highs_selections_on_many_signings(
     0-29, the 150-MU ones of seeds 0-9 and the 200-MU ones of seeds 0-4, is HiGHS's selection
     (about 2 minutes, most of it HiGHS)."""
     pytest.importorskip("numba")
-    real_proof = knapsack._highs_selection
-    proven: list[bool] = []
-
-    def checked(values: np.ndarray, weights: np.ndarray, caps: np.ndarray,
-                pairs: np.ndarray) -> np.ndarray | None:
-        chosen = real_proof(values, weights, caps, pairs)
-        proven.append(chosen is not None)
-        if chosen is not None:
-            assert np.array_equal(chosen, knapsack._milp(values, weights, caps, pairs))
-        return chosen
-
-    monkeypatch.setattr(knapsack, "_highs_selection", checked)
+    proven = check_proofs_against_highs(monkeypatch)
     for n_mus, seeds in [(100, range(30)), (150, range(10)), (200, range(5))]:
         for seed in seeds:
             ime.make_market("frbank", n_mus=n_mus, n_transactions=1, seed=seed).sign()
