@@ -136,8 +136,8 @@ def execution_backend(kind: str = "process", address: str | None = None) -> Iter
 def _run_on_ray(tasks: list[dict[str, Any]], workers: int, progress: Progress,
                 worker: Callable[[dict[str, Any]], dict[str, Any]],
                 address: str | None) -> list[dict[str, Any]]:
-    """Every task as a Ray task (one CPU each); results in the order they finish, as the
-    process pool's. A local instance gets ``workers`` CPUs and is shut down afterwards."""
+    """Every task as a Ray task (one CPU each); results in the tasks' order, as the process
+    pool's. A local instance gets ``workers`` CPUs and is shut down afterwards."""
     try:
         import ray
     except ImportError as error:
@@ -151,14 +151,14 @@ def _run_on_ray(tasks: list[dict[str, Any]], workers: int, progress: Progress,
             ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1)(worker)
-        task_of = {remote.remote(task): task for task in tasks}
-        waiting = list(task_of)
-        results: list[dict[str, Any]] = []
+        position = {remote.remote(task): i for i, task in enumerate(tasks)}
+        waiting = list(position)
+        results: list[dict[str, Any]] = [{} for _ in tasks]
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
-            task = task_of.pop(done[0])
-            results.append(ray.get(done[0]))
-            progress.advance(f"{task['mechanism']} seed {task['seed']}")
+            i = position[done[0]]
+            results[i] = ray.get(done[0])
+            progress.advance(f"{tasks[i]['mechanism']} seed {tasks[i]['seed']}")
         return results
     finally:
         if started_here:
@@ -169,23 +169,25 @@ def run_tasks(tasks: list[dict[str, Any]], workers: int, label: str,
               worker: Callable[[dict[str, Any]], dict[str, Any]] = run_one
               ) -> list[dict[str, Any]]:
     """Run tasks in a process pool (or inline for one worker), or on Ray inside an
-    ``execution_backend("ray")`` block, with a progress bar."""
+    ``execution_backend("ray")`` block, with a progress bar; the results come in the tasks'
+    order whatever order the runs finish in, so that the means summed from them are the same
+    to the last bit from one run of an experiment to the next."""
     progress = Progress(len(tasks), label)
-    results: list[dict[str, Any]] = []
     backend = _BACKEND.get()
     if backend is not None and backend.kind == "ray":
         return _run_on_ray(tasks, workers, progress, worker, backend.address)
+    results: list[dict[str, Any]] = [{} for _ in tasks]
     if workers <= 1:
-        for task in tasks:
-            results.append(worker(task))
+        for i, task in enumerate(tasks):
+            results[i] = worker(task)
             progress.advance(f"{task['mechanism']} seed {task['seed']}")
         return results
     with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent) as pool:
-        futures = {pool.submit(worker, task): task for task in tasks}
+        futures = {pool.submit(worker, task): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
-            task = futures[future]
-            results.append(future.result())
-            progress.advance(f"{task['mechanism']} seed {task['seed']}")
+            i = futures[future]
+            results[i] = future.result()
+            progress.advance(f"{tasks[i]['mechanism']} seed {tasks[i]['seed']}")
     return results
 
 

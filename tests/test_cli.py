@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from isac_market_env.cli import main, optimal_note
+from isac_market_env.runs import run_tasks
 
 TINY = ["--n-mus", "6", "--transactions", "1", "--workers", "1"]
 
@@ -102,6 +105,20 @@ def test_compare_episode_workers_give_the_same_rows(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         assert rows("2") == rows("1")
     assert main(["compare", *TINY, "--episode-workers", "0"]) == 2
+
+
+def finishes_earlier_the_later_it_comes(task: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(0.05 * (4 - task["seed"]))
+    return {"seed": task["seed"]}
+
+
+def test_runs_come_back_in_the_tasks_order() -> None:
+    """Whatever order the pool's runs finish in, ``run_tasks`` returns them in the tasks'
+    order, so the means an experiment sums from them are the same to the last bit."""
+    tasks = [{"mechanism": "frbank", "seed": seed} for seed in range(4)]
+    for workers in (1, 2):
+        results = run_tasks(tasks, workers, "order", finishes_earlier_the_later_it_comes)
+        assert [r["seed"] for r in results] == [0, 1, 2, 3]
 
 
 def test_experiment_writes_outputs_and_resumes(tmp_path: Path,
