@@ -444,6 +444,27 @@ def _search(vals: Any, weights: Any, sur: Any, prefix_w: Any, prefix_v: Any, rel
         pos -= 1
 
 
+def _partner_lists(rank: Any, pair_a: Any, pair_b: Any, partner_ptr: Any, partner_idx: Any,
+                   filled: Any) -> None:
+    """Each item's conflict partners as compressed rows (``partner_ptr``, n + 1, and
+    ``partner_idx``, 2 per pair), the items renumbered by ``rank``; ``filled``: work space of
+    n. In loops, for numba (``_prepare_and_search``, ``_prove_highs_selection``)."""
+    n = len(rank)
+    partner_ptr[:] = 0
+    for e in range(len(pair_a)):
+        partner_ptr[rank[pair_a[e]] + 1] += 1
+        partner_ptr[rank[pair_b[e]] + 1] += 1
+    for i in range(n):
+        partner_ptr[i + 1] += partner_ptr[i]
+        filled[i] = partner_ptr[i]
+    for e in range(len(pair_a)):
+        a, b = rank[pair_a[e]], rank[pair_b[e]]
+        partner_idx[filled[a]] = b
+        filled[a] += 1
+        partner_idx[filled[b]] = a
+        filled[b] += 1
+
+
 def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any, pair_b: Any,
                         start: Any, incumbent_value: float, node_limit: int
                         ) -> tuple[Any, int, bool]:
@@ -521,19 +542,7 @@ def _prepare_and_search(values: Any, weights: Any, capacities: Any, pair_a: Any,
             row_order[r * n + e] = row[e]
             row_weight[r * n + e] = rel_flat[row[e] * m + r]
             row_value[r * n + e] = v_sorted[row[e]]
-    partner_ptr[:] = 0
-    for e in range(n_pairs):
-        partner_ptr[rank[pair_a[e]] + 1] += 1
-        partner_ptr[rank[pair_b[e]] + 1] += 1
-    for i in range(n):
-        partner_ptr[i + 1] += partner_ptr[i]
-        filled[i] = partner_ptr[i]
-    for e in range(n_pairs):
-        a, b = rank[pair_a[e]], rank[pair_b[e]]
-        partner_idx[filled[a]] = b
-        filled[a] += 1
-        partner_idx[filled[b]] = a
-        filled[b] += 1
+    _partners_kernel(rank, pair_a, pair_b, partner_ptr, partner_idx, filled)
     dominated_ptr[0] = 0
     n_dominated = 0
     for i in range(n):
@@ -713,19 +722,10 @@ def _prove_highs_selection(values: Any, weights: Any, capacities: Any, pair_a: A
         for i in range(n):
             key[i] = -values[i] / weights[r, i] if weights[r, i] > 0 else -np.inf
         _argsort_kernel(key, row_orders[r])
-    partner_ptr = np.zeros(n + 1, dtype=np.int64)  # each item's conflict partners
+    partner_ptr = np.empty(n + 1, dtype=np.int64)  # each item's conflict partners
     partner_idx = np.empty(2 * len(pair_a), dtype=np.int64)
-    for e in range(len(pair_a)):
-        partner_ptr[pair_a[e] + 1] += 1
-        partner_ptr[pair_b[e] + 1] += 1
-    for i in range(n):
-        partner_ptr[i + 1] += partner_ptr[i]
-    filled = partner_ptr[:n].copy()
-    for e in range(len(pair_a)):
-        partner_idx[filled[pair_a[e]]] = pair_b[e]
-        filled[pair_a[e]] += 1
-        partner_idx[filled[pair_b[e]]] = pair_a[e]
-        filled[pair_b[e]] += 1
+    _partners_kernel(np.arange(n), pair_a, pair_b, partner_ptr, partner_idx,
+                     np.empty(n, dtype=np.int64))
     taken = np.zeros(n, dtype=np.int8)  # S's items before the flipped one
     free = np.zeros(n, dtype=np.int8)
     free_items = np.empty(n, dtype=np.int64)
@@ -844,6 +844,7 @@ _search_kernel: Any = None
 _cut_kernel: Any = None
 _argsort_kernel: Any = None
 _prepare_kernel: Any = None
+_partners_kernel: Any = None
 _proof_kernel: Any = None
 _KERNEL: list[Callable[..., tuple[Any, int, int]] | None] = []
 
@@ -877,9 +878,11 @@ def _compile() -> Callable[..., tuple[Any, int, int]] | None:
 
     def build() -> Callable[..., tuple[Any, int, int]]:
         global _search_kernel, _cut_kernel, _argsort_kernel, _prepare_kernel, _proof_kernel
+        global _partners_kernel
         _search_kernel = jit(_search)
         _cut_kernel = shared_kernel(cut, jit)
         _argsort_kernel = shared_kernel(stable_argsort, jit)
+        _partners_kernel = jit(_partner_lists)
         _prepare_kernel = jit(_prepare_and_search)
         _proof_kernel = jit(_prove_highs_selection)
         kernel = jit(_solve_with_loops)
